@@ -1,0 +1,1 @@
+"""taskfleet's orchestrator: Lambda handlers (handlers/), domain rules (logic/), AWS adapters (dal/)."""

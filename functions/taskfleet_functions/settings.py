@@ -1,0 +1,50 @@
+"""Configuration of the orchestrator functions, read from the environment once per cold start.
+
+| variable | meaning | default |
+| --- | --- | --- |
+| TASKFLEET_TABLE | DynamoDB table name | required |
+| TASKFLEET_QUEUE_PREFIX | cluster queues are `<prefix>-<slug>.fifo`, DLQs `<prefix>-<slug>-dlq.fifo` | required |
+| TASKFLEET_LEASE_SECONDS | task lease; also the queues' visibility timeout | 60 |
+| TASKFLEET_CLUSTERS | comma-separated slugs of clusters declared in the deployment (their queues exist) | default |
+| TASKFLEET_RUNNER_URL | URL runners use for /runner/* (a Lambda function URL), if not the API URL | unset |
+| TASKFLEET_LOCAL | "1" on the local stack | unset |
+| AWS_REGION | region | us-east-1 |
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Settings:
+    table_name: str
+    queue_prefix: str
+    lease_seconds: int = 60
+    static_clusters: tuple[str, ...] = ("default",)
+    runner_url: str | None = None
+    local: bool = False
+    region: str = "us-east-1"
+    endpoint_url: str | None = field(default=None)
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        env = os.environ
+        clusters = tuple(s.strip() for s in env.get("TASKFLEET_CLUSTERS", "default").split(",") if s.strip())
+        return cls(
+            table_name=env["TASKFLEET_TABLE"],
+            queue_prefix=env["TASKFLEET_QUEUE_PREFIX"],
+            lease_seconds=int(env.get("TASKFLEET_LEASE_SECONDS", "60")),
+            static_clusters=clusters or ("default",),
+            runner_url=env.get("TASKFLEET_RUNNER_URL") or None,
+            local=env.get("TASKFLEET_LOCAL") == "1",
+            region=env.get("AWS_REGION", env.get("AWS_DEFAULT_REGION", "us-east-1")),
+            endpoint_url=env.get("AWS_ENDPOINT_URL") or None,
+        )
+
+    def queue_name(self, slug: str) -> str:
+        return f"{self.queue_prefix}-{slug}.fifo"
+
+    def dlq_name(self, slug: str) -> str:
+        return f"{self.queue_prefix}-{slug}-dlq.fifo"

@@ -1,0 +1,139 @@
+"""moto in server mode, made safe and observable for taskfleet.
+
+Two additions over moto's own ThreadedMotoServer:
+- DynamoDB requests are serialized. moto's server does not make a conditional write atomic when
+  requests arrive concurrently; taskfleet's correctness rests on exactly that, so the emulator makes it
+  so. SQS requests are not serialized: a long poll would stall every other request.
+- Every request is counted by service and action, so benchmarks can report AWS requests per task for
+  any client (handlers, runners, sweeper, SDK, or a peer system) in one place.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import parse_qs
+
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+_TARGET_PREFIXES = {
+    "DynamoDB_20120810": "dynamodb",
+    "DynamoDBStreams_20120810": "dynamodbstreams",
+    "AmazonSQS": "sqs",
+}
+
+
+def _service_and_action(environ: dict[str, Any]) -> tuple[str, str]:
+    target = environ.get("HTTP_X_AMZ_TARGET", "")
+    if target and "." in target:
+        prefix, action = target.split(".", 1)
+        return _TARGET_PREFIXES.get(prefix, prefix.lower()), action
+    query = parse_qs(environ.get("QUERY_STRING", ""))
+    if "Action" in query:
+        return _service_from_auth(environ), query["Action"][0]
+    content_type = environ.get("CONTENT_TYPE", "")
+    if "x-www-form-urlencoded" in content_type:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        environ["wsgi.input"] = io.BytesIO(body)
+        form = parse_qs(body.decode("utf-8", "replace"))
+        if "Action" in form:
+            return _service_from_auth(environ), form["Action"][0]
+    return _service_from_auth(environ), environ.get("REQUEST_METHOD", "?")
+
+
+def _service_from_auth(environ: dict[str, Any]) -> str:
+    # SigV4 credential scope: Credential=AKID/20260101/us-east-1/<service>/aws4_request
+    auth = environ.get("HTTP_AUTHORIZATION", "")
+    marker = "Credential="
+    if marker in auth:
+        scope = auth.split(marker, 1)[1].split(",", 1)[0].split("/")
+        if len(scope) >= 4:
+            return scope[3]
+    return "unknown"
+
+
+class CountingSerializingMiddleware:
+    """WSGI middleware: counts requests, and runs DynamoDB requests one at a time."""
+
+    def __init__(self, app: WSGIApp) -> None:
+        self._app = app
+        self._dynamodb_lock = threading.Lock()
+        self._counts_lock = threading.Lock()
+        self.counts: Counter[tuple[str, str]] = Counter()
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        service, action = _service_and_action(environ)
+        with self._counts_lock:
+            self.counts[(service, action)] += 1
+        if service != "dynamodb":
+            return self._app(environ, start_response)
+        with self._dynamodb_lock:
+            # Consume the response inside the lock: moto does its work while building it.
+            return list(self._app(environ, start_response))
+
+    def snapshot(self) -> dict[str, int]:
+        with self._counts_lock:
+            return {f"{s}:{a}": n for (s, a), n in sorted(self.counts.items())}
+
+    def reset(self) -> None:
+        with self._counts_lock:
+            self.counts.clear()
+
+
+class Emulator:
+    """moto's server on loopback, in a background thread of this process."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._host = host
+        self._port = port
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+        self.middleware: CountingSerializingMiddleware | None = None
+
+    @property
+    def url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("emulator is not started")
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> Emulator:
+        from moto.moto_server.werkzeug_app import (
+            DomainDispatcherApplication,
+            MotoRequestHandler,
+            create_backend_app,
+        )
+        from werkzeug.serving import make_server
+
+        class QuietHandler(MotoRequestHandler):
+            def log_request(self, *args: Any, **kwargs: Any) -> None:
+                pass
+
+        self.middleware = CountingSerializingMiddleware(DomainDispatcherApplication(create_backend_app))
+        self._server = make_server(
+            self._host, self._port, self.middleware, threaded=True, request_handler=QuietHandler
+        )
+        self._thread = threading.Thread(target=self._server.serve_forever, name="moto", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self._server = None
+
+    def request_counts(self) -> dict[str, int]:
+        return self.middleware.snapshot() if self.middleware else {}
+
+    def __enter__(self) -> Emulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
