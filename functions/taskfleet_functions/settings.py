@@ -8,6 +8,7 @@
 | TASKFLEET_CLUSTERS | comma-separated slugs of clusters declared in the deployment (their queues exist) | default |
 | TASKFLEET_RUNNER_URL | URL runners use for /runner/* (a Lambda function URL), if not the API URL | unset |
 | TASKFLEET_LOCAL | "1" on the local stack | unset |
+| TASKFLEET_OUTBOX_GRACE_SECONDS | a submit/retry whose dispatch is unconfirmed after this is redone by the sweeper | 30 |
 | AWS_REGION | region | us-east-1 |
 """
 
@@ -27,6 +28,7 @@ class Settings:
     local: bool = False
     region: str = "us-east-1"
     endpoint_url: str | None = field(default=None)
+    outbox_grace_seconds: float = 30.0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -41,6 +43,7 @@ class Settings:
             local=env.get("TASKFLEET_LOCAL") == "1",
             region=env.get("AWS_REGION", env.get("AWS_DEFAULT_REGION", "us-east-1")),
             endpoint_url=env.get("AWS_ENDPOINT_URL") or None,
+            outbox_grace_seconds=float(env.get("TASKFLEET_OUTBOX_GRACE_SECONDS", "30")),
         )
 
     def queue_name(self, slug: str) -> str:

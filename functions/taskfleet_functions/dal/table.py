@@ -18,9 +18,17 @@ INDEXES: dict[str, tuple[str, str]] = {
     OUTBOX_INDEX: ("GSI2PK", "GSI2SK"),
 }
 
+# What each index carries besides its keys. GSI1 carries only what a job listing shows, so that the
+# frequent job-item updates (the roots latch) do not rewrite the index entry.
+JOBS_INDEX_ATTRIBUTES = ["job_id", "name", "state", "cluster", "submitted_at", "finished_at"]
+PROJECTIONS: dict[str, dict[str, object]] = {
+    JOBS_INDEX: {"ProjectionType": "INCLUDE", "NonKeyAttributes": JOBS_INDEX_ATTRIBUTES},
+    OUTBOX_INDEX: {"ProjectionType": "KEYS_ONLY"},
+}
+
 
 def table_spec(table_name: str) -> dict[str, Any]:
-    """Arguments for DynamoDB CreateTable (on-demand billing, every index projects all attributes)."""
+    """Arguments for DynamoDB CreateTable (on-demand billing)."""
     attributes = {PARTITION_KEY, SORT_KEY}
     for pk, sk in INDEXES.values():
         attributes.update((pk, sk))
@@ -39,7 +47,7 @@ def table_spec(table_name: str) -> dict[str, Any]:
                     {"AttributeName": pk, "KeyType": "HASH"},
                     {"AttributeName": sk, "KeyType": "RANGE"},
                 ],
-                "Projection": {"ProjectionType": "ALL"},
+                "Projection": PROJECTIONS[name],
             }
             for name, (pk, sk) in INDEXES.items()
         ],

@@ -1,0 +1,143 @@
+"""The local stack: moto (DynamoDB, SQS, S3) plus the real Lambda handlers behind a loopback HTTP server
+that builds API Gateway HTTP API (v2) events, plus the sweeper on a timer.
+
+    from taskfleet.local import LocalStack
+    with LocalStack() as stack:
+        client = stack.client()
+
+One LocalStack per process: the handlers' wiring is process-global, as in a Lambda container.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import threading
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from taskfleet.client import Client
+    from taskfleet_functions.logic.engine import Orchestrator
+
+    from .api_server import LocalApi
+    from .emulator import Emulator
+
+_POWERTOOLS_LOCAL_ENV = {
+    "POWERTOOLS_SERVICE_NAME": "taskfleet",
+    "POWERTOOLS_METRICS_NAMESPACE": "taskfleet",
+    "POWERTOOLS_TRACE_DISABLED": "true",
+    "POWERTOOLS_METRICS_DISABLED": "true",
+    "POWERTOOLS_LOG_LEVEL": os.environ.get("TASKFLEET_LOG_LEVEL", "WARNING"),
+}
+
+FAKE_CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
+
+
+class LocalStack:
+    def __init__(
+        self,
+        *,
+        port: int = 0,
+        lease_seconds: int = 60,
+        sweep_interval: float = 1.0,
+        outbox_grace_seconds: float = 30.0,
+        host: str = "127.0.0.1",
+    ) -> None:
+        if not host.startswith("127.") and host not in ("localhost", "::1"):
+            raise ValueError("the local stack listens on loopback only")
+        self.host = host
+        self.port = port
+        self.lease_seconds = lease_seconds
+        self.sweep_interval = sweep_interval
+        self.outbox_grace_seconds = outbox_grace_seconds
+        self.name = f"taskfleet-{secrets.token_hex(3)}"
+        self.emulator: Emulator | None = None
+        self.api: LocalApi | None = None
+        self.orchestrator: Orchestrator | None = None
+        self._sweeper_stop = threading.Event()
+        self._sweeper: threading.Thread | None = None
+        self.sweeps = 0
+
+    @property
+    def url(self) -> str:
+        if self.api is None:
+            raise RuntimeError("local stack is not started")
+        return self.api.url
+
+    def boto_client(self, service: str) -> Any:
+        import boto3
+
+        assert self.emulator is not None
+        return boto3.session.Session().client(service, endpoint_url=self.emulator.url, region_name="us-east-1",
+                                              **FAKE_CREDENTIALS)
+
+    def start(self) -> LocalStack:
+        for key, value in _POWERTOOLS_LOCAL_ENV.items():
+            os.environ.setdefault(key, value)
+        from taskfleet_functions import wiring
+        from taskfleet_functions.dal.dynamo import Dynamo
+        from taskfleet_functions.dal.queues import Queues
+        from taskfleet_functions.dal.table import table_spec
+        from taskfleet_functions.logic import engine
+        from taskfleet_functions.settings import Settings
+
+        from .api_server import LocalApi
+        from .emulator import Emulator
+
+        self.emulator = Emulator(host=self.host).start()
+        dynamodb, sqs = self.boto_client("dynamodb"), self.boto_client("sqs")
+        dynamodb.create_table(**table_spec(self.name))
+        self.api = LocalApi(host=self.host, port=self.port)
+        settings = Settings(table_name=self.name, queue_prefix=self.name, lease_seconds=self.lease_seconds,
+                            local=True, endpoint_url=self.emulator.url,
+                            outbox_grace_seconds=self.outbox_grace_seconds)
+        self.orchestrator = engine.Orchestrator(Dynamo(dynamodb, self.name),
+                                                Queues(sqs, visibility_seconds=self.lease_seconds), settings)
+        wiring.configure(self.orchestrator)
+        self.orchestrator.cluster("default")
+        self.api.start()
+        if self.sweep_interval > 0:
+            self._sweeper = threading.Thread(target=self._sweep_loop, name="sweeper", daemon=True)
+            self._sweeper.start()
+        return self
+
+    def _sweep_loop(self) -> None:
+        import logging
+
+        assert self.orchestrator is not None
+        while not self._sweeper_stop.wait(self.sweep_interval):
+            try:
+                self.orchestrator.sweep()
+                self.sweeps += 1
+            except Exception:  # the next round retries; a crash here must not end the timer
+                logging.getLogger("taskfleet.local").exception("sweep failed")
+
+    def client(self) -> Client:
+        from taskfleet.client import Client
+
+        return Client(self.url)
+
+    def request_counts(self) -> dict[str, int]:
+        """AWS requests seen by the emulator, by service:action (plus api:<route> for the local API)."""
+        counts = dict(self.emulator.request_counts()) if self.emulator else {}
+        if self.api:
+            counts.update(self.api.request_counts())
+        return counts
+
+    def stop(self) -> None:
+        from taskfleet_functions import wiring
+
+        self._sweeper_stop.set()
+        if self._sweeper:
+            self._sweeper.join(timeout=30)
+        if self.api:
+            self.api.stop()
+        if self.emulator:
+            self.emulator.stop()
+        wiring.configure(None)
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,241 @@
+"""A thin, typed layer over DynamoDB's low-level client: conditional updates that return the item's
+new image on success and its current image on failure (ReturnValuesOnConditionCheckFailure=ALL_OLD), so
+that callers never need a read-modify-write. Numbers are ints (times are epoch milliseconds)."""
+
+from __future__ import annotations
+
+import random
+import re
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+Item = dict[str, Any]
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+_NAME = re.compile(r"#(\w+)")
+
+# BatchWriteItem/BatchGetItem return unprocessed keys under load; retry them with jittered backoff,
+# a bounded number of times (then raise: the caller's request fails and is retried by its client).
+_BATCH_RETRIES = 8
+
+
+def _to_python(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, list):
+        return [_to_python(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _to_python(v) for k, v in value.items()}
+    if isinstance(value, set):
+        return {_to_python(v) for v in value}
+    return value
+
+
+def serialize(item: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _serializer.serialize(v) for k, v in item.items() if v is not None}
+
+
+def deserialize(raw: Mapping[str, Any] | None) -> Item | None:
+    if raw is None:
+        return None
+    return {k: _to_python(_deserializer.deserialize(v)) for k, v in raw.items()}
+
+
+@dataclass(frozen=True)
+class UpdateResult:
+    ok: bool
+    item: Item | None  # new image when ok, current image (or None if absent) when not
+
+
+class ConditionFailed(Exception):
+    def __init__(self, item: Item | None) -> None:
+        super().__init__("condition failed")
+        self.item = item
+
+
+def _backoff(attempt: int) -> None:
+    time.sleep(min(1.0, 0.02 * 2**attempt) * random.random())
+
+
+class Dynamo:
+    def __init__(self, client: Any, table_name: str) -> None:
+        self.client = client
+        self.table = table_name
+
+    @staticmethod
+    def _key(pk: str, sk: str) -> dict[str, Any]:
+        return {"PK": {"S": pk}, "SK": {"S": sk}}
+
+    def get(self, pk: str, sk: str, *, consistent: bool = True, projection: str | None = None) -> Item | None:
+        kwargs: dict[str, Any] = {"TableName": self.table, "Key": self._key(pk, sk), "ConsistentRead": consistent}
+        if projection:
+            names = {f"#{n}": n for n in projection.replace(" ", "").split(",")}
+            kwargs["ProjectionExpression"] = ",".join(names)
+            kwargs["ExpressionAttributeNames"] = names
+        return deserialize(self.client.get_item(**kwargs).get("Item"))
+
+    def batch_get(self, keys: Sequence[tuple[str, str]], *, consistent: bool = True) -> list[Item]:
+        out: list[Item] = []
+        for start in range(0, len(keys), 100):
+            pending: dict[str, Any] = {
+                self.table: {
+                    "Keys": [self._key(pk, sk) for pk, sk in keys[start : start + 100]],
+                    "ConsistentRead": consistent,
+                }
+            }
+            for attempt in range(_BATCH_RETRIES + 1):
+                resp = self.client.batch_get_item(RequestItems=pending)
+                out.extend(deserialize(raw) or {} for raw in resp.get("Responses", {}).get(self.table, []))
+                pending = resp.get("UnprocessedKeys") or {}
+                if not pending:
+                    break
+                if attempt == _BATCH_RETRIES:
+                    raise RuntimeError("BatchGetItem left keys unprocessed after retries")
+                _backoff(attempt)
+        return out
+
+    def put_many(self, items: Iterable[Item]) -> None:
+        """Unconditional puts, 25 per BatchWriteItem, retrying unprocessed items."""
+        batch: list[dict[str, Any]] = []
+        for item in items:
+            batch.append({"PutRequest": {"Item": serialize(item)}})
+            if len(batch) == 25:
+                self._write_batch(batch)
+                batch = []
+        if batch:
+            self._write_batch(batch)
+
+    def _write_batch(self, requests: list[dict[str, Any]]) -> None:
+        pending: dict[str, Any] = {self.table: requests}
+        for attempt in range(_BATCH_RETRIES + 1):
+            resp = self.client.batch_write_item(RequestItems=pending)
+            pending = resp.get("UnprocessedItems") or {}
+            if not pending:
+                return
+            if attempt == _BATCH_RETRIES:
+                raise RuntimeError("BatchWriteItem left items unprocessed after retries")
+            _backoff(attempt)
+
+    def put(self, item: Item, *, condition: str | None = None, values: Mapping[str, Any] | None = None) -> UpdateResult:
+        kwargs: dict[str, Any] = {"TableName": self.table, "Item": serialize(item)}
+        if condition:
+            kwargs["ConditionExpression"] = condition
+            kwargs["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
+            names = {f"#{n}": n for n in _NAME.findall(condition)}
+            if names:
+                kwargs["ExpressionAttributeNames"] = names
+            if values:
+                kwargs["ExpressionAttributeValues"] = serialize(values)
+        try:
+            self.client.put_item(**kwargs)
+        except self.client.exceptions.ConditionalCheckFailedException as err:
+            return UpdateResult(False, deserialize(err.response.get("Item")))
+        return UpdateResult(True, item)
+
+    def update(
+        self,
+        pk: str,
+        sk: str,
+        *,
+        set: Mapping[str, Any] | None = None,  # noqa: A002 - mirrors the DynamoDB clause
+        add: Mapping[str, Any] | None = None,
+        remove: Iterable[str] = (),
+        condition: str | None = None,
+        values: Mapping[str, Any] | None = None,
+        returns: str = "ALL_NEW",
+    ) -> UpdateResult:
+        """UpdateItem. `condition` uses `#attr` for names and `:name` for `values`."""
+        names: dict[str, str] = {}
+        vals: dict[str, Any] = dict(values or {})
+        clauses: list[str] = []
+        set_parts = []
+        for i, (attr, value) in enumerate((set or {}).items()):
+            names[f"#{attr}"] = attr
+            if value is None:
+                remove = [*remove, attr]
+                continue
+            vals[f":_s{i}"] = value
+            set_parts.append(f"#{attr} = :_s{i}")
+        if set_parts:
+            clauses.append("SET " + ", ".join(set_parts))
+        add_parts = []
+        for i, (attr, value) in enumerate((add or {}).items()):
+            names[f"#{attr}"] = attr
+            vals[f":_a{i}"] = value
+            add_parts.append(f"#{attr} :_a{i}")
+        if add_parts:
+            clauses.append("ADD " + ", ".join(add_parts))
+        removed = list(dict.fromkeys(remove))
+        if removed:
+            for attr in removed:
+                names[f"#{attr}"] = attr
+            clauses.append("REMOVE " + ", ".join(f"#{a}" for a in removed))
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "Key": self._key(pk, sk),
+            "UpdateExpression": " ".join(clauses),
+            "ReturnValues": returns,
+        }
+        if condition:
+            names.update({f"#{n}": n for n in _NAME.findall(condition)})
+            kwargs["ConditionExpression"] = condition
+            kwargs["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
+        if names:
+            kwargs["ExpressionAttributeNames"] = names
+        if vals:
+            kwargs["ExpressionAttributeValues"] = serialize(vals)
+        try:
+            resp = self.client.update_item(**kwargs)
+        except self.client.exceptions.ConditionalCheckFailedException as err:
+            return UpdateResult(False, deserialize(err.response.get("Item")))
+        return UpdateResult(True, deserialize(resp.get("Attributes")))
+
+    def delete(self, pk: str, sk: str) -> None:
+        self.client.delete_item(TableName=self.table, Key=self._key(pk, sk))
+
+    def query(
+        self,
+        *,
+        key_condition: str,
+        values: Mapping[str, Any],
+        index: str | None = None,
+        forward: bool = True,
+        limit: int | None = None,
+        start_key: dict[str, Any] | None = None,
+        filter: str | None = None,  # noqa: A002
+    ) -> tuple[list[Item], dict[str, Any] | None]:
+        expr = key_condition + " " + (filter or "")
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "KeyConditionExpression": key_condition,
+            "ExpressionAttributeValues": serialize(values),
+            "ScanIndexForward": forward,
+        }
+        names = {f"#{n}": n for n in _NAME.findall(expr)}
+        if names:
+            kwargs["ExpressionAttributeNames"] = names
+        if index:
+            kwargs["IndexName"] = index
+        if limit:
+            kwargs["Limit"] = limit
+        if start_key:
+            kwargs["ExclusiveStartKey"] = start_key
+        if filter:
+            kwargs["FilterExpression"] = filter
+        resp = self.client.query(**kwargs)
+        items = [deserialize(raw) or {} for raw in resp.get("Items", [])]
+        return items, resp.get("LastEvaluatedKey")
+
+    def query_all(self, **kwargs: Any) -> Iterator[Item]:
+        start: dict[str, Any] | None = None
+        while True:
+            items, start = self.query(start_key=start, **kwargs)
+            yield from items
+            if not start:
+                return

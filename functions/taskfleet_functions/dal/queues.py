@@ -1,0 +1,123 @@
+"""SQS FIFO adapter: cluster queues (created on demand), ticket sends in batches of 10."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+# Retention: the maximum, so a ticket outlives any realistic backlog. Redrive after 100 receives: a
+# ticket bounced by runners that cannot run it is received often, and the sweeper sends DLQ'd tickets
+# of live tasks back (docs/architecture.md, "Queue protocol").
+RETENTION_SECONDS = 14 * 24 * 3600
+MAX_RECEIVE_COUNT = 100
+_SEND_RETRIES = 6
+
+
+@dataclass(frozen=True)
+class Ticket:
+    job_id: str
+    task_id: str
+    name: str
+    version: str
+    attempt: int
+
+    def body(self) -> str:
+        return json.dumps(
+            {"job": self.job_id, "task": self.task_id, "name": self.name, "version": self.version,
+             "attempt": self.attempt},
+            separators=(",", ":"),
+        )
+
+    @staticmethod
+    def parse(body: str) -> Ticket:
+        data = json.loads(body)
+        return Ticket(str(data["job"]), str(data["task"]), str(data["name"]), str(data["version"]),
+                      int(data.get("attempt", 0)))
+
+
+class Queues:
+    def __init__(self, client: Any, *, visibility_seconds: int) -> None:
+        self.client = client
+        self.visibility_seconds = visibility_seconds
+
+    def ensure(self, queue_name: str, dlq_name: str) -> tuple[str, str]:
+        """Create the cluster's queue and DLQ if missing; return their URLs."""
+        dlq_url = self._get_or_create(dlq_name, {"FifoQueue": "true",
+                                                 "MessageRetentionPeriod": str(RETENTION_SECONDS),
+                                                 "SqsManagedSseEnabled": "true"})
+        dlq_arn = self.client.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])[
+            "Attributes"]["QueueArn"]
+        url = self._get_or_create(queue_name, {
+            "FifoQueue": "true",
+            "ContentBasedDeduplication": "false",
+            "DeduplicationScope": "messageGroup",
+            "FifoThroughputLimit": "perMessageGroupId",
+            "VisibilityTimeout": str(self.visibility_seconds),
+            "MessageRetentionPeriod": str(RETENTION_SECONDS),
+            "SqsManagedSseEnabled": "true",
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVE_COUNT}),
+        })
+        return url, dlq_url
+
+    def _get_or_create(self, name: str, attributes: dict[str, str]) -> str:
+        try:
+            return str(self.client.get_queue_url(QueueName=name)["QueueUrl"])
+        except self.client.exceptions.QueueDoesNotExist:
+            return str(self.client.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"])
+
+    def delete(self, *urls: str) -> None:
+        for url in urls:
+            try:
+                self.client.delete_queue(QueueUrl=url)
+            except self.client.exceptions.QueueDoesNotExist:
+                pass
+
+    def send(self, queue_url: str, tickets: Iterable[Ticket], *, dedup_suffix: str = "") -> int:
+        """Send tickets, 10 per SendMessageBatch. Group = task (never serializes a job); dedup id =
+        task:attempt (SQS drops a re-send within 5 minutes)."""
+        batch: list[dict[str, str]] = []
+        sent = 0
+        for ticket in tickets:
+            batch.append({
+                "Id": str(len(batch)),
+                "MessageBody": ticket.body(),
+                "MessageGroupId": ticket.task_id,
+                "MessageDeduplicationId": f"{ticket.task_id}:{ticket.attempt}{dedup_suffix}",
+            })
+            if len(batch) == 10:
+                sent += self._send_batch(queue_url, batch)
+                batch = []
+        if batch:
+            sent += self._send_batch(queue_url, batch)
+        return sent
+
+    def _send_batch(self, queue_url: str, entries: list[dict[str, str]]) -> int:
+        for attempt in range(_SEND_RETRIES + 1):
+            resp = self.client.send_message_batch(QueueUrl=queue_url, Entries=entries)
+            failed = resp.get("Failed") or []
+            if not failed:
+                return len(entries)
+            retry_ids = {f["Id"] for f in failed if not f.get("SenderFault")}
+            if len(retry_ids) < len(failed) or attempt == _SEND_RETRIES:
+                raise RuntimeError(f"SendMessageBatch failed: {failed[:3]}")
+            entries = [e for e in entries if e["Id"] in retry_ids]
+            time.sleep(min(1.0, 0.02 * 2**attempt) * random.random())
+        return 0
+
+    def receive(self, queue_url: str, *, max_messages: int = 10, wait: int = 0) -> list[dict[str, Any]]:
+        resp = self.client.receive_message(
+            QueueUrl=queue_url, MaxNumberOfMessages=max_messages, WaitTimeSeconds=wait,
+            MessageSystemAttributeNames=["ApproximateReceiveCount"],
+        )
+        return list(resp.get("Messages", []))
+
+    def delete_messages(self, queue_url: str, receipts: list[str]) -> None:
+        for start in range(0, len(receipts), 10):
+            chunk = receipts[start : start + 10]
+            self.client.delete_message_batch(
+                QueueUrl=queue_url, Entries=[{"Id": str(i), "ReceiptHandle": r} for i, r in enumerate(chunk)]
+            )

@@ -1,0 +1,52 @@
+"""Clusters API and the client configuration route."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from ..logic import rules
+from ..models.api import CreateClusterIn
+from ..views import cluster_view
+from ..wiring import orchestrator
+from .common import body, logger, make_app, metrics, ok, tracer
+
+app = make_app()
+
+
+@app.get("/config")
+def config() -> Any:
+    settings = orchestrator().settings
+    return ok({"region": settings.region, "local": settings.local, "runner_url": settings.runner_url,
+               "lease_seconds": settings.lease_seconds, "limits": {
+                   "max_input_bytes": rules.MAX_INPUT_BYTES, "max_subtasks": rules.MAX_SUBTASKS_PER_REPORT}})
+
+
+@app.post("/clusters")
+def create() -> Any:
+    req = body(app, CreateClusterIn)
+    return ok(cluster_view(orchestrator().create_cluster(req.name)), 201)
+
+
+@app.get("/clusters")
+def all_clusters() -> Any:
+    return ok({"clusters": [cluster_view(c) for c in orchestrator().list_clusters()]})
+
+
+@app.get("/clusters/<slug>")
+def find(slug: str) -> Any:
+    return ok(cluster_view(orchestrator().cluster(rules.check_slug(slug))))
+
+
+@app.delete("/clusters/<slug>")
+def delete(slug: str) -> Any:
+    orchestrator().delete_cluster(rules.check_slug(slug))
+    return ok({"deleted": slug})
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

@@ -1,0 +1,95 @@
+"""What every HTTP handler shares: the resolver with error mapping, logger, tracer, metrics."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from typing import Any, TypeVar
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from pydantic import BaseModel, ValidationError
+
+from ..faults import InjectedCrash
+from ..logic.errors import DomainError
+from ..logic.rules import RuleViolation
+
+# Handlers that changed nothing emit no metrics; that is normal, not worth a warning per request.
+warnings.filterwarnings("ignore", message="No application metrics to publish")
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+
+MAX_BODY_BYTES = 6 * 1024 * 1024  # Lambda's synchronous payload limit
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def error(status: int, code: str, message: str, details: Any = None) -> Response[str]:
+    body: dict[str, Any] = {"error": {"code": code, "message": message}}
+    if details is not None:
+        body["error"]["details"] = details
+    return Response(status_code=status, content_type="application/json", body=json.dumps(body))
+
+
+def ok(body: Any, status: int = 200) -> Response[str]:
+    return Response(status_code=status, content_type="application/json", body=json.dumps(body))
+
+
+def make_app() -> APIGatewayHttpResolver:
+    app = APIGatewayHttpResolver()
+
+    @app.exception_handler(DomainError)
+    def _domain(err: DomainError) -> Response[str]:
+        return error(err.status, err.code, err.message)
+
+    @app.exception_handler(RuleViolation)
+    def _rule(err: RuleViolation) -> Response[str]:
+        return error(400, "InvalidRequest", str(err))
+
+    @app.exception_handler(ValidationError)
+    def _validation(err: ValidationError) -> Response[str]:
+        details = [{"loc": ".".join(str(p) for p in e["loc"]), "msg": e["msg"]} for e in err.errors()[:20]]
+        return error(400, "InvalidRequest", "request body does not match the schema", details)
+
+    @app.exception_handler(InjectedCrash)
+    def _crash(err: InjectedCrash) -> Response[str]:
+        raise err
+
+    @app.not_found
+    def _not_found(_: Exception) -> Response[str]:
+        return error(404, "RouteNotFound", f"no route {app.current_event.http_method} {app.current_event.path}")
+
+    @app.exception_handler(Exception)
+    def _unexpected(err: Exception) -> Response[str]:
+        logger.exception("unhandled error")
+        return error(500, "InternalError", "internal error; the request can be retried")
+
+    return app
+
+
+def body(app: APIGatewayHttpResolver, model: type[Model]) -> Model:
+    raw = app.current_event.decoded_body or ""
+    if len(raw.encode("utf-8")) > MAX_BODY_BYTES:
+        raise DomainError(f"request body over {MAX_BODY_BYTES} bytes", code="TooLarge")
+    try:
+        data = json.loads(raw) if raw else {}
+    except ValueError:
+        raise DomainError("request body is not valid JSON", code="InvalidJson") from None
+    if not isinstance(data, dict):
+        raise DomainError("request body must be a JSON object", code="InvalidRequest")
+    return model.model_validate(data)
+
+
+def int_param(app: APIGatewayHttpResolver, name: str, default: int, low: int, high: int) -> int:
+    raw = (app.current_event.query_string_parameters or {}).get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise DomainError(f"query parameter {name!r} must be an integer", code="InvalidRequest") from None
+    if not (low <= value <= high):
+        raise DomainError(f"query parameter {name!r} must be {low}-{high}", code="InvalidRequest")
+    return value

@@ -1,0 +1,715 @@
+"""The orchestrator: every state change of jobs, tasks and clusters. See docs/architecture.md.
+
+Storage is reached only through `Dynamo` (conditional writes) and `Queues` (ticket sends); both are
+injected, so the same code runs on AWS, on the local stack, and in tests against in-process moto.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import faults
+from ..dal.dynamo import Dynamo, Item
+from ..dal.queues import Queues, Ticket
+from ..dal.table import JOBS_INDEX, OUTBOX_INDEX
+from ..settings import Settings
+from . import rules
+from .errors import Conflict, InvalidRequest, NotFound
+
+# Task states
+QUEUED, RUNNING, COMPUTED, FAILED = "QUEUED", "RUNNING", "COMPUTED", "FAILED"
+# Job states
+SUBMITTED, COMPLETED, CANCELED = "SUBMITTED", "COMPLETED", "CANCELED"
+ACTIVE_JOB_STATES = (SUBMITTED, RUNNING)
+
+META = "META"
+CLUSTER_CACHE_MS = 60_000
+BUSY_MARGIN_MS = 1_000
+
+
+def task_pk(task_id: str) -> str:
+    return f"TASK#{task_id}"
+
+
+def job_pk(job_id: str) -> str:
+    return f"JOB#{job_id}"
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def iso(ms: int | None) -> str | None:
+    if ms is None:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms / 1000)) + f".{ms % 1000:03d}Z"
+
+
+# --- requests (already validated for shape by the API models) -----------------------------------------
+
+
+@dataclass
+class TaskSpec:
+    name: str
+    version: str
+    input: Any = None
+    depends_on: list[int] = field(default_factory=list)
+    cluster: str | None = None
+    max_retries: int = 0
+    display: str | None = None
+
+
+@dataclass
+class Report:
+    task_id: str
+    job_id: str
+    attempt: int
+    outcome: str  # "computed" | "failed" | "released"
+    display: str | None = None
+    subtasks: list[TaskSpec] = field(default_factory=list)
+    failure_message: str | None = None
+    failure_traceback: str | None = None
+
+
+# --- latches -------------------------------------------------------------------------------------------
+
+
+def latch_fields(kind: str, members: Sequence[int], owner_pk: str) -> tuple[dict[str, Any], list[Item]]:
+    """Owner attributes and bucket items for a latch over `members` (see "Latches")."""
+    if len(members) <= rules.LATCH_BUCKET:
+        return {f"{kind}_total": len(members), f"{kind}_bucketed": False}, []
+    per_bucket: dict[int, int] = defaultdict(int)
+    for m in members:
+        per_bucket[m // rules.LATCH_BUCKET] += 1
+    buckets = [{"PK": owner_pk, "SK": f"LATCH#{kind}#{k}", "total": n} for k, n in sorted(per_bucket.items())]
+    return {f"{kind}_total": len(buckets), f"{kind}_bucketed": True}, buckets
+
+
+def latch_full(item: Item, kind: str) -> bool:
+    return len(item.get(f"{kind}_done") or ()) >= int(item.get(f"{kind}_total", 0))
+
+
+@dataclass
+class ClaimResult:
+    status: str  # "run" | "busy" | "discard"
+    task: dict[str, Any] | None = None
+    retry_after_ms: int = 0
+    reason: str = ""
+
+
+@dataclass
+class ReportResult:
+    status: str  # "ok" | "requeued" | "failed" | "lease_lost"
+    message: str = ""
+
+
+class Orchestrator:
+    def __init__(
+        self,
+        db: Dynamo,
+        queues: Queues,
+        settings: Settings,
+        clock: Callable[[], int] = now_ms,
+    ) -> None:
+        self.db = db
+        self.queues = queues
+        self.settings = settings
+        self.clock = clock
+        self.lease_ms = settings.lease_seconds * 1000
+        # a submit/retry that has not confirmed its dispatch by then is redone by the sweeper
+        self.outbox_ms = int(settings.outbox_grace_seconds * 1000)
+        self._clusters: dict[str, tuple[Item, int]] = {}
+
+    # ===================================================================================== clusters ==
+
+    def cluster(self, slug: str) -> Item:
+        """The cluster item (cached for a minute per process); creates declared clusters on first use."""
+        slug = slug or rules.DEFAULT_CLUSTER
+        cached = self._clusters.get(slug)
+        if cached and cached[1] > self.clock():
+            return cached[0]
+        item = self.db.get("CLUSTERS", f"C#{slug}", consistent=False)
+        if item is None and slug in self.settings.static_clusters:
+            item = self._create_cluster(slug, slug)
+        if item is None:
+            raise NotFound(f"cluster {slug!r} does not exist", code="ClusterNotFound")
+        self._clusters[slug] = (item, self.clock() + CLUSTER_CACHE_MS)
+        return item
+
+    def _create_cluster(self, slug: str, name: str) -> Item:
+        url, dlq = self.queues.ensure(self.settings.queue_name(slug), self.settings.dlq_name(slug))
+        item = {"PK": "CLUSTERS", "SK": f"C#{slug}", "type": "cluster", "slug": slug, "name": name,
+                "queue_url": url, "dlq_url": dlq, "created_at": self.clock()}
+        result = self.db.put(item, condition="attribute_not_exists(#PK)")
+        return item if result.ok else (result.item or item)
+
+    def create_cluster(self, name: str) -> Item:
+        if not isinstance(name, str) or not (1 <= len(name) <= 100) or not name.isprintable():
+            raise InvalidRequest("cluster name must be 1-100 printable characters")
+        slug = f"{rules.slugify(name)[:30]}-{secrets.token_hex(3)}"
+        return self._create_cluster(rules.check_slug(slug), name)
+
+    def list_clusters(self) -> list[Item]:
+        self.cluster(rules.DEFAULT_CLUSTER)  # the default cluster always exists
+        return list(self.db.query_all(key_condition="#PK = :pk", values={":pk": "CLUSTERS"}))
+
+    def delete_cluster(self, slug: str) -> None:
+        if slug == rules.DEFAULT_CLUSTER:
+            raise Conflict("the default cluster cannot be deleted")
+        item = self.cluster(slug)
+        self.queues.delete(item["queue_url"], item["dlq_url"])
+        self.db.delete("CLUSTERS", f"C#{slug}")
+        self._clusters.pop(slug, None)
+
+    # ========================================================================================= jobs ==
+
+    def submit_job(
+        self,
+        name: str,
+        tasks: list[TaskSpec],
+        cluster: str | None = None,
+        max_retries: int = 0,
+        client_token: str | None = None,
+    ) -> Item:
+        if not isinstance(name, str) or not (1 <= len(name) <= rules.MAX_JOB_NAME_CHARS):
+            raise InvalidRequest(f"job name must be 1-{rules.MAX_JOB_NAME_CHARS} characters")
+        if not tasks:
+            raise InvalidRequest("a job needs at least one task")
+        if len(tasks) > rules.MAX_ROOT_TASKS:
+            raise InvalidRequest(f"a job has at most {rules.MAX_ROOT_TASKS} root tasks; submit more as subtasks")
+        cluster_slug = cluster or rules.DEFAULT_CLUSTER
+        job_id = rules.job_id_for_token(client_token) if client_token else str(uuid.uuid4())
+        if client_token:
+            existing = self.db.get(job_pk(job_id), META)
+            if existing is not None:
+                if existing.get("name") != name:
+                    raise Conflict("client token was already used for a different job", code="TokenReused")
+                if existing.get("outbox_at"):
+                    self.resume(existing)
+                return existing
+        now = self.clock()
+        for spec in tasks:
+            spec.max_retries = spec.max_retries or max_retries
+        items, ready = self._task_items(
+            tasks, job_id=job_id, parent=None, parent_attempt=0, default_cluster=cluster_slug, now=now
+        )
+        self.db.put_many(items)
+        job = {
+            "PK": job_pk(job_id), "SK": META, "type": "job", "job_id": job_id, "name": name,
+            "state": SUBMITTED, "cluster": cluster_slug, "submitted_at": now, "max_retries": max_retries,
+            "roots": len(tasks), "client_token": client_token,
+            "GSI1PK": "JOBS", "GSI1SK": f"{now:015d}#{job_id}",
+            "outbox_at": now + self.outbox_ms, "GSI2PK": "OUTBOX", "GSI2SK": f"{now + self.outbox_ms:015d}",
+        }
+        latch, buckets = latch_fields("roots", range(len(tasks)), job_pk(job_id))  # type: ignore[arg-type]
+        job.update(latch)
+        self.db.put_many(buckets)
+        result = self.db.put(job, condition="attribute_not_exists(#PK)")
+        if not result.ok:  # a concurrent submit with the same token won
+            return result.item or job
+        faults.point("submit.after_write")
+        self._dispatch(ready, suffix="")
+        self._clear_outbox(job_id)
+        job.pop("GSI2PK"), job.pop("GSI2SK"), job.pop("outbox_at")
+        return job
+
+    def _task_items(
+        self,
+        specs: list[TaskSpec],
+        *,
+        job_id: str,
+        parent: Item | None,
+        parent_attempt: int,
+        default_cluster: str,
+        now: int,
+    ) -> tuple[list[Item], list[Item]]:
+        """Items for sibling tasks (and their latch buckets); also returns the ready ones (no deps)."""
+        def sibling_id(i: int) -> str:
+            if parent is None:
+                return rules.root_task_id(job_id, i)
+            return rules.child_task_id(parent["task_id"], parent_attempt, i)
+
+        dependents: dict[int, list[int]] = defaultdict(list)
+        big_dependents: dict[int, list[int]] = defaultdict(list)
+        checked_deps: list[list[int]] = []
+        for i, spec in enumerate(specs):
+            rules.check_task_name(spec.name)
+            rules.parse_version(spec.version)
+            deps = rules.check_dependencies(i, list(spec.depends_on))
+            checked_deps.append(deps)
+            for d in deps:
+                (big_dependents if len(deps) > rules.LATCH_BUCKET else dependents)[d].append(i)
+            if not (0 <= spec.max_retries <= rules.MAX_RETRIES_LIMIT):
+                raise InvalidRequest(f"max_retries must be 0-{rules.MAX_RETRIES_LIMIT}")
+        items: list[Item] = []
+        ready: list[Item] = []
+        for i, spec in enumerate(specs):
+            task_id = sibling_id(i)
+            cluster = self.cluster(spec.cluster or default_cluster)["slug"]
+            text = rules.encode_input(spec.input)
+            item: Item = {
+                "PK": task_pk(task_id), "SK": META, "type": "task", "task_id": task_id, "job_id": job_id,
+                "parent_id": parent["task_id"] if parent else None, "parent_attempt": parent_attempt,
+                "index": i, "sibs": len(specs), "name": spec.name, "version": spec.version,
+                "cluster": cluster, "state": QUEUED, "attempt": 0, "retry_count": 0, "retry_base": 0,
+                "max_retries": spec.max_retries, "lease_losses": 0, "submitted_at": now,
+                "depends_on": checked_deps[i] or None,
+                "dependents": dependents.get(i) or None, "dependents_big": big_dependents.get(i) or None,
+                "display": rules.truncate(spec.display, rules.MAX_DISPLAY_CHARS) if spec.display else None,
+            }
+            if len(text.encode("utf-8")) <= rules.INLINE_INPUT_BYTES:
+                item["input"] = text
+            else:
+                item["input_spilled"] = True
+                items.append({"PK": task_pk(task_id), "SK": "INPUT", "input": text})
+            latch, buckets = latch_fields("deps", checked_deps[i], task_pk(task_id))
+            item.update(latch)
+            items.extend(buckets)
+            items.append(item)
+            if not checked_deps[i]:
+                ready.append(item)
+        return items, ready
+
+    def get_job(self, job_id: str) -> Item:
+        job = self.db.get(job_pk(job_id), META)
+        if job is None or job.get("type") != "job":
+            raise NotFound(f"job {job_id!r} does not exist", code="JobNotFound")
+        return job
+
+    def list_jobs(
+        self, *, state: str | None = None, name: str | None = None, limit: int = 50, cursor: str | None = None
+    ) -> tuple[list[Item], str | None]:
+        filters, values = [], {":pk": "JOBS"}
+        if state:
+            filters.append("#state = :state")
+            values[":state"] = state
+        if name:
+            filters.append("#name = :name")
+            values[":name"] = name
+        start = None
+        if cursor:
+            try:
+                start = json.loads(base64.urlsafe_b64decode(cursor.encode()).decode())
+                if not isinstance(start, dict):
+                    raise ValueError
+            except ValueError:
+                raise InvalidRequest("cursor is not one this API returned") from None
+        items, last = self.db.query(
+            index=JOBS_INDEX, key_condition="#GSI1PK = :pk", values=values, forward=False,
+            limit=limit, start_key=start, filter=" AND ".join(filters) or None,
+        )
+        next_cursor = base64.urlsafe_b64encode(json.dumps(last).encode()).decode() if last else None
+        return items, next_cursor
+
+    def walk(self, job: Item) -> Iterator[Item]:
+        """Every task of the job's tree, breadth first, read with BatchGetItem (no index needed)."""
+        ids = [rules.root_task_id(job["job_id"], i) for i in range(int(job["roots"]))]
+        while ids:
+            items = self.db.batch_get([(task_pk(t), META) for t in ids])
+            ids = []
+            for item in sorted(items, key=lambda t: (t.get("parent_id") or "", t["index"])):
+                yield item
+                if item["state"] == COMPUTED and item.get("children"):
+                    ids.extend(
+                        rules.child_task_id(item["task_id"], int(item["attempt"]), i)
+                        for i in range(int(item["children"]))
+                    )
+
+    def job_tasks(self, job_id: str) -> list[Item]:
+        return list(self.walk(self.get_job(job_id)))
+
+    def cancel_job(self, job_id: str) -> Item:
+        job = self.get_job(job_id)
+        result = self.db.update(
+            job_pk(job_id), META, set={"state": CANCELED, "finished_at": self.clock()},
+            condition="#state IN (:s, :r)", values={":s": SUBMITTED, ":r": RUNNING},
+        )
+        if result.ok and result.item:
+            return result.item
+        current = result.item or job
+        if current.get("state") == CANCELED:
+            return current
+        raise Conflict(f"job is {current.get('state')}; only a submitted or running job can be canceled",
+                       code="JobNotActive")
+
+    def retry_job(self, job_id: str) -> int:
+        """FAILED/CANCELED -> RUNNING; failed tasks are queued again, ready tasks dispatched."""
+        self.get_job(job_id)
+        now = self.clock()
+        result = self.db.update(
+            job_pk(job_id), META,
+            set={"state": RUNNING, "finished_at": None, "failure": None, "outbox_at": now + self.outbox_ms,
+                 "GSI2PK": "OUTBOX", "GSI2SK": f"{now + self.outbox_ms:015d}"},
+            condition="#state IN (:f, :c)", values={":f": FAILED, ":c": CANCELED},
+        )
+        if not result.ok or result.item is None:
+            return 0
+        faults.point("retry.after_job_update")
+        return self.resume(result.item)
+
+    def resume(self, job: Item) -> int:
+        """Bring an active job's tasks in line with it: failed tasks queued again, expired leases of
+        running tasks released, every ready queued task dispatched. Idempotent; clears the outbox."""
+        requeued = 0
+        ready: list[Item] = []
+        now = self.clock()
+        if job.get("state") in ACTIVE_JOB_STATES:
+            for task in self.walk(job):
+                state = task["state"]
+                if state == FAILED:
+                    res = self.db.update(
+                        task_pk(task["task_id"]), META,
+                        set={"state": QUEUED, "retry_base": int(task.get("retry_count", 0)),
+                             "last_failure": task.get("failure"), "failure": None},
+                        condition="#state = :f AND #attempt = :a",
+                        values={":f": FAILED, ":a": task["attempt"]},
+                    )
+                    if res.ok and res.item:
+                        requeued += 1
+                        task = res.item
+                elif state == RUNNING and int(task.get("lease_expires", 0)) <= now:
+                    res = self.db.update(
+                        task_pk(task["task_id"]), META, set={"state": QUEUED},
+                        add={"lease_losses": 1}, remove=["lease_owner", "lease_expires"],
+                        condition="#state = :r AND #attempt = :a",
+                        values={":r": RUNNING, ":a": task["attempt"]},
+                    )
+                    if res.ok and res.item:
+                        task = res.item
+                if task["state"] == QUEUED and latch_full(task, "deps"):
+                    ready.append(task)
+            faults.point("resume.before_dispatch")
+            self._dispatch(ready, suffix=f":r{now}")
+        self._clear_outbox(job["job_id"])
+        return requeued
+
+    def _clear_outbox(self, job_id: str) -> None:
+        self.db.update(job_pk(job_id), META, remove=["outbox_at", "GSI2PK", "GSI2SK"],
+                       condition="attribute_exists(#PK)")
+
+    def _fail_job(self, job_id: str, task: Item, message: str) -> None:
+        self.db.update(
+            job_pk(job_id), META,
+            set={"state": FAILED, "finished_at": self.clock(),
+                 "failure": {"task_id": task["task_id"], "name": task["name"], "message": message}},
+            condition="#state IN (:s, :r)", values={":s": SUBMITTED, ":r": RUNNING},
+        )
+
+    # ====================================================================================== runners ==
+
+    def claim(self, job_id: str, task_id: str, runner_id: str) -> ClaimResult:
+        job = self.db.get(job_pk(job_id), META, projection="job_id,state,name")
+        if job is None:
+            return ClaimResult("discard", reason="unknown job")
+        now = self.clock()
+        if job["state"] not in ACTIVE_JOB_STATES:
+            task = self.db.get(task_pk(task_id), META)
+            if task and task["state"] == RUNNING:
+                if int(task.get("lease_expires", 0)) > now:  # keep the watchdog of a running task
+                    return ClaimResult("busy", retry_after_ms=int(task["lease_expires"]) - now + BUSY_MARGIN_MS)
+                self.db.update(task_pk(task_id), META, set={"state": QUEUED}, add={"lease_losses": 1},
+                               remove=["lease_owner", "lease_expires"],
+                               condition="#state = :r AND #attempt = :a",
+                               values={":r": RUNNING, ":a": task["attempt"]})
+            return ClaimResult("discard", reason=f"job is {job['state']}")
+        lease = {"state": RUNNING, "lease_owner": runner_id, "lease_expires": now + self.lease_ms, "started_at": now}
+        result = self.db.update(task_pk(task_id), META, set=lease, add={"attempt": 1},
+                                condition="#state = :q", values={":q": QUEUED})
+        if not result.ok:
+            old = result.item
+            if old is None:
+                return ClaimResult("discard", reason="unknown task")
+            if old["state"] == RUNNING and int(old.get("lease_expires", 0)) <= now:
+                losses = int(old.get("lease_losses", 0)) + 1
+                if losses > rules.MAX_LEASE_LOSSES:
+                    message = f"the task's runner stopped responding {losses} times (lease expired)"
+                    res = self.db.update(
+                        task_pk(task_id), META,
+                        set={"state": FAILED, "finished_at": now, "lease_losses": losses,
+                             "failure": {"message": message, "attempt": old["attempt"], "at": now}},
+                        remove=["lease_owner", "lease_expires"],
+                        condition="#state = :r AND #attempt = :a", values={":r": RUNNING, ":a": old["attempt"]},
+                    )
+                    if res.ok:
+                        self._fail_job(job_id, old, message)
+                    return ClaimResult("discard", reason=message)
+                result = self.db.update(
+                    task_pk(task_id), META, set={**lease, "lease_losses": losses}, add={"attempt": 1},
+                    condition="#state = :r AND #attempt = :a", values={":r": RUNNING, ":a": old["attempt"]},
+                )
+                if not result.ok:
+                    return ClaimResult("busy", retry_after_ms=BUSY_MARGIN_MS, reason="taken over concurrently")
+            elif old["state"] == RUNNING and old.get("lease_owner") == runner_id:
+                task = old  # this runner's own claim, retried after a lost response
+                return ClaimResult("run", task=self._task_payload(task, job))
+            elif old["state"] == RUNNING:
+                return ClaimResult("busy", retry_after_ms=int(old["lease_expires"]) - now + BUSY_MARGIN_MS,
+                                   reason="running elsewhere")
+            else:
+                self.repair(old, job)
+                return ClaimResult("discard", reason=f"task is {old['state']}")
+        task = result.item
+        assert task is not None
+        if job["state"] == SUBMITTED:
+            self.db.update(job_pk(job_id), META, set={"state": RUNNING, "started_at": now},
+                           condition="#state = :s", values={":s": SUBMITTED})
+        return ClaimResult("run", task=self._task_payload(task, job))
+
+    def _task_payload(self, task: Item, job: Item) -> dict[str, Any]:
+        text = task.get("input")
+        if text is None and task.get("input_spilled"):
+            spilled = self.db.get(task_pk(task["task_id"]), "INPUT")
+            text = spilled["input"] if spilled else "null"
+        return {
+            "id": task["task_id"], "job_id": task["job_id"], "job_name": job.get("name", ""),
+            "name": task["name"], "version": task["version"], "cluster": task["cluster"],
+            "parent_id": task.get("parent_id"), "attempt": int(task["attempt"]),
+            "retry_count": int(task.get("retry_count", 0)), "display": task.get("display"),
+            "input": text if text is not None else "null", "lease_seconds": self.settings.lease_seconds,
+            "lease_expires": int(task["lease_expires"]),
+        }
+
+    def extend(self, task_id: str, attempt: int, runner_id: str) -> int:
+        expires = self.clock() + self.lease_ms
+        result = self.db.update(
+            task_pk(task_id), META, set={"lease_expires": expires},
+            condition="#state = :r AND #attempt = :a AND #lease_owner = :o",
+            values={":r": RUNNING, ":a": attempt, ":o": runner_id}, returns="NONE",
+        )
+        if not result.ok:
+            raise Conflict("the lease on this task attempt is lost", code="LeaseLost")
+        return expires
+
+    def report(self, report: Report, runner_id: str) -> ReportResult:
+        job = self.db.get(job_pk(report.job_id), META, projection="job_id,state,name")
+        if job is None:
+            return ReportResult("lease_lost", "unknown job")
+        if report.outcome == "computed":
+            try:
+                return self._report_computed(report, job)
+            except (rules.RuleViolation, InvalidRequest, NotFound) as err:
+                # The task submitted subtasks that cannot exist: that is the task's own failure.
+                report = Report(report.task_id, report.job_id, report.attempt, "failed", report.display,
+                                failure_message=f"invalid subtasks: {getattr(err, 'message', str(err))}")
+        if report.outcome == "failed":
+            return self._report_failed(report, job)
+        if report.outcome == "released":
+            result = self.db.update(
+                task_pk(report.task_id), META, set={"state": QUEUED},
+                remove=["lease_owner", "lease_expires"],
+                condition="#state = :r AND #attempt = :a", values={":r": RUNNING, ":a": report.attempt},
+            )
+            old = result.item or {}
+            if result.ok or (old.get("state") == QUEUED and old.get("attempt") == report.attempt):
+                return ReportResult("requeued")
+            return ReportResult("lease_lost")
+        raise InvalidRequest(f"unknown outcome {report.outcome!r}")
+
+    def _report_computed(self, report: Report, job: Item) -> ReportResult:
+        now = self.clock()
+        children = report.subtasks
+        if len(children) > rules.MAX_SUBTASKS_PER_REPORT:
+            raise InvalidRequest(f"a task may submit at most {rules.MAX_SUBTASKS_PER_REPORT} subtasks")
+        ready: list[Item] = []
+        commit: dict[str, Any] = {"state": COMPUTED, "finished_at": now, "children": len(children),
+                                  "completed": not children}
+        if report.display is not None:
+            commit["display"] = rules.truncate(report.display, rules.MAX_DISPLAY_CHARS)
+        if children:
+            parent = self.db.get(task_pk(report.task_id), META)
+            if parent is None:
+                return ReportResult("lease_lost", "unknown task")
+            if parent["state"] == RUNNING and parent["attempt"] == report.attempt:
+                items, ready = self._task_items(
+                    children, job_id=report.job_id, parent=parent, parent_attempt=report.attempt,
+                    default_cluster=parent["cluster"], now=now,
+                )
+                latch, buckets = latch_fields("children", range(len(children)), task_pk(report.task_id))  # type: ignore[arg-type]
+                commit.update(latch)
+                self.db.put_many([*items, *buckets])
+        else:
+            commit.update({"children_total": 0, "children_bucketed": False})
+        faults.point("complete.before_commit")
+        result = self.db.update(
+            task_pk(report.task_id), META, set=commit, remove=["lease_owner", "lease_expires"],
+            condition="#state = :r AND #attempt = :a", values={":r": RUNNING, ":a": report.attempt},
+        )
+        if not result.ok:
+            old = result.item
+            if old and old["state"] == COMPUTED and old["attempt"] == report.attempt:
+                self.repair(old, job)  # a retried report: redo what may not have happened
+                return ReportResult("ok", "already recorded")
+            return ReportResult("lease_lost", "the lease on this task attempt is lost")
+        task = result.item
+        assert task is not None
+        faults.point("complete.after_commit")
+        active = job["state"] in ACTIVE_JOB_STATES
+        if active:
+            self._dispatch(ready, suffix="")
+        if task.get("completed"):
+            self._propagate_completed(task, active)
+        return ReportResult("ok")
+
+    def _report_failed(self, report: Report, job: Item) -> ReportResult:
+        now = self.clock()
+        task = self.db.get(task_pk(report.task_id), META)
+        if task is None:
+            return ReportResult("lease_lost", "unknown task")
+        failure = {
+            "message": rules.truncate(report.failure_message or "task failed", rules.MAX_FAILURE_CHARS),
+            "traceback": rules.truncate(report.failure_traceback or "", rules.MAX_FAILURE_CHARS) or None,
+            "attempt": report.attempt, "at": now,
+        }
+        if task["state"] != RUNNING or task["attempt"] != report.attempt:
+            if task["attempt"] == report.attempt and task["state"] == FAILED:
+                self._fail_job(report.job_id, task, task.get("failure", {}).get("message", ""))
+                return ReportResult("failed", "already recorded")
+            if task["attempt"] == report.attempt and task["state"] == QUEUED:
+                return ReportResult("requeued", "already recorded")
+            return ReportResult("lease_lost")
+        used = int(task.get("retry_count", 0)) - int(task.get("retry_base", 0))
+        retry = used < int(task.get("max_retries", 0))
+        update: dict[str, Any] = {"failure": failure}
+        if report.display is not None:
+            update["display"] = rules.truncate(report.display, rules.MAX_DISPLAY_CHARS)
+        if retry:
+            update.update({"state": QUEUED, "retry_count": int(task.get("retry_count", 0)) + 1})
+        else:
+            update.update({"state": FAILED, "finished_at": now})
+        result = self.db.update(
+            task_pk(report.task_id), META, set=update, remove=["lease_owner", "lease_expires"],
+            condition="#state = :r AND #attempt = :a", values={":r": RUNNING, ":a": report.attempt},
+        )
+        if not result.ok:
+            return ReportResult("lease_lost")
+        if retry:
+            return ReportResult("requeued")
+        faults.point("fail.before_job_update")
+        self._fail_job(report.job_id, task, failure["message"])
+        return ReportResult("failed")
+
+    # ================================================================================= propagation ==
+
+    def _signal(self, owner_pk: str, kind: str, member: int, bucketed: bool) -> tuple[bool, Item | None]:
+        """Record `member` in the owner's latch; returns (latch full, owner item). Idempotent."""
+        if bucketed:
+            bucket = member // rules.LATCH_BUCKET
+            res = self.db.update(
+                owner_pk, f"LATCH#{kind}#{bucket}", add={"done": {member}},
+                condition="attribute_exists(#PK) AND NOT contains(#done, :m)", values={":m": member},
+            )
+            if res.item is None or len(res.item.get("done") or ()) < int(res.item["total"]):
+                return False, None
+            member = bucket
+        attr = f"{kind}_done"
+        res = self.db.update(
+            owner_pk, META, add={attr: {member}},
+            condition=f"attribute_exists(#PK) AND NOT contains(#{attr}, :m)", values={":m": member},
+        )
+        if res.item is None:
+            return False, None
+        return latch_full(res.item, kind), res.item
+
+    def _propagate_completed(self, first: Item, job_active: bool) -> None:
+        """`first` is completed: tell its parent (or job) and its dependants; cascade what fills up."""
+        stack = [first]
+        ready: list[Item] = []
+        while stack:
+            task = stack.pop()
+            bucketed = int(task.get("sibs", 1)) > rules.LATCH_BUCKET
+            if task.get("parent_id"):
+                full, parent = self._signal(task_pk(task["parent_id"]), "children", int(task["index"]), bucketed)
+                if full and parent is not None and parent.get("state") == COMPUTED:
+                    res = self.db.update(task_pk(parent["task_id"]), META, set={"completed": True},
+                                         condition="#state = :c", values={":c": COMPUTED})
+                    if res.ok and res.item:
+                        stack.append(res.item)
+            else:
+                full, _ = self._signal(job_pk(task["job_id"]), "roots", int(task["index"]), bucketed)
+                if full:
+                    self.db.update(job_pk(task["job_id"]), META,
+                                   set={"state": COMPLETED, "finished_at": self.clock()},
+                                   condition="#state IN (:s, :r)", values={":s": SUBMITTED, ":r": RUNNING})
+            big = set(task.get("dependents_big") or ())
+            for d in [*(task.get("dependents") or ()), *big]:
+                sibling = (rules.child_task_id(task["parent_id"], int(task["parent_attempt"]), d)
+                           if task.get("parent_id") else rules.root_task_id(task["job_id"], d))
+                full, dependant = self._signal(task_pk(sibling), "deps", int(task["index"]), d in big)
+                if full and dependant is not None and dependant.get("state") == QUEUED:
+                    ready.append(dependant)
+        faults.point("propagate.before_dispatch")
+        if job_active:
+            self._dispatch(ready, suffix="")
+
+    def repair(self, task: Item, job: Item) -> None:
+        """Redo, idempotently, everything that follows from `task`'s recorded outcome."""
+        active = job.get("state") in ACTIVE_JOB_STATES
+        if task["state"] == FAILED:
+            self._fail_job(task["job_id"], task, (task.get("failure") or {}).get("message", "task failed"))
+            return
+        if task["state"] != COMPUTED:
+            return
+        if active and task.get("children"):
+            ids = [rules.child_task_id(task["task_id"], int(task["attempt"]), i) for i in range(int(task["children"]))]
+            children = self.db.batch_get([(task_pk(c), META) for c in ids])
+            self._dispatch([c for c in children if c["state"] == QUEUED and latch_full(c, "deps")], suffix=":repair")
+        if task.get("completed"):
+            self._propagate_completed(task, active)
+
+    def _dispatch(self, tasks: list[Item], *, suffix: str) -> None:
+        by_cluster: dict[str, list[Ticket]] = defaultdict(list)
+        for t in tasks:
+            by_cluster[t["cluster"]].append(
+                Ticket(t["job_id"], t["task_id"], t["name"], t["version"], int(t.get("attempt", 0)))
+            )
+        for slug, tickets in by_cluster.items():
+            self.queues.send(self.cluster(slug)["queue_url"], tickets, dedup_suffix=suffix)
+
+    # ===================================================================================== sweeper ==
+
+    def sweep(self, *, max_jobs: int = 100, max_dlq_messages: int = 100) -> dict[str, int]:
+        """Repair what a crash left behind: overdue job dispatches (outbox) and tickets in the DLQs."""
+        stats = {"outbox_jobs": 0, "dlq_resent": 0, "dlq_dropped": 0}
+        now = self.clock()
+        due, _ = self.db.query(index=OUTBOX_INDEX, key_condition="#GSI2PK = :o AND #GSI2SK <= :now",
+                               values={":o": "OUTBOX", ":now": f"{now:015d}"}, limit=max_jobs)
+        for entry in due:
+            job = self.db.get(entry["PK"], META)
+            if job is not None:
+                self.resume(job)
+                stats["outbox_jobs"] += 1
+        for cluster in self.db.query_all(key_condition="#PK = :pk", values={":pk": "CLUSTERS"}):
+            handled = 0
+            while handled < max_dlq_messages:
+                messages = self.queues.receive(cluster["dlq_url"], max_messages=10, wait=0)
+                if not messages:
+                    break
+                for message in messages:
+                    handled += 1
+                    resent = self._redrive(cluster, message)
+                    stats["dlq_resent" if resent else "dlq_dropped"] += 1
+                self.queues.delete_messages(cluster["dlq_url"], [m["ReceiptHandle"] for m in messages])
+        return stats
+
+    def _redrive(self, cluster: Item, message: dict[str, Any]) -> bool:
+        try:
+            ticket = Ticket.parse(message["Body"])
+        except (ValueError, KeyError, TypeError):
+            return False
+        task = self.db.get(task_pk(ticket.task_id), META)
+        job = self.db.get(job_pk(ticket.job_id), META)
+        if task is None or job is None:
+            return False
+        if task["state"] in (QUEUED, RUNNING) and job["state"] in ACTIVE_JOB_STATES:
+            self.queues.send(cluster["queue_url"], [ticket], dedup_suffix=f":d{self.clock()}")
+            return True
+        self.repair(task, job)
+        return False

@@ -1,0 +1,34 @@
+"""Domain errors. Handlers map them to HTTP status codes with a JSON body `{"error": {code, message}}`."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    status = 400
+    code = "BadRequest"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code:
+            self.code = code
+
+
+class InvalidRequest(DomainError):
+    status = 400
+    code = "InvalidRequest"
+
+
+class NotFound(DomainError):
+    status = 404
+    code = "NotFound"
+
+
+class Conflict(DomainError):
+    status = 409
+    code = "Conflict"
+
+
+class TooLarge(DomainError):
+    status = 413
+    code = "TooLarge"

@@ -1,0 +1,69 @@
+"""Wire models of the orchestrator API (request bodies). Responses are plain dicts built in views.py."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..logic import rules
+
+_ID = Field(min_length=1, max_length=64)
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=False)
+
+
+class TaskSpecIn(Strict):
+    name: str = Field(min_length=1, max_length=rules.MAX_NAME_CHARS)
+    version: str = Field(default="v0.0", max_length=16)
+    input: Any = None
+    depends_on: list[int] = Field(default_factory=list, max_length=rules.MAX_DEPENDENCIES)
+    cluster: str | None = Field(default=None, max_length=40)
+    max_retries: int = Field(default=0, ge=0, le=rules.MAX_RETRIES_LIMIT)
+    display: str | None = Field(default=None, max_length=rules.MAX_DISPLAY_CHARS)
+
+
+class SubmitJobIn(Strict):
+    name: str = Field(min_length=1, max_length=rules.MAX_JOB_NAME_CHARS)
+    tasks: list[TaskSpecIn] = Field(min_length=1, max_length=rules.MAX_ROOT_TASKS)
+    cluster: str | None = Field(default=None, max_length=40)
+    max_retries: int = Field(default=0, ge=0, le=rules.MAX_RETRIES_LIMIT)
+    client_token: str | None = Field(default=None, min_length=1, max_length=128)
+
+
+class CreateClusterIn(Strict):
+    name: str = Field(min_length=1, max_length=100)
+
+
+class FailureIn(Strict):
+    message: str = Field(default="", max_length=64 * 1024)
+    traceback: str | None = Field(default=None, max_length=64 * 1024)
+
+
+class ReportIn(Strict):
+    task_id: str = _ID
+    job_id: str = _ID
+    attempt: int = Field(ge=1, le=1_000_000)
+    outcome: Literal["computed", "failed", "released"]
+    display: str | None = Field(default=None, max_length=64 * 1024)
+    subtasks: list[TaskSpecIn] = Field(default_factory=list, max_length=rules.MAX_SUBTASKS_PER_REPORT)
+    failure: FailureIn | None = None
+
+
+class ClaimIn(Strict):
+    task_id: str = _ID
+    job_id: str = _ID
+
+
+class RunnerNextIn(Strict):
+    runner_id: str = Field(min_length=1, max_length=128)
+    report: ReportIn | None = None
+    claim: ClaimIn | None = None
+
+
+class ExtendIn(Strict):
+    runner_id: str = Field(min_length=1, max_length=128)
+    task_id: str = _ID
+    attempt: int = Field(ge=1, le=1_000_000)

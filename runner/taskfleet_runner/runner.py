@@ -1,0 +1,366 @@
+"""The task runner: receive a ticket, claim, execute, report (with the next claim), repeat.
+
+Network I/O happens on the main thread; the task executes on a worker thread so that signals, the
+shutdown grace period and lease heartbeats keep working while user code runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import signal
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from types import FrameType
+from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import urlsplit
+
+from taskfleet.errors import ApiError, ApiUnavailableError, ConflictError, DuplicateTaskError, ServerError
+from taskfleet.http import Transport
+from taskfleet.task import Task, task_identifier
+from taskfleet_functions.logic.rules import can_run
+
+from .executor import Failure, Outcome, Success, execute
+
+if TYPE_CHECKING:
+    from taskfleet.client import Client
+
+log = logging.getLogger("taskfleet.runner")
+
+LONG_POLL_SECONDS = 20  # SQS maximum: an idle runner makes 3 receives a minute
+RUN_ALL_POLL_SECONDS = 1
+MAX_HIDE_SECONDS = 60  # cap of the backoff for tickets this runner cannot run
+REPORT_ATTEMPTS = 3  # loop-level attempts (each with the transport's own retries) before abandoning
+DEFAULT_SHUTDOWN_GRACE = float(os.environ.get("TASKFLEET_SHUTDOWN_GRACE", "20"))
+
+
+class Lifecycle(Protocol):
+    """Told when the runner goes busy or idle (ECS task scale-in protection implements it)."""
+
+    def busy(self) -> None: ...
+    def idle(self) -> None: ...
+
+
+class _Interrupted(BaseException):
+    """Raised by the signal handler to end an idle long poll at once (a BaseException, so that no
+    library's `except Exception` swallows it)."""
+
+
+@dataclass
+class _Pending:
+    report: dict[str, Any]
+    receipt: str
+    attempts: int = 0
+
+
+class TaskRunner:
+    def __init__(
+        self,
+        client: Client,
+        cluster: str,
+        tasks: Sequence[type[Task]],
+        *,
+        runner_id: str | None = None,
+        lifecycle: Lifecycle | None = None,
+        shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE,
+        install_signal_handlers: bool = True,
+    ) -> None:
+        self.client = client
+        self.cluster = cluster
+        self.runner_id = runner_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.shutdown_grace = shutdown_grace
+        self.install_signal_handlers = install_signal_handlers
+        self._registry: dict[str, list[tuple[str, type[Task]]]] = {}
+        for cls in tasks:
+            self.register(cls)
+        if lifecycle is None:
+            lifecycle = _lifecycle_from_environment()
+        self.lifecycle = lifecycle
+        self.stopping = threading.Event()
+        self._in_long_poll = False
+        self._signals = 0
+        self._sqs: Any = None
+        self._queue_url: str | None = None
+        self._api: Transport | None = None
+        self.lease_seconds = 60
+        self.executed = 0
+
+    # --- registration ----------------------------------------------------------------------------
+
+    def register(self, cls: type[Task]) -> None:
+        if not (isinstance(cls, type) and issubclass(cls, Task)):
+            raise TypeError(f"{cls!r} is not a Task subclass")
+        if cls.execute is Task.execute:
+            raise TypeError(f"{cls.__name__} has no execute(self, context) method and cannot be run")
+        name, version = task_identifier(cls)
+        for registered_version, other in self._registry.get(name, []):
+            if registered_version == version and other is not cls:
+                raise DuplicateTaskError(
+                    f"{cls.__qualname__} and {other.__qualname__} both register the identifier ({name!r}, {version!r})"
+                )
+        self._registry.setdefault(name, []).append((version, cls))
+
+    def task_class_for(self, name: str, version: str) -> type[Task] | None:
+        """The registered class that may run a task submitted as (name, version), preferring the newest."""
+        candidates = [(v, c) for v, c in self._registry.get(name, []) if can_run(v, version)]
+        if not candidates:
+            return None
+        return max(candidates, key=lambda vc: tuple(int(x) for x in vc[0][1:].split(".")))[1]
+
+    # --- connection ------------------------------------------------------------------------------
+
+    def _connect(self) -> None:
+        if self._sqs is not None:
+            return
+        import boto3
+
+        config = self.client.config()
+        self.lease_seconds = int(config.get("lease_seconds", 60))
+        runner_url = config.get("runner_url")
+        self._api = Transport(runner_url) if runner_url else self.client.transport
+        cluster = self.client.clusters().find(self.cluster)
+        self._queue_url = cluster.queue_url
+        kwargs: dict[str, Any] = {"region_name": config.get("region") or "us-east-1"}
+        parts = urlsplit(self._queue_url or "")
+        if parts.hostname and not parts.hostname.endswith("amazonaws.com"):
+            kwargs["endpoint_url"] = f"{parts.scheme}://{parts.netloc}"
+        if config.get("local"):
+            kwargs.update(aws_access_key_id="local", aws_secret_access_key="local")  # noqa: S106 - emulator only
+        from botocore.config import Config
+
+        kwargs["config"] = Config(retries={"max_attempts": 5, "mode": "standard"},
+                                  read_timeout=LONG_POLL_SECONDS + 10)
+        self._sqs = boto3.session.Session().client("sqs", **kwargs)
+
+    # --- public loops ----------------------------------------------------------------------------
+
+    def run_forever(self) -> None:
+        """Execute tasks until SIGTERM/SIGINT (or `stop()`)."""
+        self._loop(until_idle=False)
+
+    def run_all(self) -> None:
+        """Execute tasks until none that this runner can run is left in its cluster's queue."""
+        self._loop(until_idle=True)
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    # --- the loop --------------------------------------------------------------------------------
+
+    def _loop(self, *, until_idle: bool) -> None:
+        self._connect()
+        previous = self._install_signals()
+        pending: _Pending | None = None
+        try:
+            while True:
+                if self.stopping.is_set() and pending is None:
+                    break
+                candidate = None
+                if not self.stopping.is_set():
+                    wait = 0 if pending else (RUN_ALL_POLL_SECONDS if until_idle else LONG_POLL_SECONDS)
+                    candidate = self._receive_runnable(wait)
+                if pending is None and candidate is None:
+                    if self.lifecycle:
+                        self.lifecycle.idle()
+                    if until_idle:
+                        break
+                    continue
+                pending = self._exchange(pending, candidate)
+        finally:
+            if pending is not None:
+                self._flush(pending)
+            if self.lifecycle:
+                self.lifecycle.idle()
+            self._restore_signals(previous)
+
+    def _receive_runnable(self, wait: int) -> dict[str, Any] | None:
+        """One message this runner can run, or None. Tickets it cannot run are hidden with backoff."""
+        self._in_long_poll = wait > 0
+        try:
+            resp = self._sqs.receive_message(
+                QueueUrl=self._queue_url, MaxNumberOfMessages=1, WaitTimeSeconds=wait,
+                MessageSystemAttributeNames=["ApproximateReceiveCount"],
+            )
+        except _Interrupted:
+            return None
+        finally:
+            self._in_long_poll = False
+        for message in resp.get("Messages", []):
+            try:
+                import json
+
+                ticket = json.loads(message["Body"])
+                name, version = str(ticket["name"]), str(ticket["version"])
+            except (ValueError, KeyError, TypeError):
+                log.warning("dropping a malformed message from the queue")
+                self._delete(message["ReceiptHandle"])
+                continue
+            if self.task_class_for(name, version) is None:
+                count = int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
+                self._hide(message["ReceiptHandle"], min(MAX_HIDE_SECONDS, 2 ** (count - 1)) * random.uniform(0.8, 1.2))
+                continue
+            message["ticket"] = ticket
+            return dict(message)
+        return None
+
+    def _exchange(self, pending: _Pending | None, candidate: dict[str, Any] | None) -> _Pending | None:
+        """One API call: report `pending` (if any) and claim `candidate` (if any)."""
+        assert self._api is not None
+        body: dict[str, Any] = {"runner_id": self.runner_id}
+        if pending:
+            body["report"] = pending.report
+        if candidate:
+            body["claim"] = {"job_id": candidate["ticket"]["job"], "task_id": candidate["ticket"]["task"]}
+        try:
+            response = self._api.request("POST", "/runner/next", body)
+        except (ApiUnavailableError, ServerError) as err:
+            log.warning("orchestrator call failed: %s", err)
+            if candidate:
+                self._hide(candidate["ReceiptHandle"], 0)
+            if pending:
+                pending.attempts += 1
+                if pending.attempts >= REPORT_ATTEMPTS:
+                    log.error("giving up reporting task %s; its ticket will reappear and be repaired",
+                              pending.report["task_id"])
+                    return None
+            return pending
+        except ApiError as err:  # 4xx: the report itself is unacceptable; drop it, keep the ticket
+            log.error("orchestrator rejected the call: %s", err)
+            if candidate:
+                self._hide(candidate["ReceiptHandle"], 0)
+            return None
+        if pending:
+            self._settle(pending, response.get("report", {}).get("status", "lease_lost"))
+        if not candidate:
+            return None
+        claim = response.get("claim") or {}
+        status = claim.get("status")
+        if status == "discard":
+            self._delete(candidate["ReceiptHandle"])
+            return None
+        if status == "busy":
+            self._hide(candidate["ReceiptHandle"], max(1, int(claim.get("retry_after_ms", 1000)) // 1000))
+            return None
+        return self._run(claim["task"], candidate["ReceiptHandle"])
+
+    def _run(self, payload: dict[str, Any], receipt: str) -> _Pending | None:
+        cls = self.task_class_for(payload["name"], payload["version"])
+        assert cls is not None
+        if self.lifecycle:
+            self.lifecycle.busy()
+        result: list[Outcome] = []
+        worker = threading.Thread(target=lambda: result.append(execute(cls, payload)), daemon=True,
+                                  name=f"task-{payload['id'][:8]}")
+        lease_lost = threading.Event()
+        heartbeat = threading.Thread(target=self._heartbeat, args=(payload, receipt, worker, lease_lost),
+                                     daemon=True, name="heartbeat")
+        worker.start()
+        heartbeat.start()
+        stop_seen_at: float | None = None
+        while worker.is_alive():
+            worker.join(timeout=0.25)
+            if self.stopping.is_set():
+                stop_seen_at = stop_seen_at or time.monotonic()
+                if time.monotonic() - stop_seen_at > self.shutdown_grace:
+                    break
+        self.executed += 1
+        base = {"task_id": payload["id"], "job_id": payload["job_id"], "attempt": payload["attempt"]}
+        if worker.is_alive():
+            log.warning("task %s did not finish within the %.0f s grace period; giving it back",
+                        payload["id"], self.shutdown_grace)
+            return _Pending({**base, "outcome": "released"}, receipt)
+        outcome = result[0]
+        if isinstance(outcome, Success):
+            report = {**base, "outcome": "computed", "display": outcome.display,
+                      "subtasks": [s.wire() for s in outcome.subtasks]}
+        else:
+            assert isinstance(outcome, Failure)
+            log.info("task %s failed: %s", payload["id"], outcome.message)
+            report = {**base, "outcome": "failed", "display": outcome.display,
+                      "failure": {"message": outcome.message, "traceback": outcome.traceback}}
+        return _Pending({k: v for k, v in report.items() if v is not None}, receipt)
+
+    def _heartbeat(self, payload: dict[str, Any], receipt: str, worker: threading.Thread,
+                   lease_lost: threading.Event) -> None:
+        interval = max(0.5, self.lease_seconds / 3)
+        assert self._api is not None
+        while not lease_lost.is_set():
+            worker.join(timeout=interval)
+            if not worker.is_alive():
+                return
+            try:
+                self._api.request("POST", "/runner/extend", {"runner_id": self.runner_id, "task_id": payload["id"],
+                                                             "attempt": payload["attempt"]})
+                self._hide(receipt, self.lease_seconds)
+            except ConflictError:
+                log.warning("lease on task %s lost; its result will be rejected", payload["id"])
+                lease_lost.set()
+            except Exception as err:  # noqa: BLE001 - keep heartbeating through transient errors
+                log.warning("lease extension failed: %s", err)
+
+    def _settle(self, pending: _Pending, status: str) -> None:
+        if status in ("ok", "failed"):
+            self._delete(pending.receipt)
+        elif status == "requeued":
+            self._hide(pending.receipt, 0)
+        else:
+            log.warning("report for task %s was not accepted (%s)", pending.report["task_id"], status)
+
+    def _flush(self, pending: _Pending) -> None:
+        """Report the last task before the loop ends (shutdown or run_all)."""
+        remaining: _Pending | None = pending
+        while remaining is not None and remaining.attempts < REPORT_ATTEMPTS:
+            remaining = self._exchange(remaining, None)
+
+    # --- SQS helpers -----------------------------------------------------------------------------
+
+    def _delete(self, receipt: str) -> None:
+        try:
+            self._sqs.delete_message(QueueUrl=self._queue_url, ReceiptHandle=receipt)
+        except Exception as err:  # noqa: BLE001 - a stale receipt is harmless: the ticket is discarded later
+            log.debug("delete failed: %s", err)
+
+    def _hide(self, receipt: str, seconds: float) -> None:
+        try:
+            self._sqs.change_message_visibility(QueueUrl=self._queue_url, ReceiptHandle=receipt,
+                                                VisibilityTimeout=int(seconds))
+        except Exception as err:  # noqa: BLE001
+            log.debug("visibility change failed: %s", err)
+
+    # --- signals ---------------------------------------------------------------------------------
+
+    def _install_signals(self) -> dict[int, Any]:
+        if not self.install_signal_handlers or threading.current_thread() is not threading.main_thread():
+            return {}
+        previous = {}
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            previous[sig] = signal.signal(sig, self._on_signal)
+        return previous
+
+    def _restore_signals(self, previous: dict[int, Any]) -> None:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self._signals += 1
+        if self._signals > 1:
+            log.warning("second signal: exiting at once")
+            os._exit(128 + signum)
+        log.info("signal %s: finishing the current task (grace %.0f s), taking no new work",
+                 signum, self.shutdown_grace)
+        self.stopping.set()
+        if self._in_long_poll:
+            raise _Interrupted()
+
+
+def _lifecycle_from_environment() -> Lifecycle | None:
+    try:
+        from .ecs_protection import from_environment
+    except ImportError:
+        return None
+    return from_environment()

@@ -1,0 +1,198 @@
+"""The user-facing client: `Client(url).jobs()`, `.clusters()`, `.runner(...)`."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .errors import ConfigurationError, TaskValidationError
+from .http import Transport
+from .task import Task, task_spec
+
+if TYPE_CHECKING:
+    from taskfleet_runner.runner import TaskRunner
+
+TERMINAL_JOB_STATES = ("COMPLETED", "FAILED", "CANCELED")
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    name: str
+    state: str
+    cluster: str
+    submitted_at: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    max_retries: int = 0
+    root_tasks: int = 0
+    failure: dict[str, Any] | None = None
+
+    @classmethod
+    def from_api(cls, data: dict[str, Any]) -> Job:
+        return cls(data["id"], data.get("name") or "", data.get("state") or "", data.get("cluster") or "",
+                   data.get("submitted_at"), data.get("started_at"), data.get("finished_at"),
+                   int(data.get("max_retries") or 0), int(data.get("root_tasks") or 0), data.get("failure"))
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    id: str
+    job_id: str
+    parent_id: str | None
+    name: str
+    version: str
+    cluster: str
+    state: str
+    completed: bool
+    attempt: int
+    retry_count: int
+    display: str
+    depends_on: list[str] = field(default_factory=list)
+    failure: dict[str, Any] | None = None
+    lease_losses: int = 0
+    subtasks: int = 0
+    started_at: str | None = None
+    finished_at: str | None = None
+
+    @classmethod
+    def from_api(cls, d: dict[str, Any]) -> TaskInfo:
+        return cls(d["id"], d["job_id"], d.get("parent_id"), d["name"], d["version"], d["cluster"], d["state"],
+                   bool(d.get("completed")), int(d.get("attempt", 0)), int(d.get("retry_count", 0)),
+                   d.get("display") or d["name"], list(d.get("depends_on") or []), d.get("failure"),
+                   int(d.get("lease_losses", 0)), int(d.get("subtasks", 0)), d.get("started_at"),
+                   d.get("finished_at"))
+
+
+@dataclass(frozen=True)
+class Cluster:
+    slug: str
+    name: str
+    queue_url: str | None = None
+
+    @classmethod
+    def from_api(cls, d: dict[str, Any]) -> Cluster:
+        return cls(d["slug"], d.get("name") or d["slug"], d.get("queue_url"))
+
+
+def _job_id(job: Job | str) -> str:
+    return job.id if isinstance(job, Job) else str(job)
+
+
+class JobClient:
+    def __init__(self, transport: Transport) -> None:
+        self._t = transport
+
+    def submit(
+        self,
+        name: str,
+        task_or_tasks: Task | Sequence[Task],
+        cluster: str | None = None,
+        max_retries: int = 0,
+        *,
+        client_token: str | None = None,
+    ) -> Job:
+        """Submit a job. A client token (generated if not given) makes the request safe to retry: the
+        same token returns the same job instead of a second one."""
+        tasks = [task_or_tasks] if isinstance(task_or_tasks, Task) else list(task_or_tasks)
+        if not tasks:
+            raise TaskValidationError("submit needs at least one task")
+        if not isinstance(name, str) or not (1 <= len(name) <= 256):
+            raise TaskValidationError("job name must be 1-256 characters")
+        specs = [task_spec(t, depends_on=[], cluster=None, max_retries=max_retries).wire() for t in tasks]
+        body: dict[str, Any] = {"name": name, "tasks": specs, "max_retries": max_retries,
+                                "client_token": client_token or uuid.uuid4().hex}
+        if cluster:
+            body["cluster"] = cluster.slug if isinstance(cluster, Cluster) else cluster
+        return Job.from_api(self._t.request("POST", "/jobs", body))
+
+    def find(self, job: Job | str) -> Job:
+        return Job.from_api(self._t.request("GET", f"/jobs/{_job_id(job)}"))
+
+    def list(self, state: str | None = None, name: str | None = None, limit: int = 100) -> list[Job]:
+        """Jobs, newest first, following pages until `limit` jobs were read."""
+        return list(self.iter(state=state, name=name, limit=limit))
+
+    def iter(self, state: str | None = None, name: str | None = None, limit: int | None = None) -> Iterator[Job]:
+        cursor: str | None = None
+        seen = 0
+        while True:
+            page = self._t.request("GET", "/jobs", query={"state": state, "name": name, "cursor": cursor,
+                                                          "limit": min(100, limit or 100)})
+            for data in page["jobs"]:
+                yield Job.from_api(data)
+                seen += 1
+                if limit is not None and seen >= limit:
+                    return
+            cursor = page.get("next_cursor")
+            if not cursor:
+                return
+
+    def tasks(self, job: Job | str) -> list[TaskInfo]:
+        return [TaskInfo.from_api(t) for t in self._t.request("GET", f"/jobs/{_job_id(job)}/tasks")["tasks"]]
+
+    def cancel(self, job: Job | str) -> Job:
+        return Job.from_api(self._t.request("POST", f"/jobs/{_job_id(job)}/cancel", {}))
+
+    def retry(self, job: Job | str) -> int:
+        return int(self._t.request("POST", f"/jobs/{_job_id(job)}/retry", {})["rescheduled"])
+
+    def wait(self, job: Job | str, timeout: float = 300.0, poll: float = 0.2) -> Job:
+        """Poll until the job is COMPLETED, FAILED or CANCELED; TimeoutError after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            current = self.find(job)
+            if current.state in TERMINAL_JOB_STATES:
+                return current
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"job {current.id} still {current.state} after {timeout} s")
+            time.sleep(poll)
+
+
+class ClusterClient:
+    def __init__(self, transport: Transport) -> None:
+        self._t = transport
+
+    def create(self, name: str) -> Cluster:
+        return Cluster.from_api(self._t.request("POST", "/clusters", {"name": name}))
+
+    def find(self, slug: str) -> Cluster:
+        return Cluster.from_api(self._t.request("GET", f"/clusters/{slug or 'default'}"))
+
+    def all(self) -> list[Cluster]:
+        return [Cluster.from_api(c) for c in self._t.request("GET", "/clusters")["clusters"]]
+
+    def delete(self, slug: str | Cluster) -> None:
+        self._t.request("DELETE", f"/clusters/{slug.slug if isinstance(slug, Cluster) else slug}")
+
+
+class Client:
+    """Connects to a taskfleet API: `url`, else the TASKFLEET_URL environment variable."""
+
+    def __init__(self, url: str | None = None, *, session: Any = None, timeout: float = 30.0) -> None:
+        url = url or os.environ.get("TASKFLEET_URL")
+        if not url:
+            raise ConfigurationError("no API URL: pass Client(url=...) or set TASKFLEET_URL")
+        self.url = url.rstrip("/")
+        self._session = session
+        self.transport = Transport(self.url, session=session, timeout=timeout)
+
+    def jobs(self) -> JobClient:
+        return JobClient(self.transport)
+
+    def clusters(self) -> ClusterClient:
+        return ClusterClient(self.transport)
+
+    def config(self) -> dict[str, Any]:
+        return dict(self.transport.request("GET", "/config"))
+
+    def runner(self, cluster: str | Cluster | None = None, tasks: Sequence[type[Task]] = (), **options: Any) -> TaskRunner:
+        """A task runner for `cluster` (default cluster if None) that executes the given task classes."""
+        from taskfleet_runner.runner import TaskRunner
+
+        slug = cluster.slug if isinstance(cluster, Cluster) else (cluster or "default")
+        return TaskRunner(self, slug, list(tasks), **options)

@@ -1,0 +1,230 @@
+"""Tasks and the execution context, with the reference product's names and semantics.
+
+A `Task` subclass is a dataclass: its annotated attributes are its inputs. Inputs travel as JSON:
+no field -> null, one field -> the bare value, several -> an object. `identifier()` returns
+`(name, "vMAJOR.MINOR")`, by default `(ClassName, "v0.0")`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import json
+import typing
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from taskfleet_functions.logic import rules
+
+from .errors import TaskValidationError
+
+
+class Task:
+    """Base class of user tasks. Subclasses become dataclasses automatically."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "__dataclass_fields__" not in cls.__dict__:
+            dataclass(cls)
+
+    @classmethod
+    def identifier(cls) -> tuple[str, str]:
+        return cls.__name__, "v0.0"
+
+    def execute(self, context: ExecutionContext) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError(f"{type(self).__name__} does not implement execute(self, context)")
+
+
+def task_identifier(task_or_class: Task | type[Task]) -> tuple[str, str]:
+    """The validated (name, version) of a task class or instance."""
+    cls = task_or_class if isinstance(task_or_class, type) else type(task_or_class)
+    try:
+        ident = cls.identifier()
+        name, version = ident
+    except (TypeError, ValueError):
+        raise TaskValidationError(f"{cls.__name__}.identifier() must return (name, 'vMAJOR.MINOR')") from None
+    try:
+        rules.check_task_name(name)
+        rules.parse_version(version)
+    except rules.RuleViolation as err:
+        raise TaskValidationError(f"{cls.__name__}.identifier(): {err}") from None
+    return name, version
+
+
+def _fields(cls: type) -> list[dataclasses.Field[Any]]:
+    return [f for f in dataclasses.fields(cls) if f.init]
+
+
+def _to_json_value(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _to_json_value(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, list | tuple):
+        return [_to_json_value(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _to_json_value(v) for k, v in value.items()}
+    return value
+
+
+def serialize_input(task: Task) -> Any:
+    """The JSON value of a task's input; raises TaskValidationError naming the field that cannot go."""
+    cls = type(task)
+    fields = _fields(cls)
+    values = {f.name: _to_json_value(getattr(task, f.name)) for f in fields}
+    for name, value in values.items():
+        try:
+            json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError) as err:
+            raise TaskValidationError(
+                f"{cls.__name__}.{name}: value of type {type(getattr(task, name)).__name__} "
+                f"is not JSON-serializable ({err})"
+            ) from None
+    if not fields:
+        payload: Any = None
+    elif len(fields) == 1:
+        payload = values[fields[0].name]
+    else:
+        payload = values
+    try:
+        rules.encode_input(payload)
+    except rules.RuleViolation as err:
+        raise TaskValidationError(f"{cls.__name__}: {err}") from None
+    return payload
+
+
+def _from_json_value(tp: Any, value: Any) -> Any:
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp) and isinstance(value, dict):
+        hints = typing.get_type_hints(tp)
+        return tp(**{k: _from_json_value(hints.get(k), v) for k, v in value.items()})
+    origin = typing.get_origin(tp)
+    if origin in (list, Sequence) and isinstance(value, list):
+        (inner,) = typing.get_args(tp) or (Any,)
+        return [_from_json_value(inner, v) for v in value]
+    if origin is tuple and isinstance(value, list):
+        return tuple(value)
+    return value
+
+
+def deserialize_input(cls: type[Task], payload: Any) -> Task:
+    fields = _fields(cls)
+    hints = typing.get_type_hints(cls)
+    if not fields:
+        return cls()
+    if len(fields) == 1:
+        name = fields[0].name
+        return cls(**{name: _from_json_value(hints.get(name), payload)})
+    if not isinstance(payload, dict):
+        raise TaskValidationError(f"{cls.__name__} expects an object input, got {type(payload).__name__}")
+    return cls(**{f.name: _from_json_value(hints.get(f.name), payload[f.name]) for f in fields if f.name in payload})
+
+
+def is_async(task: Task) -> bool:
+    return inspect.iscoroutinefunction(type(task).execute)
+
+
+# --- execution context ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class JobRef:
+    id: str
+    name: str
+
+
+@dataclass
+class CurrentTask:
+    """What a running task knows about itself. `display` is writable and reported with the result."""
+
+    id: str
+    job: JobRef
+    identifier: tuple[str, str]
+    retry_count: int
+    attempt: int
+    parent_id: str | None
+    cluster: str
+    display: str | None = None
+
+
+@dataclass(frozen=True)
+class FutureTask:
+    """A subtask submitted in this execution; pass it to `depends_on` of later submissions."""
+
+    index: int
+    identifier: tuple[str, str]
+    _owner: int = field(repr=False, compare=False)
+
+
+@dataclass
+class SubtaskSpec:
+    name: str
+    version: str
+    input: Any
+    depends_on: list[int]
+    cluster: str | None
+    max_retries: int
+
+    def wire(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"name": self.name, "version": self.version, "input": self.input,
+                                "max_retries": self.max_retries}
+        if self.depends_on:
+            data["depends_on"] = self.depends_on
+        if self.cluster:
+            data["cluster"] = self.cluster
+        return data
+
+
+def task_spec(task: Task, *, depends_on: list[int], cluster: str | None, max_retries: int) -> SubtaskSpec:
+    if not isinstance(task, Task):
+        raise TaskValidationError(f"expected a Task instance, got {type(task).__name__}")
+    if not isinstance(max_retries, int) or not (0 <= max_retries <= rules.MAX_RETRIES_LIMIT):
+        raise TaskValidationError(f"max_retries must be an int 0-{rules.MAX_RETRIES_LIMIT}")
+    if cluster is not None:
+        try:
+            rules.check_slug(cluster)
+        except rules.RuleViolation as err:
+            raise TaskValidationError(str(err)) from None
+    name, version = task_identifier(task)
+    return SubtaskSpec(name, version, serialize_input(task), depends_on, cluster, max_retries)
+
+
+class ExecutionContext:
+    """Handed to `Task.execute`. Subtasks are collected here and become visible only when the
+    execution returns successfully; a failed execution's subtasks are discarded."""
+
+    MAX_SUBTASKS: ClassVar[int] = rules.MAX_SUBTASKS_PER_REPORT
+
+    def __init__(self, current_task: CurrentTask) -> None:
+        self.current_task = current_task
+        self._subtasks: list[SubtaskSpec] = []
+
+    def submit_subtask(
+        self,
+        task: Task,
+        depends_on: FutureTask | Sequence[FutureTask] | None = None,
+        cluster: str | None = None,
+        max_retries: int = 0,
+    ) -> FutureTask:
+        if len(self._subtasks) >= self.MAX_SUBTASKS:
+            raise TaskValidationError(f"a task may submit at most {self.MAX_SUBTASKS} subtasks")
+        deps = [depends_on] if isinstance(depends_on, FutureTask) else list(depends_on or [])
+        indices = []
+        for dep in deps:
+            if not isinstance(dep, FutureTask) or dep._owner != id(self) or dep.index >= len(self._subtasks):
+                raise ValueError("depends_on only accepts futures submitted earlier in this same execution")
+            indices.append(dep.index)
+        spec = task_spec(task, depends_on=sorted(set(indices)), cluster=cluster, max_retries=max_retries)
+        self._subtasks.append(spec)
+        return FutureTask(len(self._subtasks) - 1, (spec.name, spec.version), id(self))
+
+    def submit_subtasks(
+        self,
+        tasks: Sequence[Task],
+        depends_on: FutureTask | Sequence[FutureTask] | None = None,
+        cluster: str | None = None,
+        max_retries: int = 0,
+    ) -> list[FutureTask]:
+        return [self.submit_subtask(t, depends_on, cluster, max_retries) for t in tasks]
+
+    @property
+    def submitted_subtasks(self) -> list[SubtaskSpec]:
+        return list(self._subtasks)
