@@ -6,6 +6,7 @@ shutdown grace period and lease heartbeats keep working while user code runs.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import random
@@ -34,7 +35,7 @@ log = logging.getLogger("taskfleet.runner")
 
 LONG_POLL_SECONDS = 20  # SQS maximum: an idle runner makes 3 receives a minute
 RUN_ALL_POLL_SECONDS = 1
-MAX_HIDE_SECONDS = 60  # cap of the backoff for tickets this runner cannot run
+FOREIGN_HIDE_SECONDS = 2  # how long a ticket this runner cannot run is hidden from it (and others)
 REPORT_ATTEMPTS = 3  # loop-level attempts (each with the transport's own retries) before abandoning
 DEFAULT_SHUTDOWN_GRACE = float(os.environ.get("TASKFLEET_SHUTDOWN_GRACE", "20"))
 
@@ -83,6 +84,8 @@ class TaskRunner:
         self.lifecycle = lifecycle
         self.stopping = threading.Event()
         self._in_long_poll = False
+        self._mixed = False  # the last receive met tickets of tasks this runner cannot run
+        self._foreign_streak = 0  # receives in a row that found only such tickets
         self._signals = 0
         self._sqs: Any = None
         self._queue_url: str | None = None
@@ -179,21 +182,26 @@ class TaskRunner:
             self._restore_signals(previous)
 
     def _receive_runnable(self, wait: int) -> dict[str, Any] | None:
-        """One message this runner can run, or None. Tickets it cannot run are hidden with backoff."""
+        """One message this runner can run, or None.
+
+        Tickets it cannot run (another task set shares the cluster) are hidden for a few seconds, so a
+        runner that can run them gets them soon; while it sees only such tickets, this runner backs off
+        its own polling, so it does not spin on them. After meeting one, it receives 10 at a time to find
+        its own work behind them, and hands back at once what it does not take."""
         self._in_long_poll = wait > 0
         try:
             resp = self._sqs.receive_message(
-                QueueUrl=self._queue_url, MaxNumberOfMessages=1, WaitTimeSeconds=wait,
+                QueueUrl=self._queue_url, MaxNumberOfMessages=10 if self._mixed else 1, WaitTimeSeconds=wait,
                 MessageSystemAttributeNames=["ApproximateReceiveCount"],
             )
         except _Interrupted:
             return None
         finally:
             self._in_long_poll = False
+        runnable: list[dict[str, Any]] = []
+        foreign: list[str] = []
         for message in resp.get("Messages", []):
             try:
-                import json
-
                 ticket = json.loads(message["Body"])
                 name, version = str(ticket["name"]), str(ticket["version"])
             except (ValueError, KeyError, TypeError):
@@ -201,11 +209,20 @@ class TaskRunner:
                 self._delete(message["ReceiptHandle"])
                 continue
             if self.task_class_for(name, version) is None:
-                count = int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
-                self._hide(message["ReceiptHandle"], min(MAX_HIDE_SECONDS, 2 ** (count - 1)) * random.uniform(0.8, 1.2))
-                continue
-            message["ticket"] = ticket
-            return dict(message)
+                foreign.append(message["ReceiptHandle"])
+            else:
+                runnable.append({**message, "ticket": ticket})
+        self._mixed = bool(foreign)
+        if foreign:
+            self._hide_many(foreign, FOREIGN_HIDE_SECONDS * random.uniform(0.8, 1.2))
+        if len(runnable) > 1:
+            self._hide_many([m["ReceiptHandle"] for m in runnable[1:]], 0)
+        if runnable:
+            self._foreign_streak = 0
+            return runnable[0]
+        if foreign:
+            self._foreign_streak += 1
+            self.stopping.wait(min(LONG_POLL_SECONDS, 0.25 * 2 ** self._foreign_streak))
         return None
 
     def _exchange(self, pending: _Pending | None, candidate: dict[str, Any] | None) -> _Pending | None:
@@ -324,6 +341,15 @@ class TaskRunner:
             self._sqs.delete_message(QueueUrl=self._queue_url, ReceiptHandle=receipt)
         except Exception as err:  # noqa: BLE001 - a stale receipt is harmless: the ticket is discarded later
             log.debug("delete failed: %s", err)
+
+    def _hide_many(self, receipts: list[str], seconds: float) -> None:
+        for start in range(0, len(receipts), 10):
+            entries = [{"Id": str(i), "ReceiptHandle": r, "VisibilityTimeout": int(seconds)}
+                       for i, r in enumerate(receipts[start : start + 10])]
+            try:
+                self._sqs.change_message_visibility_batch(QueueUrl=self._queue_url, Entries=entries)
+            except Exception as err:  # noqa: BLE001 - the messages reappear by themselves anyway
+                log.debug("visibility change failed: %s", err)
 
     def _hide(self, receipt: str, seconds: float) -> None:
         try:

@@ -1,0 +1,110 @@
+"""The API's contract: typed 4xx JSON errors for bad input, no state change, idempotent submit."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import urllib3
+from taskfleet import ConflictError, InvalidRequestError, NotFoundError, TaskValidationError
+
+from tests.e2e.workflows import Noop
+
+http = urllib3.PoolManager()
+
+
+def raw(stack, method: str, path: str, body: bytes | None = None) -> tuple[int, dict]:
+    resp = http.request(method, stack.url + path, body=body, headers={"content-type": "application/json"})
+    return resp.status, json.loads(resp.data)
+
+
+def job_count(client) -> int:
+    return len(client.jobs().list(limit=10_000))
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "code"),
+    [
+        ("/jobs", b"{not json", "InvalidJson"),
+        ("/jobs", b"[1, 2]", "InvalidRequest"),
+        ("/jobs", b"{}", "InvalidRequest"),
+        ("/jobs", json.dumps({"name": "x", "tasks": []}).encode(), "InvalidRequest"),
+        ("/jobs", json.dumps({"name": "x", "tasks": [{"name": "T", "version": "1.0"}]}).encode(), "InvalidRequest"),
+        ("/jobs", json.dumps({"name": "x", "tasks": [{"name": "T", "depends_on": [0]}]}).encode(), "InvalidRequest"),
+        ("/jobs", json.dumps({"name": "x", "tasks": [{"name": "T", "input": "x" * 70000}]}).encode(),
+         "InvalidRequest"),
+        ("/jobs", json.dumps({"name": "x", "tasks": [{"name": "T"}], "max_retries": 10**12}).encode(),
+         "InvalidRequest"),
+        ("/jobs", json.dumps({"name": "x", "tasks": [{"name": "T"}], "extra": 1}).encode(), "InvalidRequest"),
+        ("/jobs", json.dumps({"name": "x", "tasks": [{"name": "T", "cluster": "nope-000000"}]}).encode(),
+         "ClusterNotFound"),
+        ("/clusters", json.dumps({"name": ""}).encode(), "InvalidRequest"),
+        ("/runner/next", json.dumps({"runner_id": "r", "report": {"task_id": "t"}}).encode(), "InvalidRequest"),
+        ("/runner/extend", json.dumps({"runner_id": "r", "task_id": "t", "attempt": 1}).encode(), "LeaseLost"),
+    ],
+)
+def test_bad_requests_get_a_typed_json_error_and_change_nothing(stack, client, path, body, code):
+    before = job_count(client)
+    status, payload = raw(stack, "POST", path, body)
+    assert 400 <= status < 500
+    assert payload["error"]["code"] == code and payload["error"]["message"]
+    assert job_count(client) == before
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [("GET", "/jobs/00000000-0000-0000-0000-000000000000", 404), ("GET", "/jobs/x/tasks", 404),
+     ("POST", "/jobs/nope/cancel", 404), ("GET", "/clusters/NOT_A_SLUG", 400), ("GET", "/clusters/zz-missing", 404),
+     ("DELETE", "/clusters/default", 409), ("GET", "/nothing-here", 404), ("GET", "/jobs?limit=0", 400),
+     ("GET", "/jobs?state=DONE", 400), ("GET", "/jobs?cursor=%%%", 400)],
+)
+def test_unknown_resources_and_bad_parameters(stack, method, path, status):
+    got, payload = raw(stack, method, path)
+    assert got == status and payload["error"]["code"]
+
+
+def test_sdk_raises_named_exceptions(client):
+    with pytest.raises(NotFoundError):
+        client.jobs().find("00000000-0000-0000-0000-000000000000")
+    with pytest.raises(TaskValidationError, match="at least one task"):
+        client.jobs().submit("empty", [])
+    with pytest.raises(TaskValidationError, match="not JSON-serializable"):
+        client.jobs().submit("bad", Noop(object()))  # type: ignore[arg-type]
+    with pytest.raises(InvalidRequestError):
+        client.clusters().create("")
+    job = client.jobs().submit("to-cancel", Noop("x"), cluster="default")
+    client.jobs().cancel(job)
+    assert client.jobs().cancel(job).state == "CANCELED"  # idempotent
+    with pytest.raises(ConflictError):
+        client.clusters().delete("default")
+
+
+def test_submit_with_a_client_token_is_idempotent(client, cluster):
+    first = client.jobs().submit("once", Noop("a"), cluster=cluster, client_token="tok-123")
+    again = client.jobs().submit("once", Noop("a"), cluster=cluster, client_token="tok-123")
+    assert first.id == again.id
+    assert len(client.jobs().list(name="once")) == 1
+    with pytest.raises(ConflictError, match="client token"):
+        client.jobs().submit("different", Noop("a"), cluster=cluster, client_token="tok-123")
+    client.jobs().cancel(first)
+
+
+def test_clusters_can_be_created_found_listed_and_deleted(client):
+    created = client.clusters().create("Image Processing")
+    assert created.slug.startswith("image-processing-") and created.name == "Image Processing"
+    assert client.clusters().find(created.slug) == created
+    assert {"default", created.slug} <= {c.slug for c in client.clusters().all()}
+    client.clusters().delete(created.slug)
+    with pytest.raises(NotFoundError):
+        client.clusters().find(created.slug)
+
+
+def test_jobs_list_filters_and_paginates_newest_first(client, cluster):
+    jobs = [client.jobs().submit("paged", Noop(str(i)), cluster=cluster) for i in range(7)]
+    page = client.transport.request("GET", "/jobs", query={"name": "paged", "limit": 3})
+    listed = client.jobs().list(name="paged")
+    assert [j.id for j in listed] == [j.id for j in reversed(jobs)]
+    assert page["next_cursor"]
+    for job in jobs:
+        client.jobs().cancel(job)
+    assert {j.id for j in client.jobs().list(state="CANCELED", name="paged")} == {j.id for j in jobs}

@@ -1,0 +1,183 @@
+"""Task classes the end-to-end tests run in real runner subprocesses.
+
+Tasks record every execution in $TASKFLEET_TEST_DIR/executions.log (one JSON line, appended atomically)
+and can wait for gate files the test creates, so tests synchronize on events, never on sleeps.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+from taskfleet import ExecutionContext, Task
+
+GATE_TIMEOUT = 60.0
+
+
+def test_dir() -> Path:
+    return Path(os.environ["TASKFLEET_TEST_DIR"])
+
+
+def record(context: ExecutionContext, **extra: object) -> None:
+    line = json.dumps({"task": context.current_task.id, "name": context.current_task.identifier[0],
+                       "version": context.current_task.identifier[1], "attempt": context.current_task.attempt,
+                       "retry": context.current_task.retry_count, "pid": os.getpid(), "t": time.time(), **extra})
+    fd = os.open(test_dir() / "executions.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, (line + "\n").encode())
+    finally:
+        os.close(fd)
+
+
+def wait_for_gate(name: str) -> None:
+    """Block until the test creates the gate file (a bounded wait: a test that forgets fails loudly)."""
+    gate = test_dir() / f"gate-{name}"
+    deadline = time.monotonic() + GATE_TIMEOUT
+    while not gate.exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"gate {name} never opened")
+        time.sleep(0.02)
+
+
+def mark(name: str) -> None:
+    (test_dir() / f"mark-{name}").write_text(str(os.getpid()))
+
+
+class Noop(Task):
+    label: str
+
+    def execute(self, context: ExecutionContext) -> None:
+        record(context, label=self.label)
+
+
+class Sleepy(Task):
+    label: str
+    seconds: float
+
+    def execute(self, context: ExecutionContext) -> None:
+        record(context, label=self.label, phase="start")
+        time.sleep(self.seconds)
+        record(context, label=self.label, phase="end")
+
+
+class OtherNoop(Task):
+    label: str
+
+    def execute(self, context: ExecutionContext) -> None:
+        record(context, label=self.label)
+
+
+class VersionedOld(Task):
+    label: str
+
+    @staticmethod
+    def identifier() -> tuple[str, str]:
+        return "Versioned", "v1.3"
+
+    def execute(self, context: ExecutionContext) -> None:
+        record(context, label=self.label, runner_version="v1.3")
+
+
+class VersionedNew(Task):
+    label: str
+
+    @staticmethod
+    def identifier() -> tuple[str, str]:
+        return "Versioned", "v1.5"
+
+    def execute(self, context: ExecutionContext) -> None:
+        record(context, label=self.label, runner_version="v1.5")
+
+
+class Gated(Task):
+    """Marks that it started, waits for its gate, then optionally submits subtasks."""
+
+    label: str
+    subtasks: int = 0
+
+    def execute(self, context: ExecutionContext) -> None:
+        record(context, label=self.label, phase="start")
+        mark(f"started-{self.label}-{context.current_task.attempt}")
+        wait_for_gate(self.label)
+        context.submit_subtasks([Noop(f"{self.label}.child{i}") for i in range(self.subtasks)])
+        record(context, label=self.label, phase="end")
+
+
+class Fail(Task):
+    label: str
+
+    def execute(self, context: ExecutionContext) -> None:
+        record(context, label=self.label)
+        raise RuntimeError(f"boom in {self.label}")
+
+
+class FlakyUntilFixed(Task):
+    """Fails while the file `broken-<label>` exists; first submits subtasks tagged with its attempt."""
+
+    label: str
+    subtasks: int = 0
+
+    def execute(self, context: ExecutionContext) -> None:
+        record(context, label=self.label)
+        context.submit_subtasks(
+            [Noop(f"{self.label}.attempt{context.current_task.attempt}.child{i}") for i in range(self.subtasks)]
+        )
+        if (test_dir() / f"broken-{self.label}").exists():
+            raise ValueError(f"{self.label} is broken")
+
+
+class FailTimes(Task):
+    """Fails the first `failures` executions, then succeeds (counts executions in a file)."""
+
+    label: str
+    failures: int
+
+    def execute(self, context: ExecutionContext) -> None:
+        record(context, label=self.label)
+        counter = test_dir() / f"count-{self.label}"
+        n = int(counter.read_text()) if counter.exists() else 0
+        counter.write_text(str(n + 1))
+        if n < self.failures:
+            raise ConnectionError(f"flaky failure {n + 1} of {self.label}")
+
+
+class FanOut(Task):
+    """Submits `n` Noop subtasks; optionally a fan-in task after them, optionally on another cluster."""
+
+    label: str
+    n: int
+    fan_in_cluster: str | None = None
+
+    def execute(self, context: ExecutionContext) -> None:
+        record(context, label=self.label)
+        children = context.submit_subtasks([Noop(f"{self.label}.{i}") for i in range(self.n)])
+        if self.fan_in_cluster is not None:
+            context.submit_subtask(OtherNoop(f"{self.label}.fanin"), depends_on=children,
+                                   cluster=self.fan_in_cluster or None)
+
+
+class Tree(Task):
+    """A parent with nested subtasks and a dependency on a whole subtree:
+    A -> (A1, A2); B depends on A (so on A1 and A2 as well); C on another cluster depends on B."""
+
+    other_cluster: str
+
+    def execute(self, context: ExecutionContext) -> None:
+        record(context, label="root")
+        a = context.submit_subtask(Parent("A", 2))
+        b = context.submit_subtask(Sleepy("B", 0.0), depends_on=[a])
+        context.submit_subtask(OtherNoop("C"), depends_on=[b], cluster=self.other_cluster)
+
+
+class Parent(Task):
+    label: str
+    children: int
+
+    def execute(self, context: ExecutionContext) -> None:
+        record(context, label=self.label)
+        context.submit_subtasks([Sleepy(f"{self.label}{i + 1}", 0.2) for i in range(self.children)])
+
+
+ALL = [Noop, Sleepy, Gated, Fail, FlakyUntilFixed, FailTimes, FanOut, Tree, Parent]

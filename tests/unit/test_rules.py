@@ -1,0 +1,75 @@
+"""Pure rules: versions, identifiers, inputs, dependencies, ids, latches."""
+
+from __future__ import annotations
+
+import pytest
+from taskfleet_functions.logic import rules
+from taskfleet_functions.logic.engine import latch_fields, latch_full
+
+
+@pytest.mark.parametrize(
+    ("registered", "submitted", "ok"),
+    [("v1.3", "v1.3", True), ("v1.5", "v1.3", True), ("v1.2", "v1.3", False), ("v2.0", "v1.3", False),
+     ("v1.3", "v2.3", False), ("v0.0", "v0.0", True), ("bad", "v0.0", False), ("v1.3", "1.3", False)],
+)
+def test_version_compatibility_is_same_major_and_at_least_the_minor(registered, submitted, ok):
+    assert rules.can_run(registered, submitted) is ok
+
+
+@pytest.mark.parametrize("version", ["1.0", "v1", "v1.0.0", "V1.0", "v-1.0", "", "v1.x"])
+def test_malformed_versions_are_rejected_with_the_expected_shape_named(version):
+    with pytest.raises(rules.RuleViolation, match="v1.2"):
+        rules.parse_version(version)
+
+
+def test_input_encoding_rejects_non_json_nan_and_oversize():
+    assert rules.encode_input({"a": [1, "x"]}) == '{"a":[1,"x"]}'
+    with pytest.raises(rules.RuleViolation, match="not JSON-serializable"):
+        rules.encode_input({"a": object()})
+    with pytest.raises(rules.RuleViolation, match="not JSON-serializable"):
+        rules.encode_input(float("nan"))
+    with pytest.raises(rules.RuleViolation, match=f"limit is {rules.MAX_INPUT_BYTES}"):
+        rules.encode_input("x" * rules.MAX_INPUT_BYTES)
+
+
+def test_dependencies_may_only_name_earlier_siblings():
+    assert rules.check_dependencies(3, [0, 2, 2]) == [0, 2]
+    for bad in ([3], [4], [-1], [True]):
+        with pytest.raises(rules.RuleViolation, match="earlier"):
+            rules.check_dependencies(3, bad)
+
+
+def test_child_ids_are_deterministic_per_parent_attempt():
+    assert rules.child_task_id("p", 1, 0) == rules.child_task_id("p", 1, 0)
+    assert rules.child_task_id("p", 1, 0) != rules.child_task_id("p", 2, 0)
+    assert rules.child_task_id("p", 1, 0) != rules.child_task_id("p", 1, 1)
+    assert rules.job_id_for_token("t") == rules.job_id_for_token("t") != rules.job_id_for_token("u")
+
+
+@pytest.mark.parametrize("slug", ["default", "gpu-1a2b3c", "a", "x9"])
+def test_valid_slugs(slug):
+    assert rules.check_slug(slug) == slug
+
+
+@pytest.mark.parametrize("slug", ["", "-a", "a-", "A", "a_b", "a" * 41, "a/b", "${x}"])
+def test_invalid_slugs(slug):
+    with pytest.raises(rules.RuleViolation):
+        rules.check_slug(slug)
+
+
+def test_small_latches_live_on_the_owner_and_large_ones_are_bucketed():
+    owner, buckets = latch_fields("children", list(range(100)), "TASK#p")
+    assert owner == {"children_total": 100, "children_bucketed": False} and buckets == []
+    owner, buckets = latch_fields("children", list(range(250)), "TASK#p")
+    assert owner == {"children_total": 3, "children_bucketed": True}
+    assert [(b["SK"], b["total"]) for b in buckets] == [
+        ("LATCH#children#0", 100), ("LATCH#children#1", 100), ("LATCH#children#2", 50)]
+    # dependencies on scattered siblings: only the buckets that have members exist
+    owner, buckets = latch_fields("deps", [*range(0, 150), 950], "TASK#d")
+    assert owner["deps_total"] == 3 and [b["SK"][-1] for b in buckets] == ["0", "1", "9"]
+
+
+def test_latch_is_full_when_every_member_arrived():
+    assert latch_full({"deps_total": 0}, "deps")
+    assert not latch_full({"deps_total": 2, "deps_done": {0}}, "deps")
+    assert latch_full({"deps_total": 2, "deps_done": {0, 1}}, "deps")
