@@ -61,7 +61,9 @@ class Runners:
         self.workdir = workdir
         self.procs: list[subprocess.Popen[bytes]] = []
 
-    def start(self, cluster: str, *tasks: str, grace: float = 20.0, until_idle: bool = False) -> subprocess.Popen[bytes]:
+    def start(
+        self, cluster: str, *tasks: str, grace: float = 20.0, until_idle: bool = False
+    ) -> subprocess.Popen[bytes]:
         env = {**os.environ, "TASKFLEET_TEST_DIR": str(self.workdir),
                "PYTHONPATH": os.pathsep.join([str(E2E), os.environ.get("PYTHONPATH", "")])}
         args = [sys.executable, "-m", "taskfleet_runner", "--url", self.url, "--cluster", cluster,

@@ -8,7 +8,7 @@
 | TASKFLEET_CLUSTERS | comma-separated slugs of clusters declared in the deployment (their queues exist) | default |
 | TASKFLEET_RUNNER_URL | URL runners use for /runner/* (a Lambda function URL), if not the API URL | unset |
 | TASKFLEET_LOCAL | "1" on the local stack | unset |
-| TASKFLEET_OUTBOX_GRACE_SECONDS | a submit/retry whose dispatch is unconfirmed after this is redone by the sweeper | 30 |
+| TASKFLEET_OUTBOX_GRACE_SECONDS | a submit/retry whose dispatch is unconfirmed this long is redone | 30 |
 | AWS_REGION | region | us-east-1 |
 """
 

@@ -8,7 +8,15 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
-from taskfleet.task import CurrentTask, ExecutionContext, JobRef, SubtaskSpec, Task, deserialize_input, is_async
+from taskfleet.task import (
+    CurrentTask,
+    ExecutionContext,
+    JobRef,
+    SubtaskSpec,
+    Task,
+    deserialize_input,
+    is_async,
+)
 
 MAX_TRACEBACK_LINES = 30
 
@@ -43,10 +51,10 @@ def execute(task_class: type[Task], payload: dict[str, Any]) -> Outcome:
     try:
         task = deserialize_input(task_class, json.loads(payload.get("input") or "null"))
         if is_async(task):
-            asyncio.run(task.execute(context))  # type: ignore[arg-type]
+            asyncio.run(task.execute(context))  # type: ignore[arg-type, func-returns-value]
         else:
             task.execute(context)
-    except BaseException as err:  # noqa: BLE001 - a task's failure is data, reported to the orchestrator
+    except BaseException as err:
         if isinstance(err, KeyboardInterrupt | SystemExit):
             raise
         lines = traceback.format_exception(type(err), err, err.__traceback__)

@@ -133,7 +133,7 @@ class TaskRunner:
         if parts.hostname and not parts.hostname.endswith("amazonaws.com"):
             kwargs["endpoint_url"] = f"{parts.scheme}://{parts.netloc}"
         if config.get("local"):
-            kwargs.update(aws_access_key_id="local", aws_secret_access_key="local")  # noqa: S106 - emulator only
+            kwargs.update(aws_access_key_id="local", aws_secret_access_key="local")
         from botocore.config import Config
 
         kwargs["config"] = Config(retries={"max_attempts": 5, "mode": "standard"},
@@ -317,7 +317,7 @@ class TaskRunner:
             except ConflictError:
                 log.warning("lease on task %s lost; its result will be rejected", payload["id"])
                 lease_lost.set()
-            except Exception as err:  # noqa: BLE001 - keep heartbeating through transient errors
+            except Exception as err:
                 log.warning("lease extension failed: %s", err)
 
     def _settle(self, pending: _Pending, status: str) -> None:
@@ -339,7 +339,7 @@ class TaskRunner:
     def _delete(self, receipt: str) -> None:
         try:
             self._sqs.delete_message(QueueUrl=self._queue_url, ReceiptHandle=receipt)
-        except Exception as err:  # noqa: BLE001 - a stale receipt is harmless: the ticket is discarded later
+        except Exception as err:
             log.debug("delete failed: %s", err)
 
     def _hide_many(self, receipts: list[str], seconds: float) -> None:
@@ -348,14 +348,14 @@ class TaskRunner:
                        for i, r in enumerate(receipts[start : start + 10])]
             try:
                 self._sqs.change_message_visibility_batch(QueueUrl=self._queue_url, Entries=entries)
-            except Exception as err:  # noqa: BLE001 - the messages reappear by themselves anyway
+            except Exception as err:
                 log.debug("visibility change failed: %s", err)
 
     def _hide(self, receipt: str, seconds: float) -> None:
         try:
             self._sqs.change_message_visibility(QueueUrl=self._queue_url, ReceiptHandle=receipt,
                                                 VisibilityTimeout=int(seconds))
-        except Exception as err:  # noqa: BLE001
+        except Exception as err:
             log.debug("visibility change failed: %s", err)
 
     # --- signals ---------------------------------------------------------------------------------
@@ -363,7 +363,7 @@ class TaskRunner:
     def _install_signals(self) -> dict[int, Any]:
         if not self.install_signal_handlers or threading.current_thread() is not threading.main_thread():
             return {}
-        previous = {}
+        previous: dict[int, Any] = {}
         for sig in (signal.SIGTERM, signal.SIGINT):
             previous[sig] = signal.signal(sig, self._on_signal)
         return previous

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import os
 import time
 import uuid
@@ -113,7 +114,7 @@ class JobClient:
     def find(self, job: Job | str) -> Job:
         return Job.from_api(self._t.request("GET", f"/jobs/{_job_id(job)}"))
 
-    def list(self, state: str | None = None, name: str | None = None, limit: int = 100) -> list[Job]:
+    def list(self, state: str | None = None, name: str | None = None, limit: int = 100) -> builtins.list[Job]:
         """Jobs, newest first, following pages until `limit` jobs were read."""
         return list(self.iter(state=state, name=name, limit=limit))
 
@@ -132,7 +133,7 @@ class JobClient:
             if not cursor:
                 return
 
-    def tasks(self, job: Job | str) -> list[TaskInfo]:
+    def tasks(self, job: Job | str) -> builtins.list[TaskInfo]:
         return [TaskInfo.from_api(t) for t in self._t.request("GET", f"/jobs/{_job_id(job)}/tasks")["tasks"]]
 
     def cancel(self, job: Job | str) -> Job:
@@ -163,7 +164,7 @@ class ClusterClient:
     def find(self, slug: str) -> Cluster:
         return Cluster.from_api(self._t.request("GET", f"/clusters/{slug or 'default'}"))
 
-    def all(self) -> list[Cluster]:
+    def all(self) -> builtins.list[Cluster]:
         return [Cluster.from_api(c) for c in self._t.request("GET", "/clusters")["clusters"]]
 
     def delete(self, slug: str | Cluster) -> None:
@@ -190,7 +191,9 @@ class Client:
     def config(self) -> dict[str, Any]:
         return dict(self.transport.request("GET", "/config"))
 
-    def runner(self, cluster: str | Cluster | None = None, tasks: Sequence[type[Task]] = (), **options: Any) -> TaskRunner:
+    def runner(
+        self, cluster: str | Cluster | None = None, tasks: Sequence[type[Task]] = (), **options: Any
+    ) -> TaskRunner:
         """A task runner for `cluster` (default cluster if None) that executes the given task classes."""
         from taskfleet_runner.runner import TaskRunner
 

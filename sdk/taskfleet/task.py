@@ -13,13 +13,14 @@ import json
 import typing
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, dataclass_transform
 
 from taskfleet_functions.logic import rules
 
 from .errors import TaskValidationError
 
 
+@dataclass_transform()
 class Task:
     """Base class of user tasks. Subclasses become dataclasses automatically."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import itertools
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -81,7 +82,7 @@ def test_several_runners_share_a_cluster_and_run_each_task_once(stack, client, c
     assert len({e["pid"] for e in starts}) >= 2
     # and runs overlapped in time (they did not take turns)
     spans = sorted((e["t"], e["t"] + 0.2) for e in starts)
-    assert any(b[0] < a[1] for a, b in zip(spans, spans[1:], strict=False))
+    assert any(b[0] < a[1] for a, b in itertools.pairwise(spans))
     assert queue_depth(stack, cluster) == 0  # every ticket was consumed
 
 

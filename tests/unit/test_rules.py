@@ -18,7 +18,7 @@ def test_version_compatibility_is_same_major_and_at_least_the_minor(registered, 
 
 @pytest.mark.parametrize("version", ["1.0", "v1", "v1.0.0", "V1.0", "v-1.0", "", "v1.x"])
 def test_malformed_versions_are_rejected_with_the_expected_shape_named(version):
-    with pytest.raises(rules.RuleViolation, match="v1.2"):
+    with pytest.raises(rules.RuleViolation, match=r"v1\.2"):
         rules.parse_version(version)
 
 

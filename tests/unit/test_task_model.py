@@ -73,7 +73,7 @@ def test_identifier_defaults_and_validation():
         def identifier() -> tuple[str, str]:
             return "", "v1.0"
 
-    with pytest.raises(TaskValidationError, match="v1.2"):
+    with pytest.raises(TaskValidationError, match=r"v1\.2"):
         task_identifier(BadVersion)
     with pytest.raises(TaskValidationError, match="task name"):
         task_identifier(BadName)

@@ -143,7 +143,7 @@ class Dynamo:
         pk: str,
         sk: str,
         *,
-        set: Mapping[str, Any] | None = None,  # noqa: A002 - mirrors the DynamoDB clause
+        set: Mapping[str, Any] | None = None,
         add: Mapping[str, Any] | None = None,
         remove: Iterable[str] = (),
         condition: str | None = None,
@@ -208,7 +208,7 @@ class Dynamo:
         forward: bool = True,
         limit: int | None = None,
         start_key: dict[str, Any] | None = None,
-        filter: str | None = None,  # noqa: A002
+        filter: str | None = None,
     ) -> tuple[list[Item], dict[str, Any] | None]:
         expr = key_condition + " " + (filter or "")
         kwargs: dict[str, Any] = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import time
@@ -71,10 +72,8 @@ class Queues:
 
     def delete(self, *urls: str) -> None:
         for url in urls:
-            try:
+            with contextlib.suppress(self.client.exceptions.QueueDoesNotExist):
                 self.client.delete_queue(QueueUrl=url)
-            except self.client.exceptions.QueueDoesNotExist:
-                pass
 
     def send(self, queue_url: str, tickets: Iterable[Ticket], *, dedup_suffix: str = "") -> int:
         """Send tickets, 10 per SendMessageBatch. Group = task (never serializes a job); dedup id =

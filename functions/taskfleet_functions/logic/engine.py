@@ -209,7 +209,7 @@ class Orchestrator:
             "GSI1PK": "JOBS", "GSI1SK": f"{now:015d}#{job_id}",
             "outbox_at": now + self.outbox_ms, "GSI2PK": "OUTBOX", "GSI2SK": f"{now + self.outbox_ms:015d}",
         }
-        latch, buckets = latch_fields("roots", range(len(tasks)), job_pk(job_id))  # type: ignore[arg-type]
+        latch, buckets = latch_fields("roots", range(len(tasks)), job_pk(job_id))
         job.update(latch)
         self.db.put_many(buckets)
         result = self.db.put(job, condition="attribute_not_exists(#PK)")
@@ -362,8 +362,8 @@ class Orchestrator:
         ready: list[Item] = []
         now = self.clock()
         if job.get("state") in ACTIVE_JOB_STATES:
-            for task in self.walk(job):
-                state = task["state"]
+            for found in self.walk(job):
+                task, state = found, found["state"]
                 if state == FAILED:
                     res = self.db.update(
                         task_pk(task["task_id"]), META,
@@ -532,7 +532,7 @@ class Orchestrator:
                     children, job_id=report.job_id, parent=parent, parent_attempt=report.attempt,
                     default_cluster=parent["cluster"], now=now,
                 )
-                latch, buckets = latch_fields("children", range(len(children)), task_pk(report.task_id))  # type: ignore[arg-type]
+                latch, buckets = latch_fields("children", range(len(children)), task_pk(report.task_id))
                 commit.update(latch)
                 self.db.put_many([*items, *buckets])
         else:
@@ -570,7 +570,7 @@ class Orchestrator:
         }
         if task["state"] != RUNNING or task["attempt"] != report.attempt:
             if task["attempt"] == report.attempt and task["state"] == FAILED:
-                self._fail_job(report.job_id, task, task.get("failure", {}).get("message", ""))
+                self._fail_job(report.job_id, task, str((task.get("failure") or {}).get("message", "")))
                 return ReportResult("failed", "already recorded")
             if task["attempt"] == report.attempt and task["state"] == QUEUED:
                 return ReportResult("requeued", "already recorded")
@@ -593,7 +593,7 @@ class Orchestrator:
         if retry:
             return ReportResult("requeued")
         faults.point("fail.before_job_update")
-        self._fail_job(report.job_id, task, failure["message"])
+        self._fail_job(report.job_id, task, str(failure["message"]))
         return ReportResult("failed")
 
     # ================================================================================= propagation ==

@@ -66,7 +66,7 @@ class LocalApi:
     def url(self) -> str:
         assert self._server is not None
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def request_counts(self) -> dict[str, int]:
         with self._lock:
@@ -85,16 +85,18 @@ class LocalApi:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: Any) -> None:
                 pass
 
             def _handle(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length).decode("utf-8", "replace") if length else ""
                 path = urlsplit(self.path).path
-                module = next((m for prefix, m in ROUTES if path == prefix.rstrip("/") or path.startswith(prefix)), None)
+                module = next(
+                    (m for prefix, m in ROUTES if path == prefix.rstrip("/") or path.startswith(prefix)), None
+                )
                 with api._lock:
-                    api._counts[f"{self.command} {path.split('/')[1] if '/' in path else path}"] += 1
+                    api._counts[f"{self.command} /{path.split('/')[1] if '/' in path else path}"] += 1
                 if module is None:
                     self._send(404, {"error": {"code": "RouteNotFound", "message": f"no route {self.command} {path}"}})
                     return
