@@ -1,0 +1,121 @@
+"""The HTTP API: every route authorized with IAM (SigV4), each backed by its handler function."""
+
+from __future__ import annotations
+
+import json
+
+import jsii
+from aws_cdk import RemovalPolicy, Stack
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_apigatewayv2 as apigwv2
+from aws_cdk import aws_apigatewayv2_authorizers as authorizers
+from aws_cdk import aws_apigatewayv2_integrations as integrations
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from .config import DeploymentConfig
+from .functions import OrchestratorFunctions, retention
+
+GET, POST, DELETE = apigwv2.HttpMethod.GET, apigwv2.HttpMethod.POST, apigwv2.HttpMethod.DELETE
+
+# (method, path, function) - the contract with functions/taskfleet_functions/handlers.
+ROUTES: tuple[tuple[str, str, str], ...] = (
+    ("POST", "/jobs", "jobs"),
+    ("GET", "/jobs", "jobs"),
+    ("GET", "/jobs/{job_id}", "jobs"),
+    ("GET", "/jobs/{job_id}/tasks", "jobs"),
+    ("POST", "/jobs/{job_id}/cancel", "jobs"),
+    ("POST", "/jobs/{job_id}/retry", "jobs"),
+    ("POST", "/clusters", "clusters"),
+    ("GET", "/clusters", "clusters"),
+    ("GET", "/clusters/{slug}", "clusters"),
+    ("DELETE", "/clusters/{slug}", "clusters"),
+    ("GET", "/config", "clusters"),
+    ("POST", "/runner/next", "runner"),
+    ("POST", "/runner/extend", "runner"),
+)
+STAGE = "$default"
+# Per-account burst protection for the whole API (requests/s); runners mostly use the function URL.
+RATE_LIMIT = 500
+BURST_LIMIT = 1000
+
+_ACCESS_LOG_FORMAT = json.dumps({
+    "requestId": "$context.requestId",
+    "time": "$context.requestTime",
+    "ip": "$context.identity.sourceIp",
+    "caller": "$context.identity.userArn",
+    "route": "$context.routeKey",
+    "status": "$context.status",
+    "latencyMs": "$context.responseLatency",
+    "integrationStatus": "$context.integrationStatus",
+    "integrationError": "$context.integrationErrorMessage",
+    "authError": "$context.authorizer.error",
+    "bytes": "$context.responseLength",
+})
+
+
+@jsii.implements(apigwv2.IAccessLogSettings)
+class _AccessLogs:
+    """IAccessLogSettings is an interface in jsii: Python must implement it (a dict is not accepted)."""
+
+    def __init__(self, destination: apigwv2.IAccessLogDestination, format: apigw.AccessLogFormat) -> None:
+        self._destination = destination
+        self._format = format
+
+    @property
+    def destination(self) -> apigwv2.IAccessLogDestination:
+        return self._destination
+
+    @property
+    def format(self) -> apigw.AccessLogFormat:
+        return self._format
+
+
+class Api(Construct):
+    def __init__(self, scope: Construct, id: str, *, config: DeploymentConfig,
+                 functions: OrchestratorFunctions) -> None:
+        super().__init__(scope, id)
+        self.http_api = apigwv2.HttpApi(
+            self,
+            "HttpApi",
+            api_name=config.name,
+            description="taskfleet orchestrator API (IAM auth on every route)",
+            default_authorizer=authorizers.HttpIamAuthorizer(),
+            create_default_stage=False,
+        )
+        access_logs = logs.LogGroup(
+            self,
+            "AccessLogs",
+            retention=retention(config.log_retention_days),
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        self.stage = apigwv2.HttpStage(
+            self,
+            "DefaultStage",
+            http_api=self.http_api,
+            stage_name=STAGE,
+            auto_deploy=True,
+            throttle=apigwv2.ThrottleSettings(rate_limit=RATE_LIMIT, burst_limit=BURST_LIMIT),
+            access_log_settings=_AccessLogs(apigwv2.LogGroupLogDestination(access_logs),
+                                            apigw.AccessLogFormat.custom(_ACCESS_LOG_FORMAT)),
+        )
+        self.access_logs = access_logs
+        integration_of = {
+            name: integrations.HttpLambdaIntegration(f"{name}-integration", fn)
+            for name, fn in functions.functions.items() if name != "sweeper"
+        }
+        methods = {"GET": GET, "POST": POST, "DELETE": DELETE}
+        self.routes: dict[tuple[str, str], apigwv2.HttpRoute] = {}
+        for method, path, function in ROUTES:
+            (route,) = self.http_api.add_routes(path=path, methods=[methods[method]],
+                                                integration=integration_of[function])
+            self.routes[(method, path)] = route
+        self.url = self.http_api.api_endpoint
+
+    def execute_api_arn(self, method: str, path: str) -> str:
+        """The execute-api ARN of one concrete request (`path` without placeholders)."""
+        return Stack.of(self).format_arn(
+            service="execute-api",
+            resource=self.http_api.api_id,
+            resource_name=f"{STAGE}/{method}{path}",
+        )

@@ -1,0 +1,307 @@
+"""The deployment's configuration: which clusters exist and what compute runs their runners.
+
+It lives in cdk.json under the context key ``taskfleet`` (or is given on the command line as JSON:
+``cdk synth -c 'taskfleet={...}'``). Parsing is strict: an unknown key is an error, so a typo never
+silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal
+
+CONTEXT_KEY = "taskfleet"
+
+# Queue names are `<prefix>-<slug>.fifo` and `<prefix>-<slug>-dlq.fifo`; SQS allows 80 characters of
+# [A-Za-z0-9_-] (".fifo" included).
+_SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$")
+_PREFIX = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?$")
+_QUEUE_NAME_MAX = 80
+_DLQ_SUFFIX = "-dlq.fifo"
+
+# Fargate's valid cpu -> memory (MiB) combinations (Linux).
+_FARGATE_MEMORY: dict[int, range] = {
+    256: range(512, 2049, 512),
+    512: range(1024, 4097, 1024),
+    1024: range(2048, 8193, 1024),
+    2048: range(4096, 16385, 1024),
+    4096: range(8192, 30721, 1024),
+    8192: range(16384, 61441, 4096),
+    16384: range(32768, 122881, 8192),
+}
+# SQS visibility timeout (= the lease) is at most 12 hours.
+_MAX_LEASE_SECONDS = 12 * 3600
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
+                   2922, 3288, 3653)
+
+
+# The demo's CPU task classes (sdk/taskfleet/examples/demo.py), what the default runner image can run.
+DEMO_TASKS = tuple(f"taskfleet.examples.demo:{name}"
+                   for name in ("SurveyWorkflow", "FetchScene", "MakeTile", "PublishReport"))
+
+
+class ConfigError(ValueError):
+    """The taskfleet deployment configuration is invalid."""
+
+
+@dataclass(frozen=True)
+class FargateCompute:
+    """Runners as Fargate tasks: scale from `min_tasks` (0 = nothing runs at idle) to `max_tasks`."""
+
+    cpu: int = 512
+    memory: int = 1024
+    min_tasks: int = 0
+    max_tasks: int = 4
+    # x86_64 builds the runner image natively on most deployers; arm64 is ~20% cheaper per vCPU-hour but
+    # needs an arm64 (or emulating) Docker builder at deploy time.
+    architecture: Literal["x86_64", "arm64"] = "x86_64"
+    # Fargate Spot: up to 70% cheaper; a reclaimed task gets SIGTERM and 2 minutes, the runner gives its
+    # task back.
+    spot: bool = False
+    type: Literal["fargate"] = "fargate"
+
+    def validate(self, where: str) -> None:
+        if self.cpu not in _FARGATE_MEMORY:
+            raise ConfigError(f"{where}: fargate cpu must be one of {sorted(_FARGATE_MEMORY)}, not {self.cpu}")
+        if self.memory not in _FARGATE_MEMORY[self.cpu]:
+            allowed = _FARGATE_MEMORY[self.cpu]
+            raise ConfigError(
+                f"{where}: fargate memory {self.memory} is not valid with cpu {self.cpu} "
+                f"({allowed.start}-{allowed.stop - 1} MiB in steps of {allowed.step})"
+            )
+        _check_min_max(where, "tasks", self.min_tasks, self.max_tasks)
+        if self.architecture not in ("x86_64", "arm64"):
+            raise ConfigError(f"{where}: architecture must be x86_64 or arm64")
+
+
+@dataclass(frozen=True)
+class GpuCompute:
+    """Runners on GPU EC2 instances (ECS-optimized Amazon Linux 2023 GPU AMI) of one instance type."""
+
+    instance_type: str = "g4dn.xlarge"
+    gpus_per_task: int = 1
+    min_instances: int = 0
+    max_instances: int = 2
+    # Runner tasks; the capacity provider adds instances for them. Default: one task per instance.
+    max_tasks: int | None = None
+    # Per task: CPU units (1024 = 1 vCPU) and a hard memory limit in MiB. The defaults fit a
+    # g4dn.xlarge (4 vCPU, 16 GiB) with room for the ECS agent.
+    cpu: int = 2048
+    memory: int = 12288
+    # CUDA images are large; the AMI's default 30 GiB root volume fills up quickly.
+    root_volume_gib: int = 100
+    type: Literal["gpu"] = "gpu"
+
+    @property
+    def task_limit(self) -> int:
+        return self.max_tasks if self.max_tasks is not None else self.max_instances
+
+    def validate(self, where: str) -> None:
+        if not re.fullmatch(r"[a-z0-9]+\.[a-z0-9]+", self.instance_type):
+            raise ConfigError(f"{where}: instance_type {self.instance_type!r} is not an EC2 instance type")
+        if self.gpus_per_task < 1:
+            raise ConfigError(f"{where}: gpus_per_task must be at least 1")
+        _check_min_max(where, "instances", self.min_instances, self.max_instances)
+        if self.max_instances < 1 or self.task_limit < 1:
+            raise ConfigError(f"{where}: max_instances and max_tasks must be at least 1")
+        if self.cpu < 128 or self.memory < 512 or self.root_volume_gib < 30:
+            raise ConfigError(f"{where}: cpu >= 128, memory >= 512 MiB and root_volume_gib >= 30 required")
+
+
+@dataclass(frozen=True)
+class ExternalCompute:
+    """No ECS: runners are started on your own machines (on-prem, laptops, other clouds)."""
+
+    type: Literal["external"] = "external"
+
+    def validate(self, where: str) -> None:
+        return None
+
+
+Compute = FargateCompute | GpuCompute | ExternalCompute
+_COMPUTE_TYPES: dict[str, type[Any]] = {"fargate": FargateCompute, "gpu": GpuCompute, "external": ExternalCompute}
+
+
+@dataclass(frozen=True)
+class ImageConfig:
+    """The runner image, built from a Dockerfile at deploy time (`ContainerImage.from_asset`).
+
+    `directory` is the build context relative to the repository root, `file` the Dockerfile relative to
+    it. Build your own image `FROM` the default one to add your task code and its dependencies.
+    """
+
+    directory: str = "."
+    file: str = "runner/Dockerfile"
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    slug: str
+    compute: Compute = field(default_factory=FargateCompute)
+    # The task classes the ECS runners register (`module:Class`); on-prem runners name theirs themselves.
+    tasks: tuple[str, ...] = DEMO_TASKS
+    image: ImageConfig = field(default_factory=ImageConfig)
+    # Alarm when the oldest ticket of this cluster is older than this (a ticket stays in the queue while
+    # its task runs, so set it above the longest task you expect).
+    max_ticket_age_seconds: int = 3600
+
+    @property
+    def runs_on_ecs(self) -> bool:
+        return not isinstance(self.compute, ExternalCompute)
+
+
+@dataclass(frozen=True)
+class OnPremConfig:
+    """Credentials for runners outside AWS. A managed policy per cluster is always created."""
+
+    # Principals (account ids or role/user ARNs) that may assume a runner role; empty = no role.
+    trusted_principals: tuple[str, ...] = ()
+    # Also create an IAM user per external cluster (create its access key yourself, see docs/deploy.md).
+    create_users: bool = False
+
+
+@dataclass(frozen=True)
+class DeploymentConfig:
+    # Stack name, Powertools service name and the prefix of named resources.
+    name: str = "taskfleet"
+    # Queue name prefix; every deployment in an account and region needs its own.
+    queue_prefix: str = "taskfleet"
+    lease_seconds: int = 60
+    log_level: str = "INFO"
+    metrics_namespace: str = "Taskfleet"
+    # Table deletion protection (and RETAIN on stack deletion). Turn off for throw-away stacks only.
+    deletion_protection: bool = True
+    log_retention_days: int = 30
+    # Alarm notifications go to an SNS topic; optionally subscribe an e-mail address.
+    alarm_email: str | None = None
+    # 0: runners live in public subnets with a public IP and no inbound rule (no NAT gateway, nothing
+    # billed at idle). >= 1: runners live in private subnets behind that many NAT gateways.
+    nat_gateways: int = 0
+    function_memory_mb: int = 1024
+    # X-Ray active tracing of the functions (Powertools Tracer). Off: no X-Ray cost, no trace segments.
+    tracing: bool = False
+    clusters: tuple[ClusterConfig, ...] = (ClusterConfig(slug="default"),)
+    onprem: OnPremConfig = field(default_factory=OnPremConfig)
+
+    @property
+    def cluster_slugs(self) -> tuple[str, ...]:
+        return tuple(c.slug for c in self.clusters)
+
+    def queue_name(self, slug: str) -> str:
+        return f"{self.queue_prefix}-{slug}.fifo"
+
+    def dlq_name(self, slug: str) -> str:
+        return f"{self.queue_prefix}-{slug}{_DLQ_SUFFIX}"
+
+    def validate(self) -> DeploymentConfig:
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9-]{0,63}", self.name):
+            raise ConfigError(f"name {self.name!r}: a letter, then letters, digits and '-' (CloudFormation)")
+        if not _PREFIX.fullmatch(self.queue_prefix):
+            raise ConfigError(f"queue_prefix {self.queue_prefix!r}: letters, digits and inner '-' only")
+        if not 1 <= self.lease_seconds <= _MAX_LEASE_SECONDS:
+            raise ConfigError(f"lease_seconds must be 1..{_MAX_LEASE_SECONDS} (the SQS visibility timeout)")
+        if self.log_level not in _LOG_LEVELS:
+            raise ConfigError(f"log_level must be one of {_LOG_LEVELS}")
+        if self.log_retention_days not in _RETENTION_DAYS:
+            raise ConfigError(f"log_retention_days must be one of {_RETENTION_DAYS}")
+        if not 0 <= self.nat_gateways <= 3:
+            raise ConfigError("nat_gateways must be 0..3")
+        if not 128 <= self.function_memory_mb <= 10240:
+            raise ConfigError("function_memory_mb must be 128..10240")
+        if not re.fullmatch(r"[A-Za-z0-9_./#:-]{1,255}", self.metrics_namespace) or \
+                self.metrics_namespace.startswith("AWS/"):
+            raise ConfigError(f"metrics_namespace {self.metrics_namespace!r} is not a custom namespace")
+        slugs = self.cluster_slugs
+        if "default" not in slugs:
+            raise ConfigError("clusters must include the 'default' cluster")
+        if len(set(slugs)) != len(slugs):
+            raise ConfigError(f"cluster slugs must be unique: {list(slugs)}")
+        for cluster in self.clusters:
+            where = f"cluster {cluster.slug!r}"
+            if not _SLUG.fullmatch(cluster.slug):
+                raise ConfigError(f"{where}: a slug is lowercase letters, digits and inner '-'")
+            if len(self.dlq_name(cluster.slug)) > _QUEUE_NAME_MAX:
+                raise ConfigError(f"{where}: queue name {self.dlq_name(cluster.slug)!r} exceeds 80 characters")
+            if cluster.runs_on_ecs and not cluster.tasks:
+                raise ConfigError(f"{where}: an ECS cluster needs at least one task class in 'tasks'")
+            if cluster.max_ticket_age_seconds < 60:
+                raise ConfigError(f"{where}: max_ticket_age_seconds must be at least 60")
+            cluster.compute.validate(where)
+        return self
+
+
+def _check_min_max(where: str, what: str, low: int, high: int) -> None:
+    if low < 0 or high < low:
+        raise ConfigError(f"{where}: need 0 <= min_{what} <= max_{what} (got {low}, {high})")
+
+
+def _build(cls: type[Any], raw: Any, where: str) -> Any:
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{where}: expected an object, got {type(raw).__name__}")
+    known = {f.name for f in fields(cls)}
+    unknown = set(raw) - known
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: {sorted(known)}")
+    try:
+        return cls(**dict(raw))
+    except TypeError as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
+
+
+def _compute(raw: Any, where: str) -> Compute:
+    if not isinstance(raw, Mapping) or raw.get("type") not in _COMPUTE_TYPES:
+        raise ConfigError(f"{where}.compute: 'type' must be one of {sorted(_COMPUTE_TYPES)}")
+    compute: Compute = _build(_COMPUTE_TYPES[raw["type"]], raw, f"{where}.compute")
+    for f in fields(compute):
+        value = getattr(compute, f.name)
+        if f.type in ("int", "int | None") and value is not None and (
+                not isinstance(value, int) or isinstance(value, bool)):
+            raise ConfigError(f"{where}.compute.{f.name}: expected an integer, got {value!r}")
+    return compute
+
+
+def _cluster(raw: Any, index: int) -> ClusterConfig:
+    where = f"clusters[{index}]"
+    if not isinstance(raw, Mapping) or not isinstance(raw.get("slug"), str):
+        raise ConfigError(f"{where}: needs a 'slug'")
+    values = dict(raw)
+    if "compute" in values:
+        values["compute"] = _compute(values["compute"], where)
+    if "tasks" in values:
+        tasks = values["tasks"]
+        if isinstance(tasks, str) or not all(isinstance(t, str) and ":" in t for t in tasks):
+            raise ConfigError(f"{where}.tasks: a list of 'module:Class' strings")
+        values["tasks"] = tuple(tasks)
+    if "image" in values:
+        values["image"] = _build(ImageConfig, values["image"], f"{where}.image")
+    return _build(ClusterConfig, values, where)
+
+
+def parse_config(raw: Mapping[str, Any] | str | None) -> DeploymentConfig:
+    """Build and validate the configuration from cdk.json context (an object, or a JSON string)."""
+    if raw is None:
+        raw = {}
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"context '{CONTEXT_KEY}' is not valid JSON: {exc}") from exc
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"context '{CONTEXT_KEY}' must be an object")
+    values = {k: v for k, v in raw.items() if not k.startswith("//")}  # "//": comments in cdk.json
+    if "clusters" in values:
+        clusters = values["clusters"]
+        if not isinstance(clusters, list) or not clusters:
+            raise ConfigError("clusters: a non-empty list")
+        values["clusters"] = tuple(_cluster(c, i) for i, c in enumerate(clusters))
+    if "onprem" in values:
+        onprem = dict(values["onprem"]) if isinstance(values["onprem"], Mapping) else values["onprem"]
+        if isinstance(onprem, dict) and "trusted_principals" in onprem:
+            onprem["trusted_principals"] = tuple(onprem["trusted_principals"])
+        values["onprem"] = _build(OnPremConfig, onprem, "onprem")
+    config: DeploymentConfig = _build(DeploymentConfig, values, "taskfleet")
+    return config.validate()

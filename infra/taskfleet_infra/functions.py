@@ -1,0 +1,188 @@
+"""The four orchestrator functions, each with its own least-privilege role.
+
+| function | handler | data it touches |
+| --- | --- | --- |
+| jobs | handlers.jobs | table read/write incl. GSI1 and GSI2; SendMessage on the cluster queues |
+| clusters | handlers.clusters | table read/write; create/inspect/delete cluster queues (`<prefix>-*`) |
+| runner | handlers.runner | table read/write; SendMessage on the cluster queues |
+| sweeper | handlers.sweeper | table read/write incl. GSI2; send/receive/delete on queues and DLQs |
+
+Queue permissions name the `<prefix>-*.fifo` pattern rather than the configured queues because clusters
+created at run time (`POST /clusters`) get their queues from the clusters function.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from .bundle import build_bundle
+from .config import DeploymentConfig
+from .nag import acknowledge
+from .state import StateTable
+
+HANDLER_MODULE = "taskfleet_functions.handlers"
+# API Gateway HTTP APIs give up on an integration after 30 s; a handler must answer before.
+API_TIMEOUT = Duration.seconds(29)
+# One sweep a minute: a sweep that cannot finish within a minute hands over to the next one.
+SWEEPER_TIMEOUT = Duration.seconds(55)
+
+# DynamoDB data-plane actions the orchestrator uses (dal/dynamo.py): single-item reads and conditional
+# writes, batches, queries. No Scan, no table management.
+TABLE_ACTIONS = [
+    "dynamodb:GetItem",
+    "dynamodb:BatchGetItem",
+    "dynamodb:Query",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:BatchWriteItem",
+    "dynamodb:ConditionCheckItem",
+]
+INDEX_ACTIONS = ["dynamodb:Query"]
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    name: str
+    indexes: tuple[str, ...]  # GSIs it queries
+    queue_actions: tuple[str, ...]  # on `<prefix>-*.fifo`
+    timeout: Duration
+    description: str
+
+
+SPECS: tuple[FunctionSpec, ...] = (
+    FunctionSpec("jobs", ("GSI1", "GSI2"), ("sqs:SendMessage",), API_TIMEOUT,
+                 "taskfleet jobs API: submit, list, inspect, cancel, retry"),
+    FunctionSpec("clusters", (), ("sqs:CreateQueue", "sqs:GetQueueUrl", "sqs:GetQueueAttributes",
+                                  "sqs:SetQueueAttributes", "sqs:DeleteQueue", "sqs:TagQueue"),
+                 API_TIMEOUT, "taskfleet clusters API and client configuration"),
+    FunctionSpec("runner", (), ("sqs:SendMessage",), API_TIMEOUT,
+                 "taskfleet runner hot path: report, claim, extend"),
+    FunctionSpec("sweeper", ("GSI2",), ("sqs:SendMessage", "sqs:ReceiveMessage", "sqs:DeleteMessage"),
+                 SWEEPER_TIMEOUT, "taskfleet sweeper: overdue dispatches and dead-lettered tickets"),
+)
+
+
+class OrchestratorFunctions(Construct):
+    """Lambda functions (python3.11, arm64) from one locally built bundle, with Powertools settings."""
+
+    def __init__(self, scope: Construct, id: str, *, config: DeploymentConfig, state: StateTable) -> None:
+        super().__init__(scope, id)
+        stack = Stack.of(self)
+        self.config = config
+        self.code = lambda_.Code.from_asset(str(build_bundle()))
+        self.queue_arn_pattern = stack.format_arn(
+            service="sqs", resource=f"{config.queue_prefix}-*.fifo",
+            arn_format=ArnFormat.NO_RESOURCE_NAME,
+        )
+        self.functions: dict[str, lambda_.Function] = {}
+        self.log_groups: dict[str, logs.LogGroup] = {}
+        environment = {
+            "TASKFLEET_TABLE": state.table.table_name,
+            "TASKFLEET_QUEUE_PREFIX": config.queue_prefix,
+            "TASKFLEET_LEASE_SECONDS": str(config.lease_seconds),
+            "TASKFLEET_CLUSTERS": ",".join(config.cluster_slugs),
+            # One service name for all four functions: the custom metrics (JobsSubmitted, ...) carry the
+            # dimension service=<name> whichever function emits them, so the dashboard finds them.
+            "POWERTOOLS_SERVICE_NAME": config.name,
+            "POWERTOOLS_LOG_LEVEL": config.log_level,
+            "POWERTOOLS_METRICS_NAMESPACE": config.metrics_namespace,
+        }
+        if not config.tracing:
+            environment["POWERTOOLS_TRACE_DISABLED"] = "true"
+        for spec in SPECS:
+            self.functions[spec.name] = self._function(spec, environment, state)
+        self.jobs = self.functions["jobs"]
+        self.clusters = self.functions["clusters"]
+        self.runner = self.functions["runner"]
+        self.sweeper = self.functions["sweeper"]
+
+        # The runners' hot path: SigV4-signed calls straight to the function, no API Gateway charge.
+        self.runner_url = self.runner.add_function_url(auth_type=lambda_.FunctionUrlAuthType.AWS_IAM)
+        # GET /config tells runners where the hot path is.
+        self.clusters.add_environment("TASKFLEET_RUNNER_URL", self.runner_url.url)
+
+    def _function(self, spec: FunctionSpec, environment: dict[str, str], state: StateTable) -> lambda_.Function:
+        config = self.config
+        log_group = logs.LogGroup(
+            self,
+            f"{spec.name}-logs",
+            retention=retention(config.log_retention_days),
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        role = iam.Role(
+            self,
+            f"{spec.name}-role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"taskfleet {spec.name} function: least privilege",
+        )
+        # Instead of AWSLambdaBasicExecutionRole (logs:CreateLogGroup on *): write to its own group only.
+        log_group.grant_write(role)
+        role.add_to_policy(iam.PolicyStatement(
+            sid="Table",
+            actions=TABLE_ACTIONS,
+            resources=[state.table.table_arn],
+        ))
+        if spec.indexes:
+            role.add_to_policy(iam.PolicyStatement(
+                sid="Indexes",
+                actions=INDEX_ACTIONS,
+                resources=[state.index_arn(name) for name in spec.indexes],
+            ))
+        role.add_to_policy(iam.PolicyStatement(
+            sid="ClusterQueues",
+            actions=list(spec.queue_actions),
+            resources=[self.queue_arn_pattern],
+        ))
+        acknowledge(
+            role, f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:sqs:<AWS::Region>:<AWS::AccountId>:"
+                  f"{config.queue_prefix}-*.fifo]",
+            "Cluster queues are created at run time by POST /clusters (named <prefix>-<slug>.fifo); the "
+            "grant is scoped to this deployment's queue name prefix and to FIFO queues.",
+        )
+        function = lambda_.Function(
+            self,
+            spec.name,
+            description=spec.description,
+            runtime=lambda_.Runtime.PYTHON_3_11,
+            architecture=lambda_.Architecture.ARM_64,
+            handler=f"{HANDLER_MODULE}.{spec.name}.lambda_handler",
+            code=self.code,
+            role=role,
+            memory_size=config.function_memory_mb if spec.name != "sweeper" else 512,
+            timeout=spec.timeout,
+            environment=dict(environment),
+            log_group=log_group,
+            tracing=lambda_.Tracing.ACTIVE if config.tracing else lambda_.Tracing.DISABLED,
+        )
+        acknowledge(
+            function, "AwsSolutions-L1",
+            "The python3.11 runtime is part of taskfleet's contract with its handlers (the bundle is "
+            "byte-compiled for 3.11 and its wheels are cp311); moving runtimes is a deliberate upgrade.",
+        )
+        if config.tracing:
+            acknowledge(
+                role, "AwsSolutions-IAM5[Resource::*]",
+                "X-Ray PutTraceSegments/PutTelemetryRecords support no resource-level permissions.",
+            )
+        self.log_groups[spec.name] = log_group
+        return function
+
+
+def _retention_name(days: int) -> str:
+    names = {1: "ONE_DAY", 3: "THREE_DAYS", 5: "FIVE_DAYS", 7: "ONE_WEEK", 14: "TWO_WEEKS", 30: "ONE_MONTH",
+             60: "TWO_MONTHS", 90: "THREE_MONTHS", 120: "FOUR_MONTHS", 150: "FIVE_MONTHS", 180: "SIX_MONTHS",
+             365: "ONE_YEAR", 400: "THIRTEEN_MONTHS", 545: "EIGHTEEN_MONTHS", 731: "TWO_YEARS",
+             1096: "THREE_YEARS", 1827: "FIVE_YEARS", 2192: "SIX_YEARS", 2557: "SEVEN_YEARS",
+             2922: "EIGHT_YEARS", 3288: "NINE_YEARS", 3653: "TEN_YEARS"}
+    return names[days]
+
+
+def retention(days: int) -> logs.RetentionDays:
+    return logs.RetentionDays[_retention_name(days)]
