@@ -77,6 +77,8 @@ def body(app: APIGatewayHttpResolver, model: type[Model]) -> Model:
         data = json.loads(raw) if raw else {}
     except ValueError:
         raise DomainError("request body is not valid JSON", code="InvalidJson") from None
+    except RecursionError:  # e.g. 100,000 nested brackets: valid JSON grammar, but no request of ours
+        raise DomainError("request body is nested too deeply", code="InvalidJson") from None
     if not isinstance(data, dict):
         raise DomainError("request body must be a JSON object", code="InvalidRequest")
     return model.model_validate(data)

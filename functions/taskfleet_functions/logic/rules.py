@@ -88,7 +88,12 @@ def encode_input(value: Any) -> str:
         text = json.dumps(value, allow_nan=False, separators=(",", ":"), ensure_ascii=False)
     except (TypeError, ValueError) as err:
         raise RuleViolation(f"task input is not JSON-serializable: {err}") from None
-    size = len(text.encode("utf-8"))
+    except RecursionError:
+        raise RuleViolation("task input is nested too deeply to serialize") from None
+    try:
+        size = len(text.encode("utf-8"))
+    except UnicodeEncodeError:  # a lone surrogate (e.g. "\ud800" in the JSON) is no valid Unicode text
+        raise RuleViolation("task input contains a string that is not valid Unicode (a lone surrogate)") from None
     if size > MAX_INPUT_BYTES:
         raise RuleViolation(f"task input is {size} bytes serialized; the limit is {MAX_INPUT_BYTES} bytes")
     return text
@@ -105,6 +110,14 @@ def check_dependencies(index: int, depends_on: list[int]) -> list[int]:
                 "in the same call or execution"
             )
     return sorted(set(depends_on))
+
+
+_ID_TEXT = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+
+
+def is_plausible_id(text: str) -> bool:
+    """Whether `text` can be a job or task id (uuid strings); anything else exists nowhere."""
+    return isinstance(text, str) and bool(_ID_TEXT.match(text))
 
 
 def root_task_id(job_id: str, index: int) -> str:
