@@ -279,6 +279,8 @@ class Orchestrator:
         return items, ready
 
     def get_job(self, job_id: str) -> Item:
+        if not rules.is_plausible_id(job_id):  # DynamoDB rejects keys over 2 KB with a 500-worthy error
+            raise NotFound(f"job {job_id!r:.80} does not exist", code="JobNotFound")
         job = self.db.get(job_pk(job_id), META)
         if job is None or job.get("type") != "job":
             raise NotFound(f"job {job_id!r} does not exist", code="JobNotFound")
@@ -298,9 +300,12 @@ class Orchestrator:
         if cursor:
             try:
                 start = json.loads(base64.urlsafe_b64decode(cursor.encode()).decode())
-                if not isinstance(start, dict):
+                # exactly the key shape this API returns, or DynamoDB rejects it (a 500, not a 400)
+                if not isinstance(start, dict) or set(start) != {"PK", "SK", "GSI1PK", "GSI1SK"} or not all(
+                        isinstance(v, dict) and list(v) == ["S"] and isinstance(v["S"], str) and 0 < len(v["S"]) < 1024
+                        for v in start.values()) or start["GSI1PK"]["S"] != "JOBS":
                     raise ValueError
-            except ValueError:
+            except (ValueError, RecursionError):
                 raise InvalidRequest("cursor is not one this API returned") from None
         items, last = self.db.query(
             index=JOBS_INDEX, key_condition="#GSI1PK = :pk", values=values, forward=False,
