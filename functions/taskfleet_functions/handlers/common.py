@@ -8,6 +8,8 @@ from typing import Any, TypeVar
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 from pydantic import BaseModel, ValidationError
 
 from ..faults import InjectedCrash
@@ -20,6 +22,16 @@ warnings.filterwarnings("ignore", message="No application metrics to publish")
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
+
+_METRICS_OFF = is_metrics_disabled()
+
+
+def count(name: str, value: int = 1) -> None:
+    """Add a count metric. Where metrics are off (the local stack) add nothing: Powertools would
+    otherwise keep them and print them every 100."""
+    if not _METRICS_OFF and value:
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+
 
 MAX_BODY_BYTES = 6 * 1024 * 1024  # Lambda's synchronous payload limit
 

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ..logic.engine import TaskSpec
 from ..models.api import SubmitJobIn
 from ..views import job_view, task_view
 from ..wiring import orchestrator
-from .common import body, int_param, logger, make_app, metrics, ok, tracer
+from .common import body, count, int_param, logger, make_app, metrics, ok, tracer
 
 app = make_app()
 
@@ -24,7 +23,7 @@ def submit() -> Any:
     specs = [TaskSpec(**t.model_dump()) for t in req.tasks]
     job = orchestrator().submit_job(req.name, specs, cluster=req.cluster, max_retries=req.max_retries,
                                     client_token=req.client_token)
-    metrics.add_metric(name="JobsSubmitted", unit=MetricUnit.Count, value=1)
+    count("JobsSubmitted", 1)
     logger.info("job submitted", extra={"job_id": job["job_id"], "root_tasks": len(specs)})
     return ok(job_view(job), 201)
 

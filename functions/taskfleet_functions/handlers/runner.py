@@ -5,13 +5,12 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ..logic.engine import Report, TaskSpec
 from ..models.api import ExtendIn, RunnerNextIn
 from ..wiring import orchestrator
-from .common import body, logger, make_app, metrics, ok, tracer
+from .common import body, count, logger, make_app, metrics, ok, tracer
 
 app = make_app()
 
@@ -32,14 +31,14 @@ def next_task() -> Any:
         result = engine.report(report, req.runner_id)
         out["report"] = asdict(result)
         if result.status == "failed":
-            metrics.add_metric(name="TasksFailed", unit=MetricUnit.Count, value=1)
+            count("TasksFailed", 1)
         elif result.status == "ok":
-            metrics.add_metric(name="TasksComputed", unit=MetricUnit.Count, value=1)
+            count("TasksComputed", 1)
     if req.claim is not None:
         claim = engine.claim(req.claim.job_id, req.claim.task_id, req.runner_id)
         out["claim"] = asdict(claim)
         if claim.reason.startswith("the task's runner stopped"):
-            metrics.add_metric(name="LeasesExpired", unit=MetricUnit.Count, value=1)
+            count("LeasesExpired", 1)
     return ok(out)
 
 

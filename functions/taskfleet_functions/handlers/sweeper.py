@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ..wiring import orchestrator
-from .common import logger, metrics, tracer
+from .common import count, logger, metrics, tracer
 
 
 @logger.inject_lambda_context
@@ -17,7 +16,7 @@ from .common import logger, metrics, tracer
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, int]:
     stats = orchestrator().sweep()
     for name, value in stats.items():
-        metrics.add_metric(name=f"Sweeper{name.title().replace('_', '')}", unit=MetricUnit.Count, value=value)
+        count(f"Sweeper{name.title().replace('_', '')}", value)
     if any(stats.values()):
         logger.info("sweeper repaired state", extra=stats)
     return stats
