@@ -6,6 +6,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from botocore.config import Config
+
     from .logic.engine import Orchestrator
 
 _orchestrator: Orchestrator | None = None
@@ -23,9 +25,17 @@ def orchestrator() -> Orchestrator:
     return _orchestrator
 
 
+def aws_config() -> Config:
+    """The botocore configuration of the orchestrator's DynamoDB and SQS clients (on AWS and on the local
+    stack alike). Standard retry mode: jittered exponential backoff on throttling, 5xx and connection
+    errors, at most 5 attempts per call, within a retry quota."""
+    from botocore.config import Config
+
+    return Config(retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=3, read_timeout=10)
+
+
 def build_from_env() -> Orchestrator:
     import boto3
-    from botocore.config import Config
 
     from .dal.dynamo import Dynamo
     from .dal.queues import Queues
@@ -33,8 +43,7 @@ def build_from_env() -> Orchestrator:
     from .settings import Settings
 
     settings = Settings.from_env()
-    # Standard retry mode: jittered exponential backoff on throttling and 5xx, bounded attempts.
-    config = Config(retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=3, read_timeout=10)
+    config = aws_config()
     session = boto3.session.Session(region_name=settings.region)
     dynamodb = session.client("dynamodb", config=config, endpoint_url=settings.endpoint_url)
     sqs = session.client("sqs", config=config, endpoint_url=settings.endpoint_url)

@@ -65,12 +65,12 @@ class LocalStack:
             raise RuntimeError("local stack is not started")
         return self.api.url
 
-    def boto_client(self, service: str) -> Any:
+    def boto_client(self, service: str, config: Any = None) -> Any:
         import boto3
 
         assert self.emulator is not None
         return boto3.session.Session().client(service, endpoint_url=self.emulator.url, region_name="us-east-1",
-                                              **FAKE_CREDENTIALS)
+                                              config=config, **FAKE_CREDENTIALS)
 
     def start(self) -> LocalStack:
         for key, value in _POWERTOOLS_LOCAL_ENV.items():
@@ -86,7 +86,8 @@ class LocalStack:
         from .emulator import Emulator
 
         self.emulator = Emulator(host=self.host).start()
-        dynamodb, sqs = self.boto_client("dynamodb"), self.boto_client("sqs")
+        # the orchestrator's clients retry exactly as on AWS (wiring.aws_config: standard mode, 5 attempts)
+        dynamodb, sqs = self.boto_client("dynamodb", wiring.aws_config()), self.boto_client("sqs", wiring.aws_config())
         dynamodb.create_table(**table_spec(self.name))
         self.api = LocalApi(host=self.host, port=self.port)
         settings = Settings(table_name=self.name, queue_prefix=self.name, lease_seconds=self.lease_seconds,
