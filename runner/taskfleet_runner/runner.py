@@ -139,6 +139,10 @@ class TaskRunner:
         kwargs["config"] = Config(retries={"max_attempts": 5, "mode": "standard"},
                                   read_timeout=LONG_POLL_SECONDS + 10)
         self._sqs = boto3.session.Session().client("sqs", **kwargs)
+        if os.environ.get("TASKFLEET_FAULT_RATE"):  # reliability tests inject AWS errors (aws_faults.py)
+            from .aws_faults import install_from_environment
+
+            install_from_environment(self._sqs)
 
     # --- public loops ----------------------------------------------------------------------------
 
