@@ -202,6 +202,7 @@ class Orchestrator:
             tasks, job_id=job_id, parent=None, parent_attempt=0, default_cluster=cluster_slug, now=now
         )
         self.db.put_many(items)
+        faults.point("submit.after_tasks")
         job = {
             "PK": job_pk(job_id), "SK": META, "type": "job", "job_id": job_id, "name": name,
             "state": SUBMITTED, "cluster": cluster_slug, "submitted_at": now, "max_retries": max_retries,
@@ -217,6 +218,7 @@ class Orchestrator:
             return result.item or job
         faults.point("submit.after_write")
         self._dispatch(ready, suffix="")
+        faults.point("submit.before_clear_outbox")
         self._clear_outbox(job_id)
         job.pop("GSI2PK"), job.pop("GSI2SK"), job.pop("outbox_at")
         return job
@@ -380,6 +382,7 @@ class Orchestrator:
                     if res.ok and res.item:
                         requeued += 1
                         task = res.item
+                        faults.point("resume.after_requeue")
                 elif state == RUNNING and int(task.get("lease_expires", 0)) <= now:
                     res = self.db.update(
                         task_pk(task["task_id"]), META, set={"state": QUEUED},
@@ -393,6 +396,7 @@ class Orchestrator:
                     ready.append(task)
             faults.point("resume.before_dispatch")
             self._dispatch(ready, suffix=f":r{now}")
+            faults.point("resume.before_clear_outbox")
         self._clear_outbox(job["job_id"])
         return requeued
 
@@ -444,6 +448,7 @@ class Orchestrator:
                         condition="#state = :r AND #attempt = :a", values={":r": RUNNING, ":a": old["attempt"]},
                     )
                     if res.ok:
+                        faults.point("claim.before_fail_job")
                         self._fail_job(job_id, old, message)
                     return ClaimResult("discard", reason=message)
                 result = self.db.update(
@@ -464,6 +469,7 @@ class Orchestrator:
         task = result.item
         assert task is not None
         if job["state"] == SUBMITTED:
+            faults.point("claim.before_job_running")
             self.db.update(job_pk(job_id), META, set={"state": RUNNING, "started_at": now},
                            condition="#state = :s", values={":s": SUBMITTED})
         return ClaimResult("run", task=self._task_payload(task, job))
@@ -633,13 +639,16 @@ class Orchestrator:
             if task.get("parent_id"):
                 full, parent = self._signal(task_pk(task["parent_id"]), "children", int(task["index"]), bucketed)
                 if full and parent is not None and parent.get("state") == COMPUTED:
+                    faults.point("propagate.before_parent_completed")
                     res = self.db.update(task_pk(parent["task_id"]), META, set={"completed": True},
                                          condition="#state = :c", values={":c": COMPUTED})
                     if res.ok and res.item:
+                        faults.point("propagate.after_parent_completed")
                         stack.append(res.item)
             else:
                 full, _ = self._signal(job_pk(task["job_id"]), "roots", int(task["index"]), bucketed)
                 if full:
+                    faults.point("propagate.before_job_completed")
                     self.db.update(job_pk(task["job_id"]), META,
                                    set={"state": COMPLETED, "finished_at": self.clock()},
                                    condition="#state IN (:s, :r)", values={":s": SUBMITTED, ":r": RUNNING})
@@ -648,6 +657,7 @@ class Orchestrator:
                 sibling = (rules.child_task_id(task["parent_id"], int(task["parent_attempt"]), d)
                            if task.get("parent_id") else rules.root_task_id(task["job_id"], d))
                 full, dependant = self._signal(task_pk(sibling), "deps", int(task["index"]), d in big)
+                faults.point("propagate.after_dependency_signal")
                 if full and dependant is not None and dependant.get("state") == QUEUED:
                     ready.append(dependant)
         faults.point("propagate.before_dispatch")
