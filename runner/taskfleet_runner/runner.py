@@ -35,6 +35,10 @@ log = logging.getLogger("taskfleet.runner")
 
 LONG_POLL_SECONDS = 20  # SQS maximum: an idle runner makes 3 receives a minute
 RUN_ALL_POLL_SECONDS = 1
+# Finished tickets are deleted in batches of up to 10, at the latest this long after the first one
+# finished (well inside the visibility timeout): a tenth of the delete requests for short tasks. A
+# runner that dies holding some leaves tickets that reappear and are discarded by the next claim.
+DELETE_BATCH_SECONDS = 1.0
 FOREIGN_HIDE_SECONDS = 2  # how long a ticket this runner cannot run is hidden from it (and others)
 REPORT_ATTEMPTS = 3  # loop-level attempts (each with the transport's own retries) before abandoning
 DEFAULT_SHUTDOWN_GRACE = float(os.environ.get("TASKFLEET_SHUTDOWN_GRACE", "20"))
@@ -86,6 +90,8 @@ class TaskRunner:
         self._in_long_poll = False
         self._mixed = False  # the last receive met tickets of tasks this runner cannot run
         self._foreign_streak = 0  # receives in a row that found only such tickets
+        self._finished: list[str] = []  # receipts of finished tickets, deleted in batches
+        self._finished_since = 0.0
         self._signals = 0
         self._sqs: Any = None
         self._queue_url: str | None = None
@@ -168,9 +174,14 @@ class TaskRunner:
                 if self.stopping.is_set() and pending is None:
                     break
                 candidate = None
+                if pending is None and self._finished:
+                    self._delete_finished()  # before a long poll, not after it
                 if not self.stopping.is_set():
                     wait = 0 if pending else (RUN_ALL_POLL_SECONDS if until_idle else LONG_POLL_SECONDS)
                     candidate = self._receive_runnable(wait)
+                if self._finished and (candidate is None or len(self._finished) >= 10
+                                        or time.monotonic() - self._finished_since > DELETE_BATCH_SECONDS):
+                    self._delete_finished()
                 if pending is None and candidate is None:
                     if self.lifecycle:
                         self.lifecycle.idle()
@@ -181,6 +192,7 @@ class TaskRunner:
         finally:
             if pending is not None:
                 self._flush(pending)
+            self._delete_finished()
             if self.lifecycle:
                 self.lifecycle.idle()
             self._restore_signals(previous)
@@ -326,7 +338,9 @@ class TaskRunner:
 
     def _settle(self, pending: _Pending, status: str) -> None:
         if status in ("ok", "failed"):
-            self._delete(pending.receipt)
+            if not self._finished:
+                self._finished_since = time.monotonic()
+            self._finished.append(pending.receipt)
         elif status == "requeued":
             self._hide(pending.receipt, 0)
         else:
@@ -345,6 +359,15 @@ class TaskRunner:
             self._sqs.delete_message(QueueUrl=self._queue_url, ReceiptHandle=receipt)
         except Exception as err:
             log.debug("delete failed: %s", err)
+
+    def _delete_finished(self) -> None:
+        receipts, self._finished = self._finished, []
+        for start in range(0, len(receipts), 10):
+            entries = [{"Id": str(i), "ReceiptHandle": r} for i, r in enumerate(receipts[start : start + 10])]
+            try:
+                self._sqs.delete_message_batch(QueueUrl=self._queue_url, Entries=entries)
+            except Exception as err:  # undeleted tickets reappear and are discarded
+                log.debug("batch delete failed: %s", err)
 
     def _hide_many(self, receipts: list[str], seconds: float) -> None:
         for start in range(0, len(receipts), 10):

@@ -18,8 +18,7 @@ app = make_app()
 @app.post("/runner/next")
 def next_task() -> Any:
     req = body(app, RunnerNextIn)
-    engine = orchestrator()
-    out: dict[str, Any] = {}
+    report = None
     if req.report is not None:
         r = req.report
         report = Report(
@@ -28,16 +27,18 @@ def next_task() -> Any:
             failure_message=r.failure.message if r.failure else None,
             failure_traceback=r.failure.traceback if r.failure else None,
         )
-        result = engine.report(report, req.runner_id)
-        out["report"] = asdict(result)
-        if result.status == "failed":
+    claim = (req.claim.job_id, req.claim.task_id) if req.claim is not None else None
+    reported, claimed = orchestrator().next(report, claim, req.runner_id)
+    out: dict[str, Any] = {}
+    if reported is not None:
+        out["report"] = asdict(reported)
+        if reported.status == "failed":
             count("TasksFailed", 1)
-        elif result.status == "ok":
+        elif reported.status == "ok":
             count("TasksComputed", 1)
-    if req.claim is not None:
-        claim = engine.claim(req.claim.job_id, req.claim.task_id, req.runner_id)
-        out["claim"] = asdict(claim)
-        if claim.reason.startswith("the task's runner stopped"):
+    if claimed is not None:
+        out["claim"] = asdict(claimed)
+        if claimed.reason.startswith("the task's runner stopped"):
             count("LeasesExpired", 1)
     return ok(out)
 

@@ -414,8 +414,29 @@ class Orchestrator:
 
     # ====================================================================================== runners ==
 
-    def claim(self, job_id: str, task_id: str, runner_id: str) -> ClaimResult:
-        job = self.db.get(job_pk(job_id), META, projection="job_id,state,name")
+    def _job_brief(self, job_id: str) -> Item | None:
+        return self.db.get(job_pk(job_id), META, projection="job_id,state,name")
+
+    def next(
+        self, report: Report | None, claim: tuple[str, str] | None, runner_id: str
+    ) -> tuple[ReportResult | None, ClaimResult | None]:
+        """A runner's combined call: report one task, claim the next. The job item is read once when
+        both name the same job (unless the report just failed it)."""
+        job: Item | None = None
+        reported = None
+        if report is not None:
+            job = self._job_brief(report.job_id)
+            reported = self.report(report, runner_id, job=job)
+        claimed = None
+        if claim is not None:
+            job_id, task_id = claim
+            reuse = job is not None and job["job_id"] == job_id and reported is not None and reported.status == "ok"
+            claimed = self.claim(job_id, task_id, runner_id, job=job if reuse else None)
+        return reported, claimed
+
+    def claim(self, job_id: str, task_id: str, runner_id: str, *, job: Item | None = None) -> ClaimResult:
+        if job is None:
+            job = self._job_brief(job_id)
         if job is None:
             return ClaimResult("discard", reason="unknown job")
         now = self.clock()
@@ -499,8 +520,9 @@ class Orchestrator:
             raise Conflict("the lease on this task attempt is lost", code="LeaseLost")
         return expires
 
-    def report(self, report: Report, runner_id: str) -> ReportResult:
-        job = self.db.get(job_pk(report.job_id), META, projection="job_id,state,name")
+    def report(self, report: Report, runner_id: str, *, job: Item | None = None) -> ReportResult:
+        if job is None:
+            job = self._job_brief(report.job_id)
         if job is None:
             return ReportResult("lease_lost", "unknown job")
         if report.outcome == "computed":

@@ -124,8 +124,17 @@ class LocalApi:
 
             do_GET = do_POST = do_DELETE = do_PUT = do_PATCH = _handle
 
-        self._server = ThreadingHTTPServer((self.host, self.port), Handler)
-        self._server.daemon_threads = True
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+
+            def handle_error(self, request: Any, client_address: Any) -> None:
+                import sys
+
+                if isinstance(sys.exc_info()[1], ConnectionError):
+                    return  # a client (a killed runner, say) went away mid-request
+                super().handle_error(request, client_address)
+
+        self._server = Server((self.host, self.port), Handler)
         self._thread = threading.Thread(target=self._server.serve_forever, name="local-api", daemon=True)
         self._thread.start()
         return self
