@@ -44,9 +44,10 @@ from typing import Any
 
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
-for _p in (str(ROOT / "sdk"), str(BENCH_DIR)):
+# peer_tasks (beside this file) and taskfleet's emulator (sdk/), whether or not the caller has them on the path.
+for _p in (str(BENCH_DIR), str(ROOT / "sdk")):
     if _p not in sys.path:
-        sys.path.insert(0, _p)
+        sys.path.append(_p)
 
 FAKE_AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -259,6 +260,8 @@ def _run_fanout(app: Any, n: int, timeout: float, interval: float) -> tuple[floa
     parent = app.send_task("peer.fanout", args=(n,))
     ids = _join(app, [parent.id], timeout, interval, "the fan-out parent")[0]
     remaining = timeout - (time.perf_counter() - t0)
+    if remaining <= 0:
+        raise PeerBenchmarkError(f"timed out before the {n} fan-out subtasks were submitted")
     results = _join(app, ids, remaining, interval, f"{n} fan-out results") if n else []
     wall = time.perf_counter() - t0
     if results != list(range(n)):
@@ -373,10 +376,9 @@ def run_peer(
                         chain_wall, chain_ids = _run_chain(app, chain, chain_timeout, client_interval)
                         chain_total = emulator.request_counts()
                         chain_client = client_counter.snapshot()
-                    except BaseException as e:
-                        if isinstance(e, PeerBenchmarkError):
-                            raise PeerBenchmarkError(f"{e}\n{_log_tail(tmpdir)}") from e
-                        raise
+                    except Exception as e:
+                        # With the workers' logs, read before the temporary directory goes away.
+                        raise PeerBenchmarkError(f"{type(e).__name__}: {e}\n{_log_tail(tmpdir)}") from e
             finally:
                 with contextlib.suppress(Exception):
                     app.close()
