@@ -53,9 +53,10 @@ class ApiUnavailableError(TaskfleetError):
 
 
 def error_for(status: int, body: Any) -> ApiError:
-    info = body.get("error", {}) if isinstance(body, dict) else {}
-    code = str(info.get("code") or body.get("message", "Error") if isinstance(body, dict) else "Error")
-    message = str(info.get("message") or (body.get("message") if isinstance(body, dict) else body) or "")
+    body = body if isinstance(body, dict) else {"message": str(body)}
+    info = body.get("error") if isinstance(body.get("error"), dict) else {}
+    code = str(info.get("code") or "Error")
+    message = str(info.get("message") or body.get("message") or "")
     details = info.get("details")
     if status == 404:
         return NotFoundError(status, code, message, details)
