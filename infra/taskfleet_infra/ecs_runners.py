@@ -1,13 +1,14 @@
 """Runners on ECS: one ECS cluster per deployment, one service per compute cluster.
 
-- fargate: Fargate (or Fargate Spot) tasks. Scaling: a step policy on the queue backlog (visible +
-  in-flight messages, so tickets held by busy runners count) scales out from zero and back in to the
-  minimum once the backlog is empty; target tracking on CPU adds runners when they are CPU bound (its
-  scale-in is off: it would fight the backlog policy while tickets wait).
+- fargate: Fargate (or Fargate Spot) tasks. Scaling: step policies on the queue backlog (visible +
+  in-flight messages, so tickets held by busy runners count; metric math): scale out from zero while
+  tickets outnumber runners, scale in to the minimum once the backlog has been empty for 3 minutes;
+  target tracking on CPU adds runners when they are CPU bound (its scale-in is off, so that it never
+  removes runners the backlog still needs).
 - gpu: EC2 instances of an Auto Scaling group (ECS-optimized Amazon Linux 2023 GPU AMI) behind an
   AsgCapacityProvider with managed scaling (instances follow the tasks) and managed termination
   protection (an instance running a task is not terminated); containers reserve `gpus_per_task` GPUs.
-  Scaling: the same backlog step policy on the service.
+  Scaling: the same backlog step policies on the service.
 
 Busy runners are never scaled in: the runner holds ECS task scale-in protection while it executes a
 task (runner/taskfleet_runner/ecs_protection.py) and on SIGTERM finishes (or gives back) its task within
@@ -25,6 +26,7 @@ from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_applicationautoscaling as appscaling
 from aws_cdk import aws_autoscaling as autoscaling
 from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_ecs as ecs
@@ -48,8 +50,11 @@ SHUTDOWN_GRACE_SECONDS = 90
 # Scale-in protection a busy runner asks for; it renews it while the task runs.
 PROTECTION_MINUTES = 60
 CPU_TARGET_PERCENT = 70
-# Backlog (visible + in-flight tickets) -> runners to add. Scale-in: backlog 0 -> down to the minimum.
-BACKLOG_STEPS = ((1, 1), (10, 2), (50, 5), (200, 10))
+# Tickets without a runner (backlog - desired runners) -> runners to add, at most once a minute.
+DEFICIT_STEPS = ((1, 1), (2, 2), (5, 5), (10, 10))
+# Minutes with an empty backlog before scaling in to the minimum (a short pause between the tasks of
+# a workflow should not stop runners that are about to get work).
+SCALE_IN_MINUTES = 3
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,25 @@ def backlog_metric(queue: sqs.IQueue) -> cloudwatch.MathExpression:
         },
         period=period,
         label="backlog (visible + in flight)",
+    )
+
+
+def deficit_metric(queue: sqs.IQueue, cluster: ecs.ICluster, service: ecs.BaseService) -> cloudwatch.MathExpression:
+    """Tickets (visible + in flight) minus the runners the service already wants."""
+    period = Duration.minutes(1)
+    return cloudwatch.MathExpression(
+        expression="FILL(visible, 0) + FILL(inflight, 0) - FILL(desired, 0)",
+        using_metrics={
+            "visible": queue.metric_approximate_number_of_messages_visible(period=period, statistic="Maximum"),
+            "inflight": queue.metric_approximate_number_of_messages_not_visible(period=period,
+                                                                                 statistic="Maximum"),
+            "desired": cloudwatch.Metric(
+                namespace="ECS/ContainerInsights", metric_name="DesiredTaskCount",
+                dimensions_map={"ClusterName": cluster.cluster_name, "ServiceName": service.service_name},
+                period=period, statistic="Maximum"),
+        },
+        period=period,
+        label="tickets without a runner",
     )
 
 
@@ -111,6 +135,7 @@ class EcsRunners(Construct):
         )
         self.images: dict[tuple[str, str, str], ecs.ContainerImage] = {}
         self.services: dict[str, RunnerService] = {}
+        self.scaling_alarms: dict[str, tuple[cloudwatch.Alarm, cloudwatch.Alarm]] = {}
         for cluster in config.clusters:
             if isinstance(cluster.compute, FargateCompute):
                 self.services[cluster.slug] = self._fargate(cluster, cluster.compute)
@@ -183,21 +208,50 @@ class EcsRunners(Construct):
                 "itself is scoped to the CDK asset repository.",
             )
 
-    def _scale_on_backlog(self, scaling: ecs.ScalableTaskCount, slug: str, max_tasks: int) -> None:
-        steps = [appscaling.ScalingInterval(upper=0, change=-max(max_tasks, 1))]
-        bounds = [low for low, _ in BACKLOG_STEPS]
-        for i, (low, change) in enumerate(BACKLOG_STEPS):
-            upper = bounds[i + 1] if i + 1 < len(bounds) else None
-            steps.append(appscaling.ScalingInterval(lower=low, upper=upper, change=change))
-        scaling.scale_on_metric(
-            "Backlog",
-            metric=backlog_metric(self.queues.by_slug[slug].queue),
-            scaling_steps=steps,
-            adjustment_type=appscaling.AdjustmentType.CHANGE_IN_CAPACITY,
-            cooldown=Duration.seconds(60),
-            evaluation_periods=1,
+    def _scale_on_backlog(self, scaling: ecs.ScalableTaskCount, slug: str, service: ecs.BaseService,
+                          max_tasks: int) -> None:
+        """Scale out from zero on tickets without a runner; scale in to the minimum once no ticket is left.
+
+        Scale-out metric: backlog - desired runners (each runner runs one task at a time, so a ticket
+        needs a runner). Subtracting the desired count keeps the policy from adding a runner every
+        minute while a long task holds its ticket in flight. Scale-in metric: the backlog itself; at 0
+        nothing is queued or running, so the service goes back to its minimum. In between, idle runners
+        stay (they long-poll at no cost besides their compute) rather than racing the backlog down.
+        """
+        queue = self.queues.by_slug[slug].queue
+        target = scaling.node.find_child("Target")
+        cooldown = Duration.seconds(60)
+        scale_out = appscaling.StepScalingAction(
+            self, f"{slug}-scale-out", scaling_target=target,  # type: ignore[arg-type]
+            adjustment_type=appscaling.AdjustmentType.CHANGE_IN_CAPACITY, cooldown=cooldown,
             metric_aggregation_type=appscaling.MetricAggregationType.MAXIMUM,
         )
+        # Alarm threshold 1: bounds are relative to it (deficit 1 -> +1, 2..4 -> +2, 5..9 -> +5, ...).
+        for i, (low, change) in enumerate(DEFICIT_STEPS):
+            upper = DEFICIT_STEPS[i + 1][0] - 1 if i + 1 < len(DEFICIT_STEPS) else None
+            scale_out.add_adjustment(adjustment=change, lower_bound=low - 1, upper_bound=upper)
+        out_alarm = cloudwatch.Alarm(
+            self, f"{slug}-scale-out-alarm", metric=deficit_metric(queue, self.cluster, service),
+            threshold=1, evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            alarm_description=f"Cluster '{slug}': tickets without a runner (scale out)",
+        )
+        out_alarm.add_alarm_action(cw_actions.ApplicationScalingAction(scale_out))
+        scale_in = appscaling.StepScalingAction(
+            self, f"{slug}-scale-in", scaling_target=target,  # type: ignore[arg-type]
+            adjustment_type=appscaling.AdjustmentType.CHANGE_IN_CAPACITY, cooldown=cooldown,
+            metric_aggregation_type=appscaling.MetricAggregationType.MAXIMUM,
+        )
+        # Down by the maximum: capacity is clamped at the service's minimum.
+        scale_in.add_adjustment(adjustment=-max(max_tasks, 1), upper_bound=0)
+        in_alarm = cloudwatch.Alarm(
+            self, f"{slug}-scale-in-alarm", metric=backlog_metric(queue),
+            threshold=0, evaluation_periods=SCALE_IN_MINUTES,
+            comparison_operator=cloudwatch.ComparisonOperator.LESS_THAN_OR_EQUAL_TO_THRESHOLD,
+            alarm_description=f"Cluster '{slug}': no ticket queued or running (scale in to the minimum)",
+        )
+        in_alarm.add_alarm_action(cw_actions.ApplicationScalingAction(scale_in))
+        self.scaling_alarms[slug] = (out_alarm, in_alarm)
 
     # --- Fargate ---------------------------------------------------------------------------------
 
@@ -239,7 +293,7 @@ class EcsRunners(Construct):
             "Cpu", target_utilization_percent=CPU_TARGET_PERCENT, disable_scale_in=True,
             scale_out_cooldown=Duration.seconds(60),
         )
-        self._scale_on_backlog(scaling, slug, compute.max_tasks)
+        self._scale_on_backlog(scaling, slug, service, compute.max_tasks)
         return RunnerService(slug, service, log_group)
 
     # --- GPU on EC2 ------------------------------------------------------------------------------
@@ -286,6 +340,11 @@ class EcsRunners(Construct):
             "ecs:RegisterContainerInstance, ecr:GetAuthorizationToken, logs) as CDK grants them for an "
             "ECS capacity provider; several support no resource-level permissions.",
         )
+        acknowledge(
+            instance_role, "AwsSolutions-IAM5[Action::ecs:Submit*]",
+            "The ECS container agent reports container, task and attachment state changes "
+            "(ecs:SubmitContainerStateChange, ...); this is CDK's grant for ECS container instances.",
+        )
         task_definition = ecs.Ec2TaskDefinition(
             self, f"{slug}-task", network_mode=ecs.NetworkMode.BRIDGE, task_role=self._task_role(slug),
         )
@@ -316,7 +375,7 @@ class EcsRunners(Construct):
         # Warm instances (min_instances) are only useful with a runner on them: one task each.
         scaling = service.auto_scale_task_count(min_capacity=min(compute.min_instances, compute.task_limit),
                                                 max_capacity=compute.task_limit)
-        self._scale_on_backlog(scaling, slug, compute.task_limit)
+        self._scale_on_backlog(scaling, slug, service, compute.task_limit)
         return RunnerService(slug, service, log_group)
 
 

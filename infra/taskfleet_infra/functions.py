@@ -169,7 +169,8 @@ class OrchestratorFunctions(Construct):
         if config.tracing:
             acknowledge(
                 role, "AwsSolutions-IAM5[Resource::*]",
-                "X-Ray PutTraceSegments/PutTelemetryRecords support no resource-level permissions.",
+                "Tracing is on: X-Ray PutTraceSegments and PutTelemetryRecords support no resource-level "
+                "permissions, so CDK grants them on '*'.",
             )
         self.log_groups[spec.name] = log_group
         return function

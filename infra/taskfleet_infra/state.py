@@ -15,23 +15,37 @@ if str(FUNCTIONS_DIR) not in sys.path:
 
 from taskfleet_functions.dal import table as table_module
 
+_ATTRIBUTE_TYPES = {"S": dynamodb.AttributeType.STRING, "N": dynamodb.AttributeType.NUMBER,
+                    "B": dynamodb.AttributeType.BINARY}
+_PROJECTIONS = {"ALL": dynamodb.ProjectionType.ALL, "KEYS_ONLY": dynamodb.ProjectionType.KEYS_ONLY,
+                "INCLUDE": dynamodb.ProjectionType.INCLUDE}
+
 
 class StateTable(Construct):
     """On-demand table, point-in-time recovery, AWS-owned encryption, configurable deletion protection.
 
-    Keys and indexes come from `taskfleet_functions.dal.table` (a test checks the synthesized template
-    against its `table_spec`). CloudFormation adds or removes at most one global secondary index per
-    update: add indexes there one deployment at a time.
+    Keys, attribute types and indexes (with their projections) are read from the functions' own
+    `taskfleet_functions.dal.table.table_spec` (and a test checks the synthesized template against
+    it). CloudFormation adds or removes at most one global secondary index per update: add indexes
+    there one deployment at a time.
     """
 
     def __init__(self, scope: Construct, id: str, *, deletion_protection: bool) -> None:
         super().__init__(scope, id)
-        string = dynamodb.AttributeType.STRING
+        spec = table_module.table_spec("unused")
+        types = {a["AttributeName"]: _ATTRIBUTE_TYPES[a["AttributeType"]] for a in spec["AttributeDefinitions"]}
+
+        def key(schema: list[dict[str, str]], kind: str) -> dynamodb.Attribute | None:
+            names = [k["AttributeName"] for k in schema if k["KeyType"] == kind]
+            return dynamodb.Attribute(name=names[0], type=types[names[0]]) if names else None
+
+        if spec["BillingMode"] != "PAY_PER_REQUEST":
+            raise ValueError("the table spec asks for provisioned capacity; the stack only does on-demand")
         self.table = dynamodb.Table(
             self,
             "Table",
-            partition_key=dynamodb.Attribute(name=table_module.PARTITION_KEY, type=string),
-            sort_key=dynamodb.Attribute(name=table_module.SORT_KEY, type=string),
+            partition_key=key(spec["KeySchema"], "HASH"),  # type: ignore[arg-type]
+            sort_key=key(spec["KeySchema"], "RANGE"),
             billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
             point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
                 point_in_time_recovery_enabled=True
@@ -40,15 +54,17 @@ class StateTable(Construct):
             # With deletion protection the data outlives the stack; without it (test stacks) it goes.
             removal_policy=RemovalPolicy.RETAIN if deletion_protection else RemovalPolicy.DESTROY,
         )
-        self.index_names: dict[str, str] = {}
-        for name, (pk, sk) in table_module.INDEXES.items():
+        self.index_names: list[str] = []
+        for index in spec.get("GlobalSecondaryIndexes", []):
+            projection = index["Projection"]
             self.table.add_global_secondary_index(
-                index_name=name,
-                partition_key=dynamodb.Attribute(name=pk, type=string),
-                sort_key=dynamodb.Attribute(name=sk, type=string),
-                projection_type=dynamodb.ProjectionType.ALL,
+                index_name=index["IndexName"],
+                partition_key=key(index["KeySchema"], "HASH"),  # type: ignore[arg-type]
+                sort_key=key(index["KeySchema"], "RANGE"),
+                projection_type=_PROJECTIONS[projection["ProjectionType"]],
+                non_key_attributes=projection.get("NonKeyAttributes"),
             )
-            self.index_names[name] = name
+            self.index_names.append(index["IndexName"])
         self.jobs_index = table_module.JOBS_INDEX
         self.outbox_index = table_module.OUTBOX_INDEX
 

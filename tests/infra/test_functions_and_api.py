@@ -1,0 +1,157 @@
+"""The HTTP API (IAM on every route, each route on its handler), the functions (runtime, architecture,
+Powertools environment), the runner function URL and the sweeper schedule."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from taskfleet_infra.api import ROUTES
+
+from .conftest import Synth, function_by_handler, logical_id, render
+
+HANDLERS = {name: f"taskfleet_functions.handlers.{name}.lambda_handler"
+            for name in ("jobs", "clusters", "runner", "sweeper")}
+
+# The routes each handler module declares (`@app.get("/jobs/<job_id>")`), read from the source.
+_ROUTE_DECORATOR = re.compile(r"@app\.(get|post|put|delete|patch)\(\"([^\"]+)\"\)")
+
+
+def _declared_routes() -> set[tuple[str, str, str]]:
+    from .conftest import ROOT
+
+    found = set()
+    for name in ("jobs", "clusters", "runner"):
+        source = (ROOT / "functions" / "taskfleet_functions" / "handlers" / f"{name}.py").read_text()
+        for method, path in _ROUTE_DECORATOR.findall(source):
+            found.add((method.upper(), re.sub(r"<(\w+)>", r"{\1}", path), name))
+    return found
+
+
+def _routes(s: Synth) -> dict[tuple[str, str], dict[str, Any]]:
+    found = {}
+    for route in s.of_type("AWS::ApiGatewayV2::Route").values():
+        method, path = route["Properties"]["RouteKey"].split(" ", 1)
+        found[(method, path)] = route["Properties"]
+    return found
+
+
+def _function_of_route(s: Synth, route: dict[str, Any]) -> dict[str, Any]:
+    integration_id = logical_id(route["Target"]["Fn::Join"][1][1])
+    uri = s.resources[integration_id]["Properties"]["IntegrationUri"]
+    return s.resources[logical_id(uri)]
+
+
+def test_the_api_has_exactly_the_contract_routes(synth: Synth) -> None:
+    assert set(_routes(synth)) == {(m, p) for m, p, _ in ROUTES}
+
+
+def test_the_contract_routes_are_the_routes_the_handlers_declare() -> None:
+    """infra's route table and the handler modules' own decorators cannot drift apart."""
+    assert _declared_routes() == set(ROUTES)
+
+
+def test_every_route_requires_iam_sigv4_authorization(synth: Synth) -> None:
+    for key, route in _routes(synth).items():
+        assert route["AuthorizationType"] == "AWS_IAM", key
+
+
+def test_each_route_invokes_the_function_of_its_handler_module(synth: Synth) -> None:
+    routes = _routes(synth)
+    for method, path, name in ROUTES:
+        function = _function_of_route(synth, routes[(method, path)])
+        assert function["Properties"]["Handler"] == HANDLERS[name], (method, path)
+
+
+def test_integrations_use_payload_format_2_for_the_powertools_http_resolver(synth: Synth) -> None:
+    for integration in synth.of_type("AWS::ApiGatewayV2::Integration").values():
+        assert integration["Properties"]["IntegrationType"] == "AWS_PROXY"
+        assert integration["Properties"]["PayloadFormatVersion"] == "2.0"
+
+
+def test_the_default_stage_logs_access_and_throttles(synth: Synth) -> None:
+    (stage,) = synth.of_type("AWS::ApiGatewayV2::Stage").values()
+    props = stage["Properties"]
+    assert props["StageName"] == "$default" and props["AutoDeploy"] is True
+    assert "$context.requestId" in props["AccessLogSettings"]["Format"]
+    assert props["DefaultRouteSettings"]["ThrottlingRateLimit"] > 0
+
+
+@pytest.mark.parametrize("name", sorted(HANDLERS))
+def test_functions_run_python311_on_arm64_with_powertools_settings(synth: Synth, name: str) -> None:
+    _, function = function_by_handler(synth, HANDLERS[name])
+    props = function["Properties"]
+    assert props["Runtime"] == "python3.11"
+    assert props["Architectures"] == ["arm64"]
+    env = props["Environment"]["Variables"]
+    config = synth.config
+    assert env["POWERTOOLS_SERVICE_NAME"] == config.name
+    assert env["POWERTOOLS_LOG_LEVEL"] == config.log_level
+    assert env["POWERTOOLS_METRICS_NAMESPACE"] == config.metrics_namespace
+    assert env["TASKFLEET_QUEUE_PREFIX"] == config.queue_prefix
+    assert env["TASKFLEET_LEASE_SECONDS"] == str(config.lease_seconds)
+    assert env["TASKFLEET_CLUSTERS"].split(",") == list(config.cluster_slugs)
+    (table_id,) = synth.of_type("AWS::DynamoDB::Table")
+    assert logical_id(env["TASKFLEET_TABLE"]) == table_id
+    assert ("POWERTOOLS_TRACE_DISABLED" in env) is (not config.tracing)
+    assert props.get("TracingConfig", {}).get("Mode", "PassThrough") == ("Active" if config.tracing else "PassThrough")
+
+
+def test_api_functions_answer_within_the_http_api_timeout(synth: Synth) -> None:
+    for name in ("jobs", "clusters", "runner"):
+        _, function = function_by_handler(synth, HANDLERS[name])
+        assert function["Properties"]["Timeout"] < 30
+
+
+def test_runner_function_has_an_iam_function_url_given_to_the_clusters_function(synth: Synth) -> None:
+    runner_id, _ = function_by_handler(synth, HANDLERS["runner"])
+    (url_id, url), = synth.of_type("AWS::Lambda::Url").items()
+    assert url["Properties"]["AuthType"] == "AWS_IAM"
+    assert logical_id(url["Properties"]["TargetFunctionArn"]) == runner_id
+    _, clusters = function_by_handler(synth, HANDLERS["clusters"])
+    runner_url = clusters["Properties"]["Environment"]["Variables"]["TASKFLEET_RUNNER_URL"]
+    assert runner_url == {"Fn::GetAtt": [url_id, "FunctionUrl"]}
+
+
+def test_the_function_url_is_not_public(synth: Synth) -> None:
+    for permission in synth.of_type("AWS::Lambda::Permission").values():
+        assert permission["Properties"].get("Principal") != "*"
+        assert permission["Properties"].get("FunctionUrlAuthType") != "NONE"
+
+
+def test_the_sweeper_runs_every_minute(synth: Synth) -> None:
+    sweeper_id, sweeper = function_by_handler(synth, HANDLERS["sweeper"])
+    (rule,) = synth.of_type("AWS::Events::Rule").values()
+    assert rule["Properties"]["ScheduleExpression"] == "rate(1 minute)"
+    assert rule["Properties"]["State"] == "ENABLED"
+    (target,) = rule["Properties"]["Targets"]
+    assert logical_id(target["Arn"]) == sweeper_id
+    assert sweeper["Properties"]["Timeout"] <= 60  # one sweep finishes before the next starts
+    allowed = [p for p in synth.of_type("AWS::Lambda::Permission").values()
+               if p["Properties"]["Principal"] == "events.amazonaws.com"]
+    assert [logical_id(p["Properties"]["FunctionName"]) for p in allowed] == [sweeper_id]
+
+
+def test_every_function_logs_to_its_own_group_with_a_retention(synth: Synth) -> None:
+    groups = synth.of_type("AWS::Logs::LogGroup")
+    seen = set()
+    for handler in HANDLERS.values():
+        _, function = function_by_handler(synth, handler)
+        group_id = logical_id(function["Properties"]["LoggingConfig"]["LogGroup"])
+        assert groups[group_id]["Properties"]["RetentionInDays"] == synth.config.log_retention_days
+        seen.add(group_id)
+    assert len(seen) == len(HANDLERS)
+
+
+def test_code_asset_is_a_local_bundle_not_a_docker_build(synth: Synth) -> None:
+    assets = synth.assets()
+    functions = synth.of_type("AWS::Lambda::Function")
+    keys = {render(f["Properties"]["Code"]["S3Key"]) for k, f in functions.items() if "Handler" in f["Properties"]
+            and f["Properties"]["Handler"].startswith("taskfleet_functions.")}
+    assert len(keys) == 1, "all four functions share one bundle"
+    (key,) = keys
+    source = assets["files"][key.removesuffix(".zip")]["source"]
+    assert source["packaging"] == "zip" and "executable" not in source
+    bundle = synth.outdir / source["path"]
+    assert (bundle / "taskfleet_functions" / "handlers").is_dir()

@@ -1,0 +1,198 @@
+"""Least privilege: one role per function with grants scoped to the table, the indexes and the queues
+it needs; one managed policy per cluster for its runners (ECS task roles, on-prem roles and users).
+Where possible the grants are checked against the code that uses them."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from taskfleet_infra.functions import SPECS, TABLE_ACTIONS
+from taskfleet_infra.runner_access import RUNNER_QUEUE_ACTIONS, runner_api_requests
+
+from .conftest import ROOT, Synth, as_list, function_by_handler, logical_id, render, role_statements
+
+EXPECTED = {
+    # function: (indexes it may query, queue actions) - the contract with the core engine
+    "jobs": ({"GSI1", "GSI2"}, {"sqs:SendMessage"}),
+    "clusters": (set(), {"sqs:CreateQueue", "sqs:GetQueueUrl", "sqs:GetQueueAttributes", "sqs:SetQueueAttributes",
+                         "sqs:DeleteQueue", "sqs:TagQueue"}),
+    "runner": (set(), {"sqs:SendMessage"}),
+    "sweeper": ({"GSI2"}, {"sqs:SendMessage", "sqs:ReceiveMessage", "sqs:DeleteMessage"}),
+}
+
+
+def _function_role(s: Synth, name: str) -> str:
+    _, function = function_by_handler(s, f"taskfleet_functions.handlers.{name}.lambda_handler")
+    role = logical_id(function["Properties"]["Role"])
+    assert role
+    return role
+
+
+def _grants(s: Synth, role: str) -> list[tuple[str, str, dict[str, Any]]]:
+    """(action, rendered resource, condition) for every Allow in the role."""
+    out = []
+    for st in role_statements(s, role):
+        assert st["Effect"] == "Allow"
+        for action in as_list(st["Action"]):
+            for resource in as_list(st["Resource"]):
+                out.append((action, render(resource), st.get("Condition", {})))
+    return out
+
+
+def test_each_function_has_its_own_role_assumed_by_lambda_only(synth: Synth) -> None:
+    roles = {name: _function_role(synth, name) for name in EXPECTED}
+    assert len(set(roles.values())) == len(roles)
+    for role in roles.values():
+        props = synth.resources[role]["Properties"]
+        (trust,) = props["AssumeRolePolicyDocument"]["Statement"]
+        assert trust["Principal"] == {"Service": "lambda.amazonaws.com"}
+        assert "ManagedPolicyArns" not in props  # no AWSLambdaBasicExecutionRole (logs:CreateLogGroup on *)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_function_grants_are_scoped_to_the_table_its_indexes_and_the_cluster_queues(synth: Synth, name: str) -> None:
+    (table_id,) = synth.of_type("AWS::DynamoDB::Table")
+    indexes, queue_actions = EXPECTED[name]
+    grants = _grants(synth, _function_role(synth, name))
+    table_arn = f"<{table_id}.Arn>"
+    prefix = synth.config.queue_prefix
+    seen_indexes, seen_queue_actions = set(), set()
+    for action, resource, _ in grants:
+        assert "*" not in action, action
+        service = action.split(":")[0]
+        if service == "dynamodb":
+            if resource == table_arn:
+                assert action in TABLE_ACTIONS
+            else:
+                index = re.fullmatch(re.escape(table_arn) + r"/index/(\w+)", resource)
+                assert index, resource
+                assert action == "dynamodb:Query"
+                seen_indexes.add(index.group(1))
+        elif service == "sqs":
+            assert resource.endswith(f":{prefix}-*.fifo"), resource
+            seen_queue_actions.add(action)
+        elif service == "logs":
+            group = _function_log_group(synth, name)
+            assert resource == f"<{group}.Arn>", resource
+            assert action in ("logs:CreateLogStream", "logs:PutLogEvents")
+        elif service == "xray":
+            assert synth.config.tracing
+        else:
+            pytest.fail(f"{name}: unexpected grant {action} on {resource}")
+    assert seen_indexes == indexes
+    assert seen_queue_actions == queue_actions
+
+
+def _function_log_group(s: Synth, name: str) -> str:
+    _, function = function_by_handler(s, f"taskfleet_functions.handlers.{name}.lambda_handler")
+    group = logical_id(function["Properties"]["LoggingConfig"]["LogGroup"])
+    assert group
+    return group
+
+
+def _client_methods(path: str, receiver: str) -> set[str]:
+    source = (ROOT / path).read_text()
+    return set(re.findall(re.escape(receiver) + r"\.([a-z_]+)\(", source))
+
+
+def _iam_action(service: str, method: str) -> str:
+    method = {"send_message_batch": "send_message", "delete_message_batch": "delete_message",
+              "change_message_visibility_batch": "change_message_visibility"}.get(method, method)
+    return f"{service}:" + "".join(part.title() for part in method.split("_"))
+
+
+def test_the_dynamodb_calls_of_the_data_layer_are_all_granted() -> None:
+    used = {_iam_action("dynamodb", m) for m in _client_methods("functions/taskfleet_functions/dal/dynamo.py",
+                                                                "self.client")}
+    used -= {"dynamodb:Exceptions"}
+    assert used, "found no DynamoDB calls: did dal/dynamo.py change shape?"
+    assert used <= set(TABLE_ACTIONS), used - set(TABLE_ACTIONS)
+
+
+def test_the_sqs_calls_of_the_data_layer_are_all_granted_to_some_function() -> None:
+    used = {_iam_action("sqs", m) for m in _client_methods("functions/taskfleet_functions/dal/queues.py",
+                                                           "self.client")} - {"sqs:Exceptions"}
+    granted = {a for spec in SPECS for a in spec.queue_actions}
+    assert used, "found no SQS calls: did dal/queues.py change shape?"
+    assert used <= granted, used - granted
+
+
+def test_the_sqs_calls_of_the_runner_process_are_exactly_what_its_policy_grants() -> None:
+    used = {_iam_action("sqs", m) for m in _client_methods("runner/taskfleet_runner/runner.py", "self._sqs")}
+    assert used == set(RUNNER_QUEUE_ACTIONS)
+
+
+def test_the_api_requests_of_the_runner_process_are_covered_by_its_policy() -> None:
+    source = (ROOT / "runner/taskfleet_runner/runner.py").read_text()
+    used = set(re.findall(r"request\(\"(GET|POST)\", \"(/[a-z/]+)\"", source))
+    assert used and used <= set(runner_api_requests("any"))
+
+
+def _managed_policies(s: Synth) -> dict[str, dict[str, Any]]:
+    return {p["Properties"]["Description"].rsplit("'", 2)[1]: p["Properties"]
+            for p in s.of_type("AWS::IAM::ManagedPolicy").values()}
+
+
+def _queue_id(s: Synth, name: str) -> str:
+    (found,) = [k for k, q in s.of_type("AWS::SQS::Queue").items() if q["Properties"]["QueueName"] == name]
+    return found
+
+
+def test_each_cluster_has_a_runner_policy_scoped_to_its_queue_and_the_runner_routes(synth: Synth) -> None:
+    policies = _managed_policies(synth)
+    assert set(policies) == set(synth.config.cluster_slugs)
+    runner_fn, _ = function_by_handler(synth, "taskfleet_functions.handlers.runner.lambda_handler")
+    (api_id,) = synth.of_type("AWS::ApiGatewayV2::Api")
+    for slug, policy in policies.items():
+        sts = {st["Sid"]: st for st in policy["PolicyDocument"]["Statement"]}
+        assert set(sts) == {"Api", "RunnerFunctionUrl", "RunnerFunctionViaUrl", "ClusterQueue"}
+        api = sts["Api"]
+        assert api["Action"] == "execute-api:Invoke"
+        requests = sorted(render(r).split(f"<{api_id}>/", 1)[1] for r in as_list(api["Resource"]))
+        assert requests == sorted(f"$default/{m}{p}" for m, p in runner_api_requests(slug))
+        assert sts["RunnerFunctionUrl"]["Action"] == "lambda:InvokeFunctionUrl"
+        assert sts["RunnerFunctionUrl"]["Condition"] == {"StringEquals": {"lambda:FunctionUrlAuthType": "AWS_IAM"}}
+        assert sts["RunnerFunctionViaUrl"]["Action"] == "lambda:InvokeFunction"
+        assert sts["RunnerFunctionViaUrl"]["Condition"] == {"Bool": {"lambda:InvokedViaFunctionUrl": "true"}}
+        for sid in ("RunnerFunctionUrl", "RunnerFunctionViaUrl"):
+            assert logical_id(sts[sid]["Resource"]) == runner_fn
+        queue = sts["ClusterQueue"]
+        assert sorted(queue["Action"]) == sorted(RUNNER_QUEUE_ACTIONS)
+        assert queue["Resource"] == {"Fn::GetAtt": [_queue_id(synth, synth.config.queue_name(slug)), "Arn"]}
+
+
+def test_ecs_task_roles_get_their_cluster_policy_and_task_protection_only(synth: Synth) -> None:
+    policies = {p["Properties"]["Description"].rsplit("'", 2)[1]: k
+                for k, p in synth.of_type("AWS::IAM::ManagedPolicy").items()}
+    task_roles = {k: r for k, r in synth.of_type("AWS::IAM::Role").items()
+                  if r["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]
+                  == {"Service": "ecs-tasks.amazonaws.com"} and "ManagedPolicyArns" in r["Properties"]}
+    ecs_slugs = [c.slug for c in synth.config.clusters if c.runs_on_ecs]
+    assert len(task_roles) == len(ecs_slugs)
+    for role_id, role in task_roles.items():
+        slug = role["Properties"]["Description"].split("'")[1]
+        assert [logical_id(a) for a in role["Properties"]["ManagedPolicyArns"]] == [policies[slug]]
+        own = [st for p in synth.of_type("AWS::IAM::Policy").values()
+               if role_id in [logical_id(r) for r in p["Properties"]["Roles"]]
+               for st in p["Properties"]["PolicyDocument"]["Statement"]]
+        assert [sorted(as_list(st["Action"])) for st in own] == [["ecs:GetTaskProtection", "ecs:UpdateTaskProtection"]]
+        assert render(own[0]["Resource"]).endswith("/*") and ":task/<" in render(own[0]["Resource"])
+
+
+def test_onprem_role_and_user_exist_only_for_external_clusters_and_no_key_is_in_the_template(
+        full_synth: Synth, cli_synth: Synth) -> None:
+    policies = {p["Properties"]["Description"].rsplit("'", 2)[1]: k
+                for k, p in full_synth.of_type("AWS::IAM::ManagedPolicy").items()}
+    onprem_roles = [r for r in full_synth.of_type("AWS::IAM::Role").values()
+                    if "on-prem" in r["Properties"].get("Description", "")]
+    (role,) = onprem_roles
+    (trust,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert "123456789012" in render(trust["Principal"]["AWS"])
+    assert [logical_id(a) for a in role["Properties"]["ManagedPolicyArns"]] == [policies["lab"]]
+    (user,) = full_synth.of_type("AWS::IAM::User").values()
+    assert [logical_id(a) for a in user["Properties"]["ManagedPolicyArns"]] == [policies["lab"]]
+    for s in (full_synth, cli_synth):
+        assert not s.of_type("AWS::IAM::AccessKey"), "access keys are created by hand, never in a template"
+    assert not cli_synth.of_type("AWS::IAM::User")  # the repository config asks for none

@@ -1,0 +1,123 @@
+"""Dashboard, alarms and stack outputs."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from .conftest import ROOT, Synth, logical_id, render
+
+
+def _dashboard_metrics(s: Synth) -> list[list[Any]]:
+    (dashboard,) = s.of_type("AWS::CloudWatch::Dashboard").values()
+    body = render(dashboard["Properties"]["DashboardBody"])
+    # Tokens are rendered as "<Id>" / "<Id.Attr>" inside the JSON text, which stays valid JSON.
+    widgets = json.loads(body)["widgets"]
+    return [m for w in widgets for m in w.get("properties", {}).get("metrics", [])]
+
+
+def _metric_names(s: Synth, namespace: str) -> set[str]:
+    names = set()
+    for metric in _dashboard_metrics(s):
+        if metric and metric[0] == namespace:
+            names.add(metric[1])
+    return names
+
+
+def test_dashboard_shows_the_job_and_task_metrics_the_functions_emit(synth: Synth) -> None:
+    names = _metric_names(synth, synth.config.metrics_namespace)
+    assert {"JobsSubmitted", "JobsCompleted", "JobsFailed", "LeasesExpired"} <= names
+    for metric in _dashboard_metrics(synth):
+        if metric and metric[0] == synth.config.metrics_namespace:
+            assert metric[2:4] == ["service", synth.config.name]  # Powertools' service dimension
+
+
+# Issue 3 asks the dashboard for jobs completed and failed; the core engine does not emit these yet.
+# When it does, this test fails until they are removed from here.
+NOT_EMITTED_YET = {"JobsCompleted", "JobsFailed"}
+
+
+def test_every_custom_metric_name_on_the_dashboard_is_emitted_by_some_handler(synth: Synth) -> None:
+    """A dashboard line for a metric nobody emits stays empty forever."""
+    sources = "\n".join(p.read_text() for p in (ROOT / "functions" / "taskfleet_functions").rglob("*.py"))
+    emitted = set(re.findall(r"(?:add_metric\(\s*name=|count\()\"(\w+)\"", sources))
+    assert "JobsSubmitted" in emitted, "the metric-emitting code changed shape: update this test"
+    missing = _metric_names(synth, synth.config.metrics_namespace) - emitted
+    assert missing == NOT_EMITTED_YET, f"not emitted by any handler: {sorted(missing)}"
+
+
+def test_dashboard_shows_queue_depth_age_runner_count_and_lambda_health(synth: Synth) -> None:
+    sqs = _metric_names(synth, "AWS/SQS")
+    assert {"ApproximateNumberOfMessagesVisible", "ApproximateNumberOfMessagesNotVisible",
+            "ApproximateAgeOfOldestMessage"} <= sqs
+    assert {"Errors", "Duration", "Throttles"} <= _metric_names(synth, "AWS/Lambda")
+    if any(c.runs_on_ecs for c in synth.config.clusters):
+        assert "RunningTaskCount" in _metric_names(synth, "ECS/ContainerInsights")
+    queue_names = {render(m[3]) for m in _dashboard_metrics(synth) if m and m[0] == "AWS/SQS"}
+    queues = {k for k, q in synth.of_type("AWS::SQS::Queue").items()}
+    assert {n.strip("<>").split(".")[0] for n in queue_names} == queues  # every queue and DLQ is shown
+
+
+def _alarms(s: Synth) -> dict[str, dict[str, Any]]:
+    """Alarms that notify people (the scaling alarms act on the services), each with its single metric
+    flattened to MetricName/Namespace/Dimensions (a labelled metric is rendered as a `Metrics` query)."""
+    found = {}
+    for k, a in s.of_type("AWS::CloudWatch::Alarm").items():
+        props = dict(a["Properties"])
+        if "scale" in k:
+            continue
+        if "Metrics" in props:
+            (query,) = props["Metrics"]
+            props.update(query["MetricStat"]["Metric"])
+        found[k] = props
+    return found
+
+
+def test_alarms_cover_dlq_depth_stuck_leases_ticket_age_and_handler_errors(synth: Synth) -> None:
+    alarms = _alarms(synth)
+    queues = {q["Properties"]["QueueName"]: k for k, q in synth.of_type("AWS::SQS::Queue").items()}
+
+    def on(metric: str, dimension_ref: str | None = None) -> list[dict[str, Any]]:
+        return [a for a in alarms.values() if a.get("MetricName") == metric
+                and (dimension_ref is None or dimension_ref in [logical_id(d["Value"]) for d in a["Dimensions"]])]
+
+    for slug in synth.config.cluster_slugs:
+        assert on("ApproximateNumberOfMessagesVisible", queues[synth.config.dlq_name(slug)])
+        age = on("ApproximateAgeOfOldestMessage", queues[synth.config.queue_name(slug)])
+        cluster = next(c for c in synth.config.clusters if c.slug == slug)
+        assert [a["Threshold"] for a in age] == [cluster.max_ticket_age_seconds]
+    (leases,) = on("LeasesExpired")
+    assert leases["Namespace"] == synth.config.metrics_namespace
+    functions = {k for k, f in synth.of_type("AWS::Lambda::Function").items()
+                 if f["Properties"].get("Handler", "").startswith("taskfleet_functions.")}
+    assert {logical_id(a["Dimensions"][0]["Value"]) for a in on("Errors")} == functions
+    assert on("5xx")
+
+
+def test_every_alarm_notifies_the_alarm_topic(synth: Synth) -> None:
+    (topic_id,) = synth.of_type("AWS::SNS::Topic")
+    for name, alarm in _alarms(synth).items():
+        assert [logical_id(a) for a in alarm["AlarmActions"]] == [topic_id], name
+        assert alarm["TreatMissingData"] == "notBreaching", name
+
+
+def test_outputs_give_the_api_runner_url_queues_and_runner_policies(synth: Synth) -> None:
+    outputs = synth.template["Outputs"]
+    (api_id,) = synth.of_type("AWS::ApiGatewayV2::Api")
+    (url_id,) = synth.of_type("AWS::Lambda::Url")
+    assert outputs["ApiUrl"]["Value"] == {"Fn::GetAtt": [api_id, "ApiEndpoint"]}
+    assert outputs["RunnerUrl"]["Value"] == {"Fn::GetAtt": [url_id, "FunctionUrl"]}
+    queues = {q["Properties"]["QueueName"]: k for k, q in synth.of_type("AWS::SQS::Queue").items()}
+    policies = {p["Properties"]["Description"].rsplit("'", 2)[1]: k
+                for k, p in synth.of_type("AWS::IAM::ManagedPolicy").items()}
+    for slug in synth.config.cluster_slugs:
+        key = "".join(part.title() for part in slug.split("-"))
+        assert outputs[f"QueueUrl{key}"]["Value"] == {"Ref": queues[synth.config.queue_name(slug)]}
+        assert outputs[f"DlqUrl{key}"]["Value"] == {"Ref": queues[synth.config.dlq_name(slug)]}
+        assert outputs[f"RunnerPolicyArn{key}"]["Value"] == {"Ref": policies[slug]}
+
+
+def test_onprem_role_and_user_are_output_when_created(full_synth: Synth) -> None:
+    outputs = full_synth.template["Outputs"]
+    assert "OnPremRoleArnLab" in outputs and "OnPremUserNameLab" in outputs
