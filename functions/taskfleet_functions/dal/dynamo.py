@@ -12,12 +12,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
-
 Item = dict[str, Any]
 
-_serializer = TypeSerializer()
-_deserializer = TypeDeserializer()
 _NAME = re.compile(r"#(\w+)")
 
 # BatchWriteItem/BatchGetItem return unprocessed keys under load; retry them with jittered backoff,
@@ -25,26 +21,66 @@ _NAME = re.compile(r"#(\w+)")
 _BATCH_RETRIES = 8
 
 
-def _to_python(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, list):
-        return [_to_python(v) for v in value]
+# Our own (de)serializer for the few types taskfleet stores (str, int, bool, None, list, dict, sets of
+# numbers): boto3's TypeSerializer would pull boto3 into every handler's cold import.
+def to_attribute(value: Any) -> dict[str, Any]:
+    if value is None:
+        return {"NULL": True}
+    if isinstance(value, bool):
+        return {"BOOL": value}
+    if isinstance(value, int | Decimal):
+        return {"N": str(value)}
+    if isinstance(value, float):
+        raise TypeError("floats are not stored; use integers (times are epoch milliseconds)")
+    if isinstance(value, str):
+        return {"S": value}
+    if isinstance(value, set | frozenset):
+        if not value or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            raise TypeError("only non-empty sets of integers are stored")
+        return {"NS": [str(v) for v in value]}
+    if isinstance(value, list | tuple):
+        return {"L": [to_attribute(v) for v in value]}
     if isinstance(value, dict):
-        return {k: _to_python(v) for k, v in value.items()}
-    if isinstance(value, set):
-        return {_to_python(v) for v in value}
-    return value
+        return {"M": {str(k): to_attribute(v) for k, v in value.items()}}
+    raise TypeError(f"cannot store a {type(value).__name__}")
+
+
+def _number(text: str) -> int | float:
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
+
+
+def from_attribute(attribute: Mapping[str, Any]) -> Any:
+    (kind, value), = attribute.items()
+    if kind == "S":
+        return value
+    if kind == "N":
+        return _number(value)
+    if kind == "BOOL":
+        return bool(value)
+    if kind == "NULL":
+        return None
+    if kind == "NS":
+        return {_number(v) for v in value}
+    if kind == "SS":
+        return set(value)
+    if kind == "L":
+        return [from_attribute(v) for v in value]
+    if kind == "M":
+        return {k: from_attribute(v) for k, v in value.items()}
+    raise TypeError(f"unexpected DynamoDB type {kind}")
 
 
 def serialize(item: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: _serializer.serialize(v) for k, v in item.items() if v is not None}
+    return {k: to_attribute(v) for k, v in item.items() if v is not None}
 
 
 def deserialize(raw: Mapping[str, Any] | None) -> Item | None:
     if raw is None:
         return None
-    return {k: _to_python(_deserializer.deserialize(v)) for k, v in raw.items()}
+    return {k: from_attribute(v) for k, v in raw.items()}
 
 
 @dataclass(frozen=True)

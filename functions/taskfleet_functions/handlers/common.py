@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import warnings
 from typing import Any, TypeVar
 
@@ -20,8 +21,19 @@ from ..logic.rules import RuleViolation
 warnings.filterwarnings("ignore", message="No application metrics to publish")
 
 logger = Logger()
-tracer = Tracer()
 metrics = Metrics()
+
+
+class _NoTracer:
+    """Stands in for Powertools' Tracer while tracing is off: the X-Ray SDK's import alone costs more
+    than the whole rest of a handler's cold start."""
+
+    def capture_lambda_handler(self, handler: Any) -> Any:
+        return handler
+
+
+# X-Ray tracing is on where the deployment asks for it (TASKFLEET_TRACING=1; the CDK stack's option).
+tracer: Any = Tracer() if os.environ.get("TASKFLEET_TRACING") == "1" else _NoTracer()
 
 _METRICS_OFF = is_metrics_disabled()
 

@@ -79,14 +79,47 @@ def _service_from_auth(environ: dict[str, Any]) -> str:
     return "unknown"
 
 
+_WRITE_ACTIONS = {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
+
+
+def _written_keys(action: str, body: dict[str, Any]) -> list[tuple[str, str]]:
+    """(PK, SK) of every item a DynamoDB write request touches."""
+
+    def key(item: dict[str, Any]) -> tuple[str, str]:
+        return str(item.get("PK", {}).get("S", "")), str(item.get("SK", {}).get("S", ""))
+
+    if action in ("PutItem",):
+        return [key(body.get("Item", {}))]
+    if action in ("UpdateItem", "DeleteItem"):
+        return [key(body.get("Key", {}))]
+    if action == "BatchWriteItem":
+        out = []
+        for requests in body.get("RequestItems", {}).values():
+            for r in requests:
+                put = r.get("PutRequest", {}).get("Item")
+                out.append(key(put if put else r.get("DeleteRequest", {}).get("Key", {})))
+        return out
+    if action == "TransactWriteItems":
+        out = []
+        for entry in body.get("TransactItems", []):
+            for kind, spec in entry.items():
+                if kind != "ConditionCheck":
+                    out.append(key(spec.get("Item") or spec.get("Key") or {}))
+        return out
+    return []
+
+
 class CountingSerializingMiddleware:
-    """WSGI middleware: counts requests, and runs DynamoDB requests one at a time."""
+    """WSGI middleware: counts requests (and, when asked, DynamoDB writes per item), and runs DynamoDB
+    requests one at a time."""
 
     def __init__(self, app: WSGIApp) -> None:
         self._app = app
         self._dynamodb_lock = threading.Lock()
         self._counts_lock = threading.Lock()
         self.counts: Counter[tuple[str, str]] = Counter()
+        self.track_writes = False
+        self.writes_per_item: Counter[tuple[str, str]] = Counter()
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         service, action = _service_and_action(environ)
@@ -95,8 +128,23 @@ class CountingSerializingMiddleware:
         if service != "dynamodb":
             return self._app(environ, start_response)
         with self._dynamodb_lock:
+            if self.track_writes and action in _WRITE_ACTIONS:
+                self._track(environ, action)
             # Consume the response inside the lock: moto does its work while building it.
             return list(self._app(environ, start_response))
+
+    def _track(self, environ: dict[str, Any], action: str) -> None:
+        import json
+
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        raw = environ["wsgi.input"].read(length) if length else b""
+        environ["wsgi.input"] = io.BytesIO(raw)
+        try:
+            keys = _written_keys(action, json.loads(raw or b"{}"))
+        except ValueError:
+            return
+        with self._counts_lock:
+            self.writes_per_item.update(keys)
 
     def snapshot(self) -> dict[str, int]:
         with self._counts_lock:
@@ -105,6 +153,7 @@ class CountingSerializingMiddleware:
     def reset(self) -> None:
         with self._counts_lock:
             self.counts.clear()
+            self.writes_per_item.clear()
 
 
 class Emulator:
