@@ -646,7 +646,7 @@ def main(argv: list[str] | None = None) -> int:
     size = SIZES[args.size]
     chosen = [s for s in (args.only.split(",") if args.only else SCENARIOS) if s]
     results: list[Result] = []
-    with LocalStack(lease_seconds=3, sweep_interval=0.5, outbox_grace_seconds=1.0) as stack, \
+    with LocalStack(lease_seconds=3, sweep_interval=0.5, outbox_grace_seconds=1.0, submit_lock_seconds=3.0) as stack, \
             tempfile.TemporaryDirectory(prefix="taskfleet-faults-") as tmp:
         for name in chosen:
             print(f"--- {name} ({args.size})", flush=True)

@@ -9,6 +9,7 @@
 | TASKFLEET_RUNNER_URL | URL runners use for /runner/* (a Lambda function URL), if not the API URL | unset |
 | TASKFLEET_LOCAL | "1" on the local stack | unset |
 | TASKFLEET_OUTBOX_GRACE_SECONDS | a submit/retry whose dispatch is unconfirmed this long is redone | 30 |
+| TASKFLEET_SUBMIT_LOCK_SECONDS | a submit holding its client token this long is presumed dead (> API timeout) | 30 |
 | AWS_REGION | region | us-east-1 |
 """
 
@@ -29,6 +30,7 @@ class Settings:
     region: str = "us-east-1"
     endpoint_url: str | None = field(default=None)
     outbox_grace_seconds: float = 30.0
+    submit_lock_seconds: float = 30.0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -44,6 +46,7 @@ class Settings:
             region=env.get("AWS_REGION", env.get("AWS_DEFAULT_REGION", "us-east-1")),
             endpoint_url=env.get("AWS_ENDPOINT_URL") or None,
             outbox_grace_seconds=float(env.get("TASKFLEET_OUTBOX_GRACE_SECONDS", "30")),
+            submit_lock_seconds=float(env.get("TASKFLEET_SUBMIT_LOCK_SECONDS", "30")),
         )
 
     def queue_name(self, slug: str) -> str:

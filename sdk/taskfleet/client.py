@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import builtins
 import os
+import random
 import time
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .errors import ConfigurationError, TaskValidationError
+from .errors import ConfigurationError, ConflictError, TaskValidationError
 from .http import Transport
 from .task import Task, task_spec
 
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
     from taskfleet_runner.runner import TaskRunner
 
 TERMINAL_JOB_STATES = ("COMPLETED", "FAILED", "CANCELED")
+SUBMIT_IN_PROGRESS_WAIT = 45.0  # > the API's token lock (30 s): a dead first attempt is taken over
 
 
 @dataclass(frozen=True)
@@ -109,7 +111,18 @@ class JobClient:
                                 "client_token": client_token or uuid.uuid4().hex}
         if cluster:
             body["cluster"] = cluster.slug if isinstance(cluster, Cluster) else cluster
-        return Job.from_api(self._t.request("POST", "/jobs", body))
+        # A 409 SubmitInProgress: an earlier attempt of this very request (same token) is still being
+        # written, or died while writing; ask again until it is done or its token lock went stale.
+        deadline = time.monotonic() + SUBMIT_IN_PROGRESS_WAIT
+        delay = 0.25
+        while True:
+            try:
+                return Job.from_api(self._t.request("POST", "/jobs", body))
+            except ConflictError as err:
+                if err.code != "SubmitInProgress" or time.monotonic() > deadline:
+                    raise
+            time.sleep(delay * random.uniform(0.5, 1.0))
+            delay = min(2.0, delay * 2)
 
     def find(self, job: Job | str) -> Job:
         return Job.from_api(self._t.request("GET", f"/jobs/{_job_id(job)}"))

@@ -214,8 +214,8 @@ class Orchestrator:
         job.update(latch)
         self.db.put_many(buckets)
         result = self.db.put(job, condition="attribute_not_exists(#PK)")
-        if not result.ok:  # a concurrent submit with the same token won
-            return result.item or job
+        if not result.ok and (result.item or {}).get("submitted_at") != now:  # a concurrent submit won
+            return result.item or job  # (else it is this request's own write, retried after a lost response)
         faults.point("submit.after_write")
         self._dispatch(ready, suffix="")
         faults.point("submit.before_clear_outbox")

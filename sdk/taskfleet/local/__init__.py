@@ -42,6 +42,7 @@ class LocalStack:
         lease_seconds: int = 60,
         sweep_interval: float = 1.0,
         outbox_grace_seconds: float = 30.0,
+        submit_lock_seconds: float = 30.0,
         host: str = "127.0.0.1",
     ) -> None:
         if not host.startswith("127.") and host not in ("localhost", "::1"):
@@ -51,6 +52,7 @@ class LocalStack:
         self.lease_seconds = lease_seconds
         self.sweep_interval = sweep_interval
         self.outbox_grace_seconds = outbox_grace_seconds
+        self.submit_lock_seconds = submit_lock_seconds
         self.name = f"taskfleet-{secrets.token_hex(3)}"
         self.emulator: Emulator | None = None
         self.api: LocalApi | None = None
@@ -92,7 +94,8 @@ class LocalStack:
         self.api = LocalApi(host=self.host, port=self.port)
         settings = Settings(table_name=self.name, queue_prefix=self.name, lease_seconds=self.lease_seconds,
                             local=True, endpoint_url=self.emulator.url,
-                            outbox_grace_seconds=self.outbox_grace_seconds)
+                            outbox_grace_seconds=self.outbox_grace_seconds,
+                            submit_lock_seconds=self.submit_lock_seconds)
         self.orchestrator = engine.Orchestrator(Dynamo(dynamodb, self.name),
                                                 Queues(sqs, visibility_seconds=self.lease_seconds), settings)
         wiring.configure(self.orchestrator)
