@@ -187,15 +187,27 @@ class Orchestrator:
             raise InvalidRequest(f"a job has at most {rules.MAX_ROOT_TASKS} root tasks; submit more as subtasks")
         cluster_slug = cluster or rules.DEFAULT_CLUSTER
         job_id = rules.job_id_for_token(client_token) if client_token else str(uuid.uuid4())
+        now = self.clock()
         if client_token:
             existing = self.db.get(job_pk(job_id), META)
+            if existing is None:
+                # One writer per token: a duplicate (a client's retry) arriving while the first request is
+                # still writing must not rewrite its tasks, which may already run once the job exists. The
+                # lock goes stale when its holder must be dead (the API function's timeout is shorter).
+                lock = self.db.put({"PK": job_pk(job_id), "SK": "TOKEN", "at": now},
+                                   condition="attribute_not_exists(#PK) OR #at < :stale",
+                                   values={":stale": now - int(self.settings.submit_lock_seconds * 1000)})
+                if not lock.ok:
+                    existing = self.db.get(job_pk(job_id), META)
+                    if existing is None:
+                        raise Conflict("a submission with this client token is in progress; retry shortly",
+                                       code="SubmitInProgress")
             if existing is not None:
                 if existing.get("name") != name:
                     raise Conflict("client token was already used for a different job", code="TokenReused")
                 if existing.get("outbox_at"):
                     self.resume(existing)
                 return existing
-        now = self.clock()
         for spec in tasks:
             spec.max_retries = spec.max_retries or max_retries
         items, ready = self._task_items(
