@@ -90,6 +90,7 @@ class TaskRunner:
         self._in_long_poll = False
         self._mixed = False  # the last receive met tickets of tasks this runner cannot run
         self._foreign_streak = 0  # receives in a row that found only such tickets
+        self._receive_errors = 0  # receives in a row that failed (after botocore's own retries)
         self._finished: list[str] = []  # receipts of finished tickets, deleted in batches
         self._finished_since = 0.0
         self._signals = 0
@@ -212,8 +213,15 @@ class TaskRunner:
             )
         except _Interrupted:
             return None
+        except Exception as err:  # SQS unavailable or throttling beyond botocore's retries: wait, go on
+            self._in_long_poll = False  # a signal now ends the wait below (stopping), not by raising
+            self._receive_errors += 1
+            log.warning("receiving from the queue failed (%s in a row): %s", self._receive_errors, err)
+            self.stopping.wait(min(LONG_POLL_SECONDS, 0.5 * 2 ** self._receive_errors) * random.uniform(0.5, 1))
+            return None
         finally:
             self._in_long_poll = False
+        self._receive_errors = 0
         runnable: list[dict[str, Any]] = []
         foreign: list[str] = []
         for message in resp.get("Messages", []):
