@@ -125,17 +125,23 @@ def duplicate_executions(tasks: list[Any]) -> int:
     return sum(max(0, t.attempt - 1 - t.retry_count) for t in tasks)
 
 
-def idle_requests(bench: Bench, runners: int, seconds: float) -> float:
+def idle_requests(bench: Bench, runners: int, seconds: float, clusters: int) -> float:
+    """Requests idle runners make per minute each. The sweeper's DLQ receives (one per cluster per
+    sweep) belong to the deployment, not to runners, and are taken out."""
     bench.reset()
+    sweeps = bench.stack.sweeps
     time.sleep(seconds)  # the measurement window itself: idle runners are what is measured
     counts = bench.stack.request_counts()
     runner_requests = sum(v for k, v in counts.items() if k.startswith(("sqs:", "api:POST /runner")))
+    runner_requests -= (bench.stack.sweeps - sweeps) * clusters
     return runner_requests / runners / (seconds / 60)
 
 
 def cold_imports() -> dict[str, float]:
+    # The deployed functions' environment (infra/): Powertools settings, no pydantic plugin discovery.
     env = {**os.environ, "POWERTOOLS_SERVICE_NAME": "taskfleet", "POWERTOOLS_METRICS_NAMESPACE": "taskfleet",
-           "TASKFLEET_TABLE": "t", "TASKFLEET_QUEUE_PREFIX": "q", "AWS_DEFAULT_REGION": "us-east-1"}
+           "TASKFLEET_TABLE": "t", "TASKFLEET_QUEUE_PREFIX": "q", "AWS_DEFAULT_REGION": "us-east-1",
+           "PYDANTIC_DISABLE_PLUGINS": "__all__"}
     out = {}
     for name in ("jobs", "clusters", "runner", "sweeper"):
         module = f"taskfleet_functions.handlers.{name}"
@@ -179,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
             other = bench.start_runners(1, gpu)
             mixed, _ = bench.run_job("mixed", Mixed(size["mixed"], gpu))
             bench.stop_runners(other)
-            idle = idle_requests(bench, WORKERS + 0, size["idle_s"])
+            idle = idle_requests(bench, WORKERS, size["idle_s"], clusters=2)
             bench.stop_runners(main_runners)
             scaling = {}
             for n in (1, 2, 4):
