@@ -11,6 +11,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from taskfleet_functions.logic import rules
+
 from .errors import ConfigurationError, ConflictError, TaskValidationError
 from .http import Transport
 from .task import Task, task_spec
@@ -106,6 +108,14 @@ class JobClient:
             raise TaskValidationError("submit needs at least one task")
         if not isinstance(name, str) or not (1 <= len(name) <= 256):
             raise TaskValidationError("job name must be 1-256 characters")
+        if client_token is not None and not (isinstance(client_token, str) and 1 <= len(client_token) <= 128):
+            raise TaskValidationError("client_token must be a string of 1-128 characters")
+        slug = cluster.slug if isinstance(cluster, Cluster) else cluster
+        if slug:
+            try:
+                rules.check_slug(slug)
+            except rules.RuleViolation as err:
+                raise TaskValidationError(str(err)) from None
         specs = [task_spec(t, depends_on=[], cluster=None, max_retries=max_retries).wire() for t in tasks]
         body: dict[str, Any] = {"name": name, "tasks": specs, "max_retries": max_retries,
                                 "client_token": client_token or uuid.uuid4().hex}
