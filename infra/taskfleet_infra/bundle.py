@@ -27,6 +27,7 @@ from . import FUNCTIONS_DIR, INFRA_DIR, REPO_ROOT
 LAMBDA_PLATFORM = "manylinux2014_aarch64"  # the functions run on arm64 (Graviton)
 PYTHON_VERSION = "3.11"  # the Lambda runtime, python3.11
 REQUIREMENTS = INFRA_DIR / "lambda-requirements.txt"
+TRACING_REQUIREMENTS = INFRA_DIR / "lambda-requirements-tracing.txt"
 BUILD_DIR = REPO_ROOT / "build" / "lambda"
 PACKAGE = "taskfleet_functions"
 # Bump when the layout of the bundle changes, to invalidate cached builds.
@@ -40,9 +41,11 @@ class BundleError(RuntimeError):
     """The Lambda bundle could not be built."""
 
 
-def build_bundle(platform: str = LAMBDA_PLATFORM, *, build_dir: Path = BUILD_DIR,
-                 requirements: Path = REQUIREMENTS, functions_dir: Path = FUNCTIONS_DIR) -> Path:
-    """Return the folder of the Lambda asset for `platform`, building what is not cached yet."""
+def build_bundle(platform: str = LAMBDA_PLATFORM, *, tracing: bool = False, build_dir: Path = BUILD_DIR,
+                 functions_dir: Path = FUNCTIONS_DIR) -> Path:
+    """Return the folder of the Lambda asset for `platform`, building what is not cached yet. With
+    `tracing`, the X-Ray SDK is added (the handlers import it only when tracing is on)."""
+    requirements = [REQUIREMENTS, TRACING_REQUIREMENTS] if tracing else [REQUIREMENTS]
     deps = _dependencies(platform, build_dir, requirements)
     source = functions_dir / PACKAGE
     if not (source / "__init__.py").is_file():
@@ -62,8 +65,8 @@ def build_bundle(platform: str = LAMBDA_PLATFORM, *, build_dir: Path = BUILD_DIR
     return asset
 
 
-def _dependencies(platform: str, build_dir: Path, requirements: Path) -> Path:
-    pins = requirements.read_bytes()
+def _dependencies(platform: str, build_dir: Path, requirements: list[Path]) -> Path:
+    pins = b"\n".join(r.read_bytes() for r in requirements)
     key = _digest(_FORMAT.encode(), platform.encode(), PYTHON_VERSION.encode(), pins)
     deps = build_dir / f"deps-{platform}-{key}"
     if deps.is_dir():
@@ -74,8 +77,10 @@ def _dependencies(platform: str, build_dir: Path, requirements: Path) -> Path:
             sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
             "--no-deps", "--no-compile", "--only-binary=:all:", "--implementation", "cp",
             "--python-version", PYTHON_VERSION, "--platform", platform,
-            "--target", str(tmp), "--requirement", str(requirements),
+            "--target", str(tmp),
         ]
+        for file in requirements:
+            command += ["--requirement", str(file)]
         done = subprocess.run(command, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             raise BundleError(f"pip could not install the Lambda dependencies:\n{done.stderr[-4000:]}")

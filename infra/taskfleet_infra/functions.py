@@ -76,7 +76,7 @@ class OrchestratorFunctions(Construct):
         super().__init__(scope, id)
         stack = Stack.of(self)
         self.config = config
-        self.code = lambda_.Code.from_asset(str(build_bundle()))
+        self.code = lambda_.Code.from_asset(str(build_bundle(tracing=config.tracing)))
         self.queue_arn_pattern = stack.format_arn(
             service="sqs", resource=f"{config.queue_prefix}-*.fifo",
             arn_format=ArnFormat.NO_RESOURCE_NAME,
@@ -94,7 +94,9 @@ class OrchestratorFunctions(Construct):
             "POWERTOOLS_LOG_LEVEL": config.log_level,
             "POWERTOOLS_METRICS_NAMESPACE": config.metrics_namespace,
         }
-        if not config.tracing:
+        if config.tracing:
+            environment["TASKFLEET_TRACING"] = "1"  # the handlers construct Powertools' Tracer
+        else:
             environment["POWERTOOLS_TRACE_DISABLED"] = "true"
         for spec in SPECS:
             self.functions[spec.name] = self._function(spec, environment, state)

@@ -95,6 +95,7 @@ def test_functions_run_python311_on_arm64_with_powertools_settings(synth: Synth,
     (table_id,) = synth.of_type("AWS::DynamoDB::Table")
     assert logical_id(env["TASKFLEET_TABLE"]) == table_id
     assert ("POWERTOOLS_TRACE_DISABLED" in env) is (not config.tracing)
+    assert (env.get("TASKFLEET_TRACING") == "1") is config.tracing
     assert props.get("TracingConfig", {}).get("Mode", "PassThrough") == ("Active" if config.tracing else "PassThrough")
 
 

@@ -1,0 +1,100 @@
+"""The Lambda bundle built without Docker: complete (every handler imports from it and the Lambda
+runtime alone), lean (nothing the handlers do not import), byte-compiled, built for arm64."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import re
+import struct
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+from taskfleet_infra.bundle import REQUIREMENTS, TRACING_REQUIREMENTS, build_bundle, folder_size
+
+from .conftest import ROOT, Synth
+
+HANDLERS = ("jobs", "clusters", "runner", "sweeper")
+PROVIDED_BY_THE_RUNTIME = ("boto3", "botocore", "s3transfer", "jmespath", "urllib3", "dateutil", "six.py")
+NOT_FOR_LAMBDA = ("taskfleet", "taskfleet_runner", "moto", "tests", "bin", "pip", "setuptools")
+MAX_BUNDLE_MB = 25
+
+
+def _deployed_bundle(s: Synth) -> Path:
+    files = s.assets()["files"]
+    (path,) = [f["source"]["path"] for f in files.values()
+               if (s.outdir / f["source"]["path"] / "taskfleet_functions").is_dir()]
+    return s.outdir / path
+
+
+def test_the_bundle_holds_the_functions_and_their_dependencies_only(synth: Synth) -> None:
+    bundle = _deployed_bundle(synth)
+    top = {p.name for p in bundle.iterdir()}
+    for package in ("taskfleet_functions", "aws_lambda_powertools", "pydantic", "pydantic_core"):
+        assert package in top
+    for name in PROVIDED_BY_THE_RUNTIME + NOT_FOR_LAMBDA:
+        assert name not in top, f"{name} does not belong in the Lambda bundle"
+    for handler in HANDLERS:
+        assert (bundle / "taskfleet_functions" / "handlers" / f"{handler}.py").is_file()
+    assert ("aws_xray_sdk" in top) is synth.config.tracing  # the X-Ray SDK only where tracing is on
+    assert folder_size(bundle) < MAX_BUNDLE_MB * 1e6
+
+
+def test_native_extensions_are_built_for_arm64(cli_synth: Synth) -> None:
+    bundle = _deployed_bundle(cli_synth)
+    extensions = list(bundle.rglob("*.so"))
+    assert extensions
+    for so in extensions:
+        header = so.read_bytes()[:20]
+        assert header[:4] == b"\x7fELF"
+        (machine,) = struct.unpack("<H", header[18:20])
+        assert machine == 183, f"{so.name} is not an aarch64 (EM_AARCH64) library"
+
+
+def test_every_module_is_byte_compiled_for_python311_without_source_checks(cli_synth: Synth) -> None:
+    """Lambda's file system is read-only: without shipped .pyc every cold start compiles again."""
+    bundle = _deployed_bundle(cli_synth)
+    sources = [p for p in (bundle / "taskfleet_functions").rglob("*.py")]
+    assert sources
+    for source in sources:
+        compiled = source.parent / "__pycache__" / f"{source.stem}.cpython-311.pyc"
+        assert compiled.is_file(), f"{source.relative_to(bundle)} is not byte-compiled"
+        flags = struct.unpack("<I", compiled.read_bytes()[4:8])[0]
+        assert flags == 0b01, "hash-based, unchecked: zip extraction times cannot invalidate it"
+
+
+def test_the_bundle_pins_are_the_versions_the_tests_run_against() -> None:
+    """What is deployed is what the unit and e2e tests exercised locally."""
+    for file in (REQUIREMENTS, TRACING_REQUIREMENTS):
+        for line in file.read_text().splitlines():
+            pin = re.fullmatch(r"([A-Za-z0-9_.-]+)==([^\s#]+)", line.strip())
+            if pin:
+                assert importlib.metadata.version(pin.group(1)) == pin.group(2), line
+
+
+def _bench() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("bench_bundle_size", ROOT / "bench" / "bundle_size.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("tracing", [False, True], ids=["plain", "tracing"])
+def test_every_handler_imports_from_the_bundle_and_the_lambda_runtime_alone(tmp_path: Path, tracing: bool) -> None:
+    """Built for this machine from the same pins (arm64 wheels cannot load here), imported in a fresh
+    isolated interpreter whose path holds only the bundle and the runtime's own packages."""
+    bench = _bench()
+    bundle = build_bundle(bench.host_platform(), tracing=tracing)
+    runtime = bench.runtime_dir(tmp_path / "runtime")
+    env = {"TASKFLEET_TRACING": "1"} if tracing else {}
+    saved = dict(bench.LAMBDA_LIKE_ENV)
+    bench.LAMBDA_LIKE_ENV.update(env)
+    try:
+        for handler in HANDLERS:
+            seconds = bench.cold_import_seconds(bundle, runtime, f"taskfleet_functions.handlers.{handler}")
+            assert seconds > 0
+    finally:
+        bench.LAMBDA_LIKE_ENV.clear()
+        bench.LAMBDA_LIKE_ENV.update(saved)
