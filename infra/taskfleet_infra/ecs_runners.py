@@ -193,6 +193,9 @@ class EcsRunners(Construct):
             "TASKFLEET_SHUTDOWN_GRACE": str(SHUTDOWN_GRACE_SECONDS),
             "TASKFLEET_ECS_PROTECTION_MINUTES": str(PROTECTION_MINUTES),
             "TASKFLEET_LOG_LEVEL": self.config.log_level,
+            # For SigV4 signing and the SQS client, whatever the platform version injects.
+            "AWS_REGION": Stack.of(self).region,
+            "AWS_DEFAULT_REGION": Stack.of(self).region,
         }
 
     def _log_group(self, slug: str) -> logs.LogGroup:
