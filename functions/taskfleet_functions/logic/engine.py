@@ -190,29 +190,26 @@ class Orchestrator:
         now = self.clock()
         if client_token:
             existing = self.db.get(job_pk(job_id), META)
-            if existing is None:
-                # One writer per token: a duplicate (a client's retry) arriving while the first request is
-                # still writing must not rewrite its tasks, which may already run once the job exists. The
-                # lock goes stale when its holder must be dead (the API function's timeout is shorter).
-                lock = self.db.put({"PK": job_pk(job_id), "SK": "TOKEN", "at": now},
-                                   condition="attribute_not_exists(#PK) OR #at < :stale",
-                                   values={":stale": now - int(self.settings.submit_lock_seconds * 1000)})
-                if not lock.ok:
-                    existing = self.db.get(job_pk(job_id), META)
-                    if existing is None:
-                        raise Conflict("a submission with this client token is in progress; retry shortly",
-                                       code="SubmitInProgress")
             if existing is not None:
-                if existing.get("name") != name:
-                    raise Conflict("client token was already used for a different job", code="TokenReused")
-                if existing.get("outbox_at"):
-                    self.resume(existing)
-                return existing
+                return self._resubmitted(existing, name)
         for spec in tasks:
             spec.max_retries = spec.max_retries or max_retries
-        items, ready = self._task_items(
+        items, ready = self._task_items(  # validates everything: nothing is written for a rejected submit
             tasks, job_id=job_id, parent=None, parent_attempt=0, default_cluster=cluster_slug, now=now
         )
+        if client_token:
+            # One writer per token: a duplicate (a client's retry) arriving while the first request is
+            # still writing must not rewrite its tasks, which may already run once the job exists. The
+            # lock goes stale when its holder must be dead (the API function's timeout is shorter).
+            lock = self.db.put({"PK": job_pk(job_id), "SK": "TOKEN", "at": now},
+                               condition="attribute_not_exists(#PK) OR #at < :stale",
+                               values={":stale": now - int(self.settings.submit_lock_seconds * 1000)})
+            if not lock.ok:
+                existing = self.db.get(job_pk(job_id), META)
+                if existing is not None:
+                    return self._resubmitted(existing, name)
+                raise Conflict("a submission with this client token is in progress; retry shortly",
+                               code="SubmitInProgress")
         self.db.put_many(items)
         faults.point("submit.after_tasks")
         job = {
@@ -234,6 +231,14 @@ class Orchestrator:
         self._clear_outbox(job_id)
         job.pop("GSI2PK"), job.pop("GSI2SK"), job.pop("outbox_at")
         return job
+
+    def _resubmitted(self, existing: Item, name: str) -> Item:
+        """A submit with the client token of an existing job: that job (its dispatch finished if needed)."""
+        if existing.get("name") != name:
+            raise Conflict("client token was already used for a different job", code="TokenReused")
+        if existing.get("outbox_at"):
+            self.resume(existing)
+        return existing
 
     def _task_items(
         self,
