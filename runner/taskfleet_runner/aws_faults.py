@@ -72,6 +72,7 @@ class FaultInjector:
         seed: int | None = None,
         operations: tuple[str, ...] = (),
         log_path: str | None = None,
+        limit: int | None = None,
     ) -> None:
         if not 0.0 <= rate <= 1.0:
             raise ValueError("fault rate must be between 0 and 1")
@@ -81,6 +82,7 @@ class FaultInjector:
         self.rate = rate
         self.kinds = kinds
         self.operations = operations  # empty: every operation
+        self.limit = limit  # stop after this many faults (None: never)
         self.enabled = True
         self.log_path = log_path
         self.calls = 0
@@ -109,7 +111,7 @@ class FaultInjector:
             return None
         with self._lock:
             self.calls += 1
-            if self._rng.random() >= self.rate:
+            if self._rng.random() >= self.rate or (self.limit is not None and sum(self.counts.values()) >= self.limit):
                 return None
             kind = self._rng.choice(self.kinds)
             self.counts[(service, kind)] += 1

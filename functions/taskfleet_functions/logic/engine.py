@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import faults
-from ..dal.dynamo import Dynamo, Item
+from ..dal.dynamo import Dynamo, Item, UpdateResult
 from ..dal.queues import Queues, Ticket
 from ..dal.table import JOBS_INDEX, OUTBOX_INDEX
 from ..settings import Settings
@@ -375,6 +375,11 @@ class Orchestrator:
             condition="#state IN (:f, :c)", values={":f": FAILED, ":c": CANCELED},
         )
         if not result.ok or result.item is None:
+            current = result.item or {}
+            if current.get("state") in ACTIVE_JOB_STATES and current.get("outbox_at"):
+                # a retry whose dispatch is unfinished (this request's own write with its response lost,
+                # or an earlier retry that crashed): finish it now rather than leave it to the sweeper
+                return self.resume(current)
             return 0
         faults.point("retry.after_job_update")
         return self.resume(result.item)
@@ -496,8 +501,8 @@ class Orchestrator:
                 if not result.ok:
                     return ClaimResult("busy", retry_after_ms=BUSY_MARGIN_MS, reason="taken over concurrently")
             elif old["state"] == RUNNING and old.get("lease_owner") == runner_id:
-                task = old  # this runner's own claim, retried after a lost response
-                return ClaimResult("run", task=self._task_payload(task, job))
+                # this runner's own claim, retried after a lost response or a crash: go on from its write
+                result = UpdateResult(True, old)
             elif old["state"] == RUNNING:
                 return ClaimResult("busy", retry_after_ms=int(old["lease_expires"]) - now + BUSY_MARGIN_MS,
                                    reason="running elsewhere")
@@ -639,7 +644,10 @@ class Orchestrator:
             condition="#state = :r AND #attempt = :a", values={":r": RUNNING, ":a": report.attempt},
         )
         if not result.ok:
-            return ReportResult("lease_lost")
+            old = result.item or {}
+            # unless it is this request's own write, retried by botocore after a lost response
+            if old.get("attempt") != report.attempt or old.get("state") != (QUEUED if retry else FAILED):
+                return ReportResult("lease_lost")
         if retry:
             return ReportResult("requeued")
         faults.point("fail.before_job_update")
