@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from . import FUNCTIONS_DIR, INFRA_DIR, REPO_ROOT
@@ -110,7 +111,7 @@ def _compile(folder: Path) -> None:
         raise BundleError(f"compileall failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
 
 
-def _build_atomically(target: Path, fill) -> None:  # type: ignore[no-untyped-def]
+def _build_atomically(target: Path, fill: Callable[[Path], None]) -> None:
     """Fill a temporary sibling folder, then rename it into place (parallel synths never see half a
     bundle; the loser of a race discards its copy)."""
     target.parent.mkdir(parents=True, exist_ok=True)

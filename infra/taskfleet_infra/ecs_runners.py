@@ -20,9 +20,10 @@ that allows no inbound traffic and HTTPS out only; with NAT gateways they live i
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import CfnElement, Duration, IgnoreMode, RemovalPolicy, Stack
 from aws_cdk import aws_applicationautoscaling as appscaling
 from aws_cdk import aws_autoscaling as autoscaling
 from aws_cdk import aws_cloudwatch as cloudwatch
@@ -152,7 +153,7 @@ class EcsRunners(Construct):
                 file=cluster.image.file,
                 platform=ecr_assets.Platform.LINUX_ARM64 if platform == "arm64" else ecr_assets.Platform.LINUX_AMD64,
                 # Only what .dockerignore lets through is copied and hashed.
-                ignore_mode=_docker_ignore_mode(),
+                ignore_mode=IgnoreMode.DOCKER,
             )
         return self.images[key]
 
@@ -172,7 +173,7 @@ class EcsRunners(Construct):
         ))
         acknowledge(
             role, "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ecs:<AWS::Region>:<AWS::AccountId>:task/"
-                  f"<{Stack.of(self).get_logical_id(self.cluster.node.default_child)}>/*]",
+                  f"<{Stack.of(self).get_logical_id(typing.cast(CfnElement, self.cluster.node.default_child))}>/*]",
             "Task ids are assigned at run time; the grant covers the tasks of this deployment's ECS "
             "cluster, and only the two task-protection actions.",
         )
@@ -381,8 +382,3 @@ class EcsRunners(Construct):
         self._scale_on_backlog(scaling, slug, service, compute.task_limit)
         return RunnerService(slug, service, log_group)
 
-
-def _docker_ignore_mode():  # type: ignore[no-untyped-def]
-    from aws_cdk import IgnoreMode
-
-    return IgnoreMode.DOCKER

@@ -44,7 +44,7 @@ class StateTable(Construct):
         self.table = dynamodb.Table(
             self,
             "Table",
-            partition_key=key(spec["KeySchema"], "HASH"),  # type: ignore[arg-type]
+            partition_key=key(spec["KeySchema"], "HASH"),
             sort_key=key(spec["KeySchema"], "RANGE"),
             billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
             point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
@@ -59,7 +59,7 @@ class StateTable(Construct):
             projection = index["Projection"]
             self.table.add_global_secondary_index(
                 index_name=index["IndexName"],
-                partition_key=key(index["KeySchema"], "HASH"),  # type: ignore[arg-type]
+                partition_key=key(index["KeySchema"], "HASH"),
                 sort_key=key(index["KeySchema"], "RANGE"),
                 projection_type=_PROJECTIONS[projection["ProjectionType"]],
                 non_key_attributes=projection.get("NonKeyAttributes"),
