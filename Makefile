@@ -5,12 +5,16 @@ BIN    := $(VENV)/bin
 # The stamp changes whenever a pinned input changes, so `make setup` reinstalls exactly then.
 STAMP  := $(VENV)/.installed-$(shell cat requirements/lock.txt pyproject.toml package-lock.json 2>/dev/null | sha1sum | cut -c1-12)
 
-.PHONY: help setup demo test test-fast lint format bench lock clean
+.PHONY: help setup demo test test-fast test-infra lint format bench bench-bundle synth deploy lock clean
+
+# jsii warns at length on every run under Node 20; the CDK still works there.
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
 help:
 	@echo "make demo   - install everything, run the example workflow on the local stack (moto)"
 	@echo "make test   - install everything, run lint and the whole test suite (what CI runs)"
 	@echo "make bench  - run the benchmark suite (prints a table, writes bench/results.json)"
+	@echo "make synth  - synthesize the CDK app offline (runs cdk-nag); make deploy to deploy it"
 	@echo "make lint   - ruff and mypy"
 	@echo "make lock   - re-resolve requirements/lock.txt from the top-level pins in requirements/*.txt"
 
@@ -32,6 +36,18 @@ test: setup lint
 
 test-fast: setup
 	$(BIN)/python -m pytest tests/unit tests/integration -q
+
+test-infra: setup
+	$(BIN)/python -m pytest tests/infra -q
+
+synth: setup
+	npx cdk synth --no-notices -q
+
+deploy: setup
+	npx cdk deploy
+
+bench-bundle: setup
+	$(BIN)/python bench/bundle_size.py
 
 lint: setup
 	$(BIN)/ruff check sdk runner functions infra tests bench

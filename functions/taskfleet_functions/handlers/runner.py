@@ -28,7 +28,11 @@ def next_task() -> Any:
             failure_traceback=r.failure.traceback if r.failure else None,
         )
     claim = (req.claim.job_id, req.claim.task_id) if req.claim is not None else None
-    reported, claimed = orchestrator().next(report, claim, req.runner_id)
+    engine = orchestrator()
+    reported, claimed = engine.next(report, claim, req.runner_id)
+    jobs = engine.drain_job_transitions()
+    count("JobsCompleted", jobs.get("COMPLETED", 0))
+    count("JobsFailed", jobs.get("FAILED", 0))
     out: dict[str, Any] = {}
     if reported is not None:
         out["report"] = asdict(reported)

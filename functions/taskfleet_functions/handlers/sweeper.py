@@ -14,9 +14,13 @@ from .common import count, logger, metrics, tracer
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, int]:
-    stats = orchestrator().sweep()
+    engine = orchestrator()
+    stats = engine.sweep()
     for name, value in stats.items():
         count(f"Sweeper{name.title().replace('_', '')}", value)
+    jobs = engine.drain_job_transitions()  # a repair can finish a job
+    count("JobsCompleted", jobs.get("COMPLETED", 0))
+    count("JobsFailed", jobs.get("FAILED", 0))
     if any(stats.values()):
         logger.info("sweeper repaired state", extra=stats)
     return stats

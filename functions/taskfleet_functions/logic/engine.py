@@ -11,7 +11,7 @@ import json
 import secrets
 import time
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -127,6 +127,7 @@ class Orchestrator:
         # a submit/retry that has not confirmed its dispatch by then is redone by the sweeper
         self.outbox_ms = int(settings.outbox_grace_seconds * 1000)
         self._clusters: dict[str, tuple[Item, int]] = {}
+        self.job_transitions: Counter[str] = Counter()
 
     # ===================================================================================== clusters ==
 
@@ -427,12 +428,19 @@ class Orchestrator:
                        condition="attribute_exists(#PK)")
 
     def _fail_job(self, job_id: str, task: Item, message: str) -> None:
-        self.db.update(
+        result = self.db.update(
             job_pk(job_id), META,
             set={"state": FAILED, "finished_at": self.clock(),
                  "failure": {"task_id": task["task_id"], "name": task["name"], "message": message}},
             condition="#state IN (:s, :r)", values={":s": SUBMITTED, ":r": RUNNING},
         )
+        if result.ok:
+            self.job_transitions[FAILED] += 1
+
+    def drain_job_transitions(self) -> dict[str, int]:
+        """Jobs this process moved to COMPLETED or FAILED since the last call (for the handlers' metrics)."""
+        counts, self.job_transitions = dict(self.job_transitions), Counter()
+        return counts
 
     # ====================================================================================== runners ==
 
@@ -696,9 +704,11 @@ class Orchestrator:
                 full, _ = self._signal(job_pk(task["job_id"]), "roots", int(task["index"]), bucketed)
                 if full:
                     faults.point("propagate.before_job_completed")
-                    self.db.update(job_pk(task["job_id"]), META,
-                                   set={"state": COMPLETED, "finished_at": self.clock()},
-                                   condition="#state IN (:s, :r)", values={":s": SUBMITTED, ":r": RUNNING})
+                    done = self.db.update(job_pk(task["job_id"]), META,
+                                          set={"state": COMPLETED, "finished_at": self.clock()},
+                                          condition="#state IN (:s, :r)", values={":s": SUBMITTED, ":r": RUNNING})
+                    if done.ok:
+                        self.job_transitions[COMPLETED] += 1
             big = set(task.get("dependents_big") or ())
             for d in [*(task.get("dependents") or ()), *big]:
                 sibling = (rules.child_task_id(task["parent_id"], int(task["parent_attempt"]), d)
