@@ -296,7 +296,7 @@ def run_handler_crash(stack: Any, point: str, mode: str, workdir: Path) -> Resul
     """Kill the handler at `point`. mode "once": the point fires once and the client's retry (runner,
     SDK) or the ticket/sweeper repairs it. mode "dead": it fires on every pass until the client gave up;
     then every runner is SIGKILLed too, the point disarmed, and fresh runners started."""
-    from taskfleet import Client, ServerError
+    from taskfleet import Client, ConflictError, ServerError
     from taskfleet.http import Transport
     from taskfleet_functions import faults
 
@@ -336,9 +336,18 @@ def run_handler_crash(stack: Any, point: str, mode: str, workdir: Path) -> Resul
 
         job_id: str | None = None
         try:
-            job_id = sdk.jobs().submit(f"crash-{point}", tasks, cluster=cluster, client_token=token).id
-        except ServerError:
+            with contextlib.ExitStack() as patch:
+                if mode == "dead":  # the SDK waits out a crashed submit's token lock; this client gives up
+                    import taskfleet.client
+
+                    patch.callback(setattr, taskfleet.client, "SUBMIT_IN_PROGRESS_WAIT",
+                                   taskfleet.client.SUBMIT_IN_PROGRESS_WAIT)
+                    taskfleet.client.SUBMIT_IN_PROGRESS_WAIT = 1.0
+                job_id = sdk.jobs().submit(f"crash-{point}", tasks, cluster=cluster, client_token=token).id
+        except (ServerError, ConflictError) as err:
             if not (point.startswith("submit.") and mode == "dead"):
+                raise
+            if isinstance(err, ConflictError) and err.code != "SubmitInProgress":
                 raise
         if workload == "pipeline":
             if mode == "dead":
