@@ -167,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fanout", type=int, default=None, help="fan-out size (10000 for the large run)")
     parser.add_argument("--json", default=str(ROOT / "bench" / "results.json"))
     parser.add_argument("--no-peer", action="store_true", help="skip the Celery peer")
+    parser.add_argument("--fanout-only", action="store_true",
+                        help="only the fan-out: throughput, requests, cost and hot items (for --fanout 10000)")
     args = parser.parse_args(argv)
     size = dict(SIZES[args.size])
     if args.fanout:
@@ -180,7 +182,12 @@ def main(argv: list[str] | None = None) -> int:
         gpu = bench.client.clusters().create("second").slug
         try:
             main_runners = bench.start_runners(WORKERS)
-            fan, fan_tasks = bench.run_job("fan-out", FanOut(size["fanout"]))
+            fan, fan_tasks = bench.run_job("fan-out", FanOut(size["fanout"]), timeout=7200)
+            if args.fanout_only:
+                fig = fanout_figures(fan, fan_tasks, cost.item_sizes(stack))
+                Path(args.json).write_text(json.dumps(fig, indent=2))
+                print(json.dumps(fig, indent=2))
+                return 0
             _chain, chain_tasks = bench.run_job("chain", Chain(size["chain"]))
             other = bench.start_runners(1, gpu)
             mixed, _ = bench.run_job("mixed", Mixed(size["mixed"], gpu))
@@ -199,28 +206,16 @@ def main(argv: list[str] | None = None) -> int:
 
     starts = sorted(float(t.display) for t in chain_tasks if t.name == "Hop")  # each hop's start time
     hop_ms = [(b - a) * 1000 for a, b in itertools.pairwise(starts)]
-    model = cost.model(fan.requests, fan.writes_per_item, sizes, fan.tasks)
-    total_writes = sum(fan.writes_per_item.values())
+    results.update(fanout_figures(fan, fan_tasks, sizes))
     results.update({
-        "throughput_tasks_per_s": round(fan.tasks_per_s, 1),
-        "fanout_tasks": fan.tasks,
-        "fanout_wall_s": round(fan.wall_s, 2),
         "chain_hop_ms_median": round(statistics.median(hop_ms), 1),
         "chain_hop_ms_p90": round(percentile(hop_ms, 0.9), 1),
         "mixed_wall_s": round(mixed.wall_s, 2),
         "mixed_tasks_per_s": round(mixed.tasks_per_s, 1),
         "scaling_tasks_per_s": {str(k): round(v, 2) for k, v in scaling.items()},
         "scaling_1_to_4": round(scaling[4] / scaling[1], 2),
-        "requests_per_task": round(model["requests_per_task"], 2),
-        "client_polls_per_task": round(model["client_polls_per_task"], 3),
-        "requests_by_action": {k: round(v / fan.tasks, 3) for k, v in sorted(fan.requests.items())},
-        "cost_usd_per_million_tasks": round(model["usd_per_million"], 3),
-        "cost_breakdown_usd_per_million": {k: round(v, 3) for k, v in model["breakdown"].items()},
-        "hot_item_write_share": round(max(fan.writes_per_item.values()) / total_writes, 4),
-        "hot_item": "/".join(fan.writes_per_item.most_common(1)[0][0]),
         "idle_requests_per_runner_minute": round(idle, 2),
         "cold_import_ms": cold_imports(),
-        "duplicate_executions": duplicate_executions(fan_tasks),
         "bundle_mb": bundle_mb(),
     })
     results["cold_import_ms_max"] = max(results["cold_import_ms"].values())
@@ -233,6 +228,25 @@ def main(argv: list[str] | None = None) -> int:
     Path(args.json).write_text(json.dumps(results, indent=2, default=str))
     print(format_table(results))
     return 0
+
+
+def fanout_figures(fan: Measured, tasks: list[Any], sizes: dict[tuple[str, str], int]) -> dict[str, Any]:
+    model = cost.model(fan.requests, fan.writes_per_item, sizes, fan.tasks)
+    total_writes = sum(fan.writes_per_item.values())
+    return {
+        "throughput_tasks_per_s": round(fan.tasks_per_s, 1),
+        "fanout_tasks": fan.tasks,
+        "fanout_wall_s": round(fan.wall_s, 2),
+        "requests_per_task": round(model["requests_per_task"], 2),
+        "client_polls_per_task": round(model["client_polls_per_task"], 3),
+        "requests_by_action": {k: round(v / fan.tasks, 3) for k, v in sorted(fan.requests.items())},
+        "cost_usd_per_million_tasks": round(model["usd_per_million"], 3),
+        "cost_breakdown_usd_per_million": {k: round(v, 3) for k, v in model["breakdown"].items()},
+        "write_units_per_task": round(model["write_units_per_task"], 3),
+        "hot_item_write_share": round(max(fan.writes_per_item.values()) / total_writes, 4),
+        "hot_item": "/".join(fan.writes_per_item.most_common(1)[0][0]),
+        "duplicate_executions": duplicate_executions(tasks),
+    }
 
 
 def format_table(r: dict[str, Any]) -> str:

@@ -685,11 +685,25 @@ class Orchestrator:
         return latch_full(res.item, kind), res.item
 
     def _propagate_completed(self, first: Item, job_active: bool) -> None:
-        """`first` is completed: tell its parent (or job) and its dependants; cascade what fills up."""
+        """`first` is completed: tell its dependants and its parent (or job); cascade what fills up.
+        Dependants come first and their tickets go out before the parent hears of it: that is the
+        critical path of a chain, and the parent's latch can wait one write longer."""
         stack = [first]
-        ready: list[Item] = []
         while stack:
             task = stack.pop()
+            ready: list[Item] = []
+            big = set(task.get("dependents_big") or ())
+            for d in [*(task.get("dependents") or ()), *big]:
+                sibling = (rules.child_task_id(task["parent_id"], int(task["parent_attempt"]), d)
+                           if task.get("parent_id") else rules.root_task_id(task["job_id"], d))
+                full, dependant = self._signal(task_pk(sibling), "deps", int(task["index"]), d in big)
+                faults.point("propagate.after_dependency_signal")
+                if full and dependant is not None and dependant.get("state") == QUEUED:
+                    ready.append(dependant)
+            if ready:
+                faults.point("propagate.before_dispatch")
+                if job_active:
+                    self._dispatch(ready, suffix="")
             bucketed = int(task.get("sibs", 1)) > rules.LATCH_BUCKET
             if task.get("parent_id"):
                 full, parent = self._signal(task_pk(task["parent_id"]), "children", int(task["index"]), bucketed)
@@ -709,17 +723,6 @@ class Orchestrator:
                                           condition="#state IN (:s, :r)", values={":s": SUBMITTED, ":r": RUNNING})
                     if done.ok:
                         self.job_transitions[COMPLETED] += 1
-            big = set(task.get("dependents_big") or ())
-            for d in [*(task.get("dependents") or ()), *big]:
-                sibling = (rules.child_task_id(task["parent_id"], int(task["parent_attempt"]), d)
-                           if task.get("parent_id") else rules.root_task_id(task["job_id"], d))
-                full, dependant = self._signal(task_pk(sibling), "deps", int(task["index"]), d in big)
-                faults.point("propagate.after_dependency_signal")
-                if full and dependant is not None and dependant.get("state") == QUEUED:
-                    ready.append(dependant)
-        faults.point("propagate.before_dispatch")
-        if job_active:
-            self._dispatch(ready, suffix="")
 
     def repair(self, task: Item, job: Item) -> None:
         """Redo, idempotently, everything that follows from `task`'s recorded outcome."""
