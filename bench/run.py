@@ -153,12 +153,12 @@ def cold_imports() -> dict[str, float]:
     return out
 
 
-def bundle_mb() -> float | None:
-    bundle = ROOT / "build" / "lambda"
-    if not bundle.exists():
-        return None
-    size = sum(f.stat().st_size for f in bundle.rglob("*") if f.is_file())
-    return round(size / 1e6, 2)
+def bundle_mb() -> float:
+    """Unzipped size of the arm64 bundle the CDK app deploys (built, or reused from its cache)."""
+    sys.path.insert(0, str(ROOT / "infra"))
+    from taskfleet_infra.bundle import build_bundle, folder_size
+
+    return round(folder_size(build_bundle()) / 1e6, 2)
 
 
 def main(argv: list[str] | None = None) -> int:
