@@ -92,13 +92,12 @@ class Bench:
         self.procs = [p for p in self.procs if p.poll() is None]
 
     def reset(self) -> None:
-        assert self.stack.emulator and self.stack.emulator.middleware and self.stack.api
-        self.stack.emulator.middleware.reset()
+        self.stack.emulator.reset_counts()
         self.stack.api.reset_counts()
 
     def run_job(self, name: str, task: Any, cluster: str = "default", timeout: float = 1800) -> tuple[Measured, Any]:
-        middleware = self.stack.emulator.middleware
-        middleware.track_writes = True
+        emulator = self.stack.emulator
+        emulator.track_writes(True)
         self.reset()
         started = time.monotonic()
         job = self.client.jobs().submit(name, task, cluster=cluster)
@@ -114,8 +113,8 @@ class Bench:
         if current.state != "COMPLETED":
             raise RuntimeError(f"{name} ended {current.state}: {current.failure}")
         requests = self.stack.request_counts()
-        writes = Counter(middleware.writes_per_item)
-        middleware.track_writes = False
+        writes = emulator.writes_per_item()
+        emulator.track_writes(False)
         tasks = self.client.jobs().tasks(job)
         return Measured(wall, len(tasks), requests, writes), tasks
 

@@ -208,6 +208,18 @@ class Emulator:
     def request_counts(self) -> dict[str, int]:
         return self.middleware.snapshot() if self.middleware else {}
 
+    def reset_counts(self) -> None:
+        if self.middleware:
+            self.middleware.reset()
+
+    def track_writes(self, on: bool) -> None:
+        """Count DynamoDB writes per item (PK, SK) from now on (or stop)."""
+        if self.middleware:
+            self.middleware.track_writes = on
+
+    def writes_per_item(self) -> Counter[tuple[str, str]]:
+        return Counter(self.middleware.writes_per_item) if self.middleware else Counter()
+
     def __enter__(self) -> Emulator:
         return self.start()
 
