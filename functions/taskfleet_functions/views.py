@@ -7,8 +7,6 @@ from typing import Any
 from .logic import rules
 from .logic.engine import iso
 
-_TERMINAL = ("COMPLETED", "FAILED", "CANCELED")
-
 
 def job_view(job: dict[str, Any]) -> dict[str, Any]:
     return {

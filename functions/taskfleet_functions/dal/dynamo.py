@@ -89,12 +89,6 @@ class UpdateResult:
     item: Item | None  # new image when ok, current image (or None if absent) when not
 
 
-class ConditionFailed(Exception):
-    def __init__(self, item: Item | None) -> None:
-        super().__init__("condition failed")
-        self.item = item
-
-
 def _backoff(attempt: int) -> None:
     time.sleep(min(1.0, 0.02 * 2**attempt) * random.random())
 

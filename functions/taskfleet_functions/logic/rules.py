@@ -132,10 +132,5 @@ def job_id_for_token(client_token: str) -> str:
     return str(uuid.uuid5(_NS, f"token/{client_token}"))
 
 
-def latch_buckets(total: int) -> int:
-    """Number of bucket items for a latch of `total` members (0: the latch lives on its owner)."""
-    return 0 if total <= LATCH_BUCKET else (total + LATCH_BUCKET - 1) // LATCH_BUCKET
-
-
 def truncate(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
