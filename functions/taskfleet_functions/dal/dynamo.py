@@ -119,16 +119,22 @@ class Dynamo:
                     "ConsistentRead": consistent,
                 }
             }
-            for attempt in range(_BATCH_RETRIES + 1):
-                resp = self.client.batch_get_item(RequestItems=pending)
+            for resp in self._until_processed(self.client.batch_get_item, pending, "UnprocessedKeys"):
                 out.extend(deserialize(raw) or {} for raw in resp.get("Responses", {}).get(self.table, []))
-                pending = resp.get("UnprocessedKeys") or {}
-                if not pending:
-                    break
-                if attempt == _BATCH_RETRIES:
-                    raise RuntimeError("BatchGetItem left keys unprocessed after retries")
-                _backoff(attempt)
         return out
+
+    @staticmethod
+    def _until_processed(call: Any, pending: dict[str, Any], left: str) -> Iterator[dict[str, Any]]:
+        """Call a batch API until nothing is left unprocessed (bounded, with backoff); yield each response."""
+        for attempt in range(_BATCH_RETRIES + 1):
+            resp = call(RequestItems=pending)
+            yield resp
+            pending = resp.get(left) or {}
+            if not pending:
+                return
+            if attempt == _BATCH_RETRIES:
+                raise RuntimeError(f"{left} remained after {_BATCH_RETRIES} retries")
+            _backoff(attempt)
 
     def put_many(self, items: Iterable[Item]) -> None:
         """Unconditional puts, 25 per BatchWriteItem, retrying unprocessed items."""
@@ -142,15 +148,8 @@ class Dynamo:
             self._write_batch(batch)
 
     def _write_batch(self, requests: list[dict[str, Any]]) -> None:
-        pending: dict[str, Any] = {self.table: requests}
-        for attempt in range(_BATCH_RETRIES + 1):
-            resp = self.client.batch_write_item(RequestItems=pending)
-            pending = resp.get("UnprocessedItems") or {}
-            if not pending:
-                return
-            if attempt == _BATCH_RETRIES:
-                raise RuntimeError("BatchWriteItem left items unprocessed after retries")
-            _backoff(attempt)
+        for _ in self._until_processed(self.client.batch_write_item, {self.table: requests}, "UnprocessedItems"):
+            pass
 
     def put(self, item: Item, *, condition: str | None = None, values: Mapping[str, Any] | None = None) -> UpdateResult:
         kwargs: dict[str, Any] = {"TableName": self.table, "Item": serialize(item)}
