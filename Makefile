@@ -35,7 +35,7 @@ test: setup lint
 	$(BIN)/python -m pytest
 
 test-fast: setup
-	$(BIN)/python -m pytest tests/unit tests/integration -q
+	$(BIN)/python -m pytest tests/unit -q
 
 test-infra: setup
 	$(BIN)/python -m pytest tests/infra -q
