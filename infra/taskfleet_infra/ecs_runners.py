@@ -65,16 +65,21 @@ class RunnerService:
     log_group: logs.LogGroup
 
 
+def _ticket_metrics(queue: sqs.IQueue, period: Duration) -> dict[str, cloudwatch.IMetric]:
+    """Tickets waiting ("visible") and tickets held by runners ("inflight": a busy runner keeps its
+    ticket in flight), per minute."""
+    return {
+        "visible": queue.metric_approximate_number_of_messages_visible(period=period, statistic="Maximum"),
+        "inflight": queue.metric_approximate_number_of_messages_not_visible(period=period, statistic="Maximum"),
+    }
+
+
 def backlog_metric(queue: sqs.IQueue) -> cloudwatch.MathExpression:
-    """Tickets waiting plus tickets held by runners (a busy runner keeps its ticket in flight)."""
+    """Tickets waiting plus tickets held by runners."""
     period = Duration.minutes(1)
     return cloudwatch.MathExpression(
         expression="FILL(visible, 0) + FILL(inflight, 0)",
-        using_metrics={
-            "visible": queue.metric_approximate_number_of_messages_visible(period=period, statistic="Maximum"),
-            "inflight": queue.metric_approximate_number_of_messages_not_visible(period=period,
-                                                                                 statistic="Maximum"),
-        },
+        using_metrics=_ticket_metrics(queue, period),
         period=period,
         label="backlog (visible + in flight)",
     )
@@ -86,9 +91,7 @@ def deficit_metric(queue: sqs.IQueue, cluster: ecs.ICluster, service: ecs.BaseSe
     return cloudwatch.MathExpression(
         expression="FILL(visible, 0) + FILL(inflight, 0) - FILL(desired, 0)",
         using_metrics={
-            "visible": queue.metric_approximate_number_of_messages_visible(period=period, statistic="Maximum"),
-            "inflight": queue.metric_approximate_number_of_messages_not_visible(period=period,
-                                                                                 statistic="Maximum"),
+            **_ticket_metrics(queue, period),
             "desired": cloudwatch.Metric(
                 namespace="ECS/ContainerInsights", metric_name="DesiredTaskCount",
                 dimensions_map={"ClusterName": cluster.cluster_name, "ServiceName": service.service_name},

@@ -407,12 +407,7 @@ class Orchestrator:
                         task = res.item
                         faults.point("resume.after_requeue")
                 elif state == RUNNING and int(task.get("lease_expires", 0)) <= now:
-                    res = self.db.update(
-                        task_pk(task["task_id"]), META, set={"state": QUEUED},
-                        add={"lease_losses": 1}, remove=["lease_owner", "lease_expires"],
-                        condition="#state = :r AND #attempt = :a",
-                        values={":r": RUNNING, ":a": task["attempt"]},
-                    )
+                    res = self._release_expired(task)
                     if res.ok and res.item:
                         task = res.item
                 if task["state"] == QUEUED and latch_full(task, "deps"):
@@ -422,6 +417,14 @@ class Orchestrator:
             faults.point("resume.before_clear_outbox")
         self._clear_outbox(job["job_id"])
         return requeued
+
+    def _release_expired(self, task: Item) -> UpdateResult:
+        """A RUNNING attempt whose lease ran out goes back to QUEUED (a lease loss, not a retry)."""
+        return self.db.update(
+            task_pk(task["task_id"]), META, set={"state": QUEUED}, add={"lease_losses": 1},
+            remove=["lease_owner", "lease_expires"],
+            condition="#state = :r AND #attempt = :a", values={":r": RUNNING, ":a": task["attempt"]},
+        )
 
     def _clear_outbox(self, job_id: str) -> None:
         self.db.update(job_pk(job_id), META, remove=["outbox_at", "GSI2PK", "GSI2SK"],
@@ -475,10 +478,7 @@ class Orchestrator:
             if task and task["state"] == RUNNING:
                 if int(task.get("lease_expires", 0)) > now:  # keep the watchdog of a running task
                     return ClaimResult("busy", retry_after_ms=int(task["lease_expires"]) - now + BUSY_MARGIN_MS)
-                self.db.update(task_pk(task_id), META, set={"state": QUEUED}, add={"lease_losses": 1},
-                               remove=["lease_owner", "lease_expires"],
-                               condition="#state = :r AND #attempt = :a",
-                               values={":r": RUNNING, ":a": task["attempt"]})
+                self._release_expired(task)
             return ClaimResult("discard", reason=f"job is {job['state']}")
         lease = {"state": RUNNING, "lease_owner": runner_id, "lease_expires": now + self.lease_ms, "started_at": now}
         result = self.db.update(task_pk(task_id), META, set=lease, add={"attempt": 1},
