@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import random
 import signal
@@ -15,6 +16,7 @@ import socket
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import FrameType
@@ -42,6 +44,31 @@ DELETE_BATCH_SECONDS = 1.0
 FOREIGN_HIDE_SECONDS = 2  # how long a ticket this runner cannot run is hidden from it (and others)
 REPORT_ATTEMPTS = 3  # loop-level attempts (each with the transport's own retries) before abandoning
 DEFAULT_SHUTDOWN_GRACE = float(os.environ.get("TASKFLEET_SHUTDOWN_GRACE", "20"))
+PREFETCH_WINDOW_SECONDS = 1.0  # about how long received tickets may wait locally (see prefetch_count)
+PREFETCH_MAX = 10  # SQS's maximum per ReceiveMessage
+AVERAGE_WEIGHT = 0.3  # weight of the latest execution time in the moving average
+# A buffered ticket was received with the queue's visibility timeout (= the lease); once claimed, the first
+# heartbeat extends it lease/3 after the task starts. So a ticket buffered longer than lease/3 is handed back
+# rather than claimed: it must not become visible to other runners while its task runs.
+BUFFER_MAX_AGE_FRACTION = 1 / 3
+
+
+def prefetch_count(window: float, average_seconds: float | None, buffered: int) -> int:
+    """How many tickets to receive, with `buffered` ones already waiting locally.
+
+    Prefetch: a runner keeps the tickets of one receive in a local buffer and claims them one after the other,
+    so the next claim goes out with the previous report and no receive in between, and one receive serves up
+    to 10 short tasks. The buffer holds about `window` seconds of work at this runner's moving average
+    execution time: floor(window / average) tickets, at least 1 and at most 10. Tasks that take `window` or
+    longer are therefore fetched one at a time (nothing waits here that another runner could start), and so
+    is the first task, before any measurement. A window of 0 disables prefetch."""
+    if window <= 0 or average_seconds is None:
+        limit = 1
+    elif average_seconds <= 0:
+        limit = PREFETCH_MAX
+    else:
+        limit = max(1, min(PREFETCH_MAX, math.floor(window / average_seconds)))
+    return max(0, limit - buffered)
 
 
 class Lifecycle(Protocol):
@@ -74,12 +101,16 @@ class TaskRunner:
         lifecycle: Lifecycle | None = None,
         shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE,
         install_signal_handlers: bool = True,
+        prefetch_window: float | None = None,
     ) -> None:
         self.client = client
         self.cluster = cluster
         self.runner_id = runner_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.shutdown_grace = shutdown_grace
         self.install_signal_handlers = install_signal_handlers
+        if prefetch_window is None:
+            prefetch_window = float(os.environ.get("TASKFLEET_PREFETCH_WINDOW", PREFETCH_WINDOW_SECONDS))
+        self.prefetch_window = prefetch_window
         self._registry: dict[str, list[tuple[str, type[Task]]]] = {}
         for cls in tasks:
             self.register(cls)
@@ -93,6 +124,8 @@ class TaskRunner:
         self._receive_errors = 0  # receives in a row that failed (after botocore's own retries)
         self._finished: list[str] = []  # receipts of finished tickets, deleted in batches
         self._finished_since = 0.0
+        self._buffer: deque[dict[str, Any]] = deque()  # received runnable tickets not claimed yet (prefetch)
+        self._average_seconds: float | None = None  # moving average of this runner's execution times
         self._signals = 0
         self._sqs: Any = None
         self._queue_url: str | None = None
@@ -172,14 +205,18 @@ class TaskRunner:
         pending: _Pending | None = None
         try:
             while True:
-                if self.stopping.is_set() and pending is None:
-                    break
+                if self.stopping.is_set():
+                    self._hand_back_buffered()
+                    if pending is None:
+                        break
                 candidate = None
-                if pending is None and self._finished:
+                if pending is None and self._finished and not self._buffer:
                     self._delete_finished()  # before a long poll, not after it
                 if not self.stopping.is_set():
-                    wait = 0 if pending else (RUN_ALL_POLL_SECONDS if until_idle else LONG_POLL_SECONDS)
-                    candidate = self._receive_runnable(wait)
+                    candidate = self._next_buffered()
+                    if candidate is None:
+                        wait = 0 if pending else (RUN_ALL_POLL_SECONDS if until_idle else LONG_POLL_SECONDS)
+                        candidate = self._receive_runnable(wait)
                 if self._finished and (candidate is None or len(self._finished) >= 10
                                         or time.monotonic() - self._finished_since > DELETE_BATCH_SECONDS):
                     self._delete_finished()
@@ -191,6 +228,7 @@ class TaskRunner:
                     continue
                 pending = self._exchange(pending, candidate)
         finally:
+            self._hand_back_buffered()
             if pending is not None:
                 self._flush(pending)
             self._delete_finished()
@@ -198,17 +236,41 @@ class TaskRunner:
                 self.lifecycle.idle()
             self._restore_signals(previous)
 
+    def _next_buffered(self) -> dict[str, Any] | None:
+        """The next buffered ticket, or None. Tickets buffered too long, and those beyond what the current
+        average execution time lets wait (tasks got slower), go back to the queue."""
+        max_age = self.lease_seconds * BUFFER_MAX_AGE_FRACTION
+        if any(time.monotonic() - m["received_at"] > max_age for m in self._buffer):
+            self._hand_back_buffered()
+        if not self._buffer:
+            return None
+        candidate = self._buffer.popleft()
+        may_wait = prefetch_count(self.prefetch_window, self._average_seconds, 1)  # besides the candidate
+        if len(self._buffer) > may_wait:
+            excess = [self._buffer.pop() for _ in range(len(self._buffer) - may_wait)]
+            self._hide_many([m["ReceiptHandle"] for m in excess], 0)
+        return candidate
+
+    def _hand_back_buffered(self) -> None:
+        """Make the buffered tickets visible to every runner again, at once."""
+        receipts = [m["ReceiptHandle"] for m in self._buffer]
+        self._buffer.clear()
+        if receipts:
+            self._hide_many(receipts, 0)
+
     def _receive_runnable(self, wait: int) -> dict[str, Any] | None:
-        """One message this runner can run, or None.
+        """One message this runner can run, or None; up to `prefetch_count` of them are received, and those
+        after the first one are buffered.
 
         Tickets it cannot run (another task set shares the cluster) are hidden for a few seconds, so a
         runner that can run them gets them soon; while it sees only such tickets, this runner backs off
         its own polling, so it does not spin on them. After meeting one, it receives 10 at a time to find
         its own work behind them, and hands back at once what it does not take."""
+        wanted = prefetch_count(self.prefetch_window, self._average_seconds, len(self._buffer))
         self._in_long_poll = wait > 0
         try:
             resp = self._sqs.receive_message(
-                QueueUrl=self._queue_url, MaxNumberOfMessages=10 if self._mixed else 1, WaitTimeSeconds=wait,
+                QueueUrl=self._queue_url, MaxNumberOfMessages=10 if self._mixed else wanted, WaitTimeSeconds=wait,
                 MessageSystemAttributeNames=["ApproximateReceiveCount"],
             )
         except _Interrupted:
@@ -222,6 +284,7 @@ class TaskRunner:
         finally:
             self._in_long_poll = False
         self._receive_errors = 0
+        received_at = time.monotonic()
         runnable: list[dict[str, Any]] = []
         foreign: list[str] = []
         for message in resp.get("Messages", []):
@@ -235,14 +298,15 @@ class TaskRunner:
             if self.task_class_for(name, version) is None:
                 foreign.append(message["ReceiptHandle"])
             else:
-                runnable.append({**message, "ticket": ticket})
+                runnable.append({**message, "ticket": ticket, "received_at": received_at})
         self._mixed = bool(foreign)
         if foreign:
             self._hide_many(foreign, FOREIGN_HIDE_SECONDS * random.uniform(0.8, 1.2))
-        if len(runnable) > 1:
-            self._hide_many([m["ReceiptHandle"] for m in runnable[1:]], 0)
+        if len(runnable) > wanted:
+            self._hide_many([m["ReceiptHandle"] for m in runnable[wanted:]], 0)
         if runnable:
             self._foreign_streak = 0
+            self._buffer.extend(runnable[1:wanted])
             return runnable[0]
         if foreign:
             self._foreign_streak += 1
@@ -256,7 +320,10 @@ class TaskRunner:
         if pending:
             body["report"] = pending.report
         if candidate:
-            body["claim"] = {"job_id": candidate["ticket"]["job"], "task_id": candidate["ticket"]["task"]}
+            ticket = candidate["ticket"]
+            body["claim"] = {"job_id": ticket["job"], "task_id": ticket["task"]}
+            if "ref" in ticket:  # only when the ticket has one: older servers reject unknown fields
+                body["claim"]["ref"] = ticket["ref"]
         try:
             response = self._api.request("POST", "/runner/next", body)
         except (ApiUnavailableError, ServerError) as err:
@@ -300,11 +367,16 @@ class TaskRunner:
         lease_lost = threading.Event()
         heartbeat = threading.Thread(target=self._heartbeat, args=(payload, receipt, worker, lease_lost),
                                      daemon=True, name="heartbeat")
+        started = time.monotonic()
         worker.start()
         heartbeat.start()
         stop_seen_at: float | None = None
         while worker.is_alive():
             worker.join(timeout=0.25)
+            # Buffered tickets go back to the queue when the runner stops, and when this task outlasts the
+            # prefetch window (it is slower than the average promised): other runners may start them now.
+            if self._buffer and (self.stopping.is_set() or time.monotonic() - started > self.prefetch_window):
+                self._hand_back_buffered()
             if self.stopping.is_set():
                 stop_seen_at = stop_seen_at or time.monotonic()
                 if time.monotonic() - stop_seen_at > self.shutdown_grace:
@@ -315,6 +387,9 @@ class TaskRunner:
             log.warning("task %s did not finish within the %.0f s grace period; giving it back",
                         payload["id"], self.shutdown_grace)
             return _Pending({**base, "outcome": "released"}, receipt)
+        elapsed = time.monotonic() - started
+        average = self._average_seconds
+        self._average_seconds = elapsed if average is None else average + AVERAGE_WEIGHT * (elapsed - average)
         outcome = result[0]
         if isinstance(outcome, Success):
             report = {**base, "outcome": "computed", "display": outcome.display,

@@ -1,0 +1,245 @@
+"""The runner's ticket prefetch: the policy, and the loop against an in-memory queue and orchestrator."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any
+
+import pytest
+from taskfleet import ExecutionContext, Task
+from taskfleet_runner.runner import PREFETCH_MAX, TaskRunner, prefetch_count
+
+
+@pytest.mark.parametrize(
+    ("window", "average", "buffered", "expected"),
+    [
+        (1.0, None, 0, 1),  # no measurement yet: one ticket
+        (1.0, 0.1, 0, 10),  # 100 ms tasks: 10 fit in the window
+        (1.0, 0.3, 0, 3),
+        (1.0, 0.5, 0, 2),
+        (1.0, 0.999, 0, 1),
+        (1.0, 1.0, 0, 1),  # tasks as long as the window: nothing waits locally
+        (1.0, 30.0, 0, 1),
+        (1.0, 0.001, 0, PREFETCH_MAX),  # clamped to what one ReceiveMessage returns
+        (1.0, 0.0, 0, PREFETCH_MAX),
+        (2.0, 0.5, 0, 4),  # the window scales it
+        (0.0, 0.001, 0, 1),  # window 0: prefetch disabled
+        (-1.0, 0.001, 0, 1),
+        (1.0, 0.1, 3, 7),  # what is already buffered counts
+        (1.0, 0.1, 10, 0),
+        (1.0, 0.5, 5, 0),
+    ],
+)
+def test_prefetch_count(window: float, average: float | None, buffered: int, expected: int) -> None:
+    assert prefetch_count(window, average, buffered) == expected
+
+
+# --- the loop, with in-memory fakes ----------------------------------------------------------------------
+
+
+class FakeQueue:
+    """Just enough of SQS: visible/in-flight messages, visibility changes, deletes, call log."""
+
+    def __init__(self, bodies: list[dict[str, Any]]) -> None:
+        self.messages = {f"r{i}": json.dumps(b) for i, b in enumerate(bodies)}
+        self.visible = list(self.messages)
+        self.receives: list[int] = []  # MaxNumberOfMessages of each receive
+        self.handed_back: list[str] = []  # receipts made visible again by the runner
+        self.batch_sizes: list[int] = []
+        self.changed = threading.Event()
+
+    def receive_message(self, *, MaxNumberOfMessages: int, **_: Any) -> dict[str, Any]:
+        self.receives.append(MaxNumberOfMessages)
+        taken, self.visible = self.visible[:MaxNumberOfMessages], self.visible[MaxNumberOfMessages:]
+        return {"Messages": [{"ReceiptHandle": r, "Body": self.messages[r]} for r in taken]}
+
+    def change_message_visibility_batch(self, *, Entries: list[dict[str, Any]], **_: Any) -> None:
+        self.batch_sizes.append(len(Entries))
+        for entry in Entries:
+            if entry["VisibilityTimeout"] == 0:
+                self.handed_back.append(entry["ReceiptHandle"])
+                self.visible.append(entry["ReceiptHandle"])
+        self.changed.set()
+
+    def change_message_visibility(self, **_: Any) -> None:
+        pass
+
+    def delete_message_batch(self, **_: Any) -> None:
+        pass
+
+    def delete_message(self, **_: Any) -> None:
+        pass
+
+
+class FakeOrchestrator:
+    """/runner/next: every report is accepted, every claim runs (once per task id, else discard)."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+        self.claimed: list[str] = []
+
+    def request(self, method: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        if path == "/runner/extend":
+            return {}
+        self.calls.append(body)
+        response: dict[str, Any] = {}
+        if "report" in body:
+            response["report"] = {"status": "ok"}
+        if "claim" in body:
+            task_id = body["claim"]["task_id"]
+            if task_id in self.claimed:
+                response["claim"] = {"status": "discard"}
+            else:
+                self.claimed.append(task_id)
+                name, label = task_id.split(":")
+                response["claim"] = {"status": "run", "task": {
+                    "id": task_id, "job_id": body["claim"]["job_id"], "name": name, "version": "v0.0",
+                    "attempt": 1, "cluster": "c", "input": json.dumps({"label": label})}}
+        return response
+
+
+HOOK: dict[str, Any] = {}  # what the tasks below call back into
+
+
+class Quick(Task):
+    label: str
+
+    def execute(self, context: ExecutionContext) -> None:
+        pass
+
+
+class Blocker(Task):
+    """Calls HOOK["during"] while it runs (the test's probe), and records what it returned."""
+
+    label: str
+
+    def execute(self, context: ExecutionContext) -> None:
+        HOOK["result"] = HOOK["during"]()
+
+
+def ticket(name: str, label: str, **extra: Any) -> dict[str, Any]:
+    return {"job": "j", "task": f"{name}:{label}", "name": name, "version": "v0.0", "attempt": 1, **extra}
+
+
+def make_runner(queue: FakeQueue, **options: Any) -> tuple[TaskRunner, FakeOrchestrator]:
+    api = FakeOrchestrator()
+    runner = TaskRunner(None, "c", [Quick, Blocker], install_signal_handlers=False,  # type: ignore[arg-type]
+                        shutdown_grace=5, **options)
+    runner._sqs, runner._queue_url, runner._api = queue, "q", api  # _connect() sees a connected runner
+    runner.lease_seconds = 60
+    return runner, api
+
+
+def test_short_tasks_are_received_ten_at_a_time_and_claimed_from_the_buffer() -> None:
+    queue = FakeQueue([ticket("Quick", str(i)) for i in range(25)])
+    runner, api = make_runner(queue, prefetch_window=1.0)
+    runner.run_all()
+    assert api.claimed == [f"Quick:{i}" for i in range(25)]  # each once, in queue order
+    # one ticket before any measurement, then as many as fit in the window (no-op tasks: the maximum)
+    assert queue.receives[:4] == [1, 10, 10, 10]
+    assert len(queue.receives) <= 6  # then empty receives only: at the end, and to leave run_all
+    # every claim after the first went out with the previous task's report
+    assert sum(1 for c in api.calls if "report" in c and "claim" in c) == 24
+    assert queue.handed_back == []
+
+
+def test_a_window_of_zero_receives_one_ticket_at_a_time() -> None:
+    queue = FakeQueue([ticket("Quick", str(i)) for i in range(5)])
+    runner, api = make_runner(queue, prefetch_window=0)
+    runner.run_all()
+    assert api.claimed == [f"Quick:{i}" for i in range(5)]
+    assert set(queue.receives) == {1}
+
+
+def test_the_window_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TASKFLEET_PREFETCH_WINDOW", "0")
+    assert make_runner(FakeQueue([]))[0].prefetch_window == 0
+    monkeypatch.delenv("TASKFLEET_PREFETCH_WINDOW")
+    assert make_runner(FakeQueue([]))[0].prefetch_window == 1.0
+    assert make_runner(FakeQueue([]), prefetch_window=2.5)[0].prefetch_window == 2.5
+
+
+def test_the_claim_carries_the_tickets_ref_only_when_it_has_one() -> None:
+    queue = FakeQueue([ticket("Quick", "a", ref=["x", 1]), ticket("Quick", "b")])
+    runner, api = make_runner(queue)
+    runner.run_all()
+    claims = [c["claim"] for c in api.calls if "claim" in c]
+    assert claims == [{"job_id": "j", "task_id": "Quick:a", "ref": ["x", 1]}, {"job_id": "j", "task_id": "Quick:b"}]
+
+
+def blocked_until_handed_back(queue: FakeQueue, then: Any = None) -> Any:
+    """A probe for Blocker: waits (bounded) until the runner hands tickets back while the task runs."""
+
+    def during() -> bool:
+        if then:
+            then()
+        return queue.changed.wait(timeout=10)
+
+    return during
+
+
+def test_a_stopping_runner_hands_back_its_buffered_tickets_while_its_task_still_runs() -> None:
+    # Given a runner that measured a quick task, then received a blocking task and 8 more tickets at once
+    queue = FakeQueue([ticket("Quick", "first"), ticket("Blocker", "b")] + [ticket("Quick", str(i)) for i in range(8)])
+    runner, api = make_runner(queue, prefetch_window=30.0)  # the running task never outlasts the window here
+    # When it is told to stop while the blocking task runs
+    HOOK["during"] = blocked_until_handed_back(queue, then=runner.stop)
+    safety = threading.Timer(20, runner.stop)  # should this test fail, run_forever must still end
+    safety.start()
+    runner.run_forever()
+    safety.cancel()
+    # Then the 8 buffered tickets went back to the queue at once, before that task ended
+    assert HOOK.pop("result") is True
+    assert sorted(queue.handed_back) == sorted(f"r{i}" for i in range(2, 10))
+    assert api.claimed == ["Quick:first", "Blocker:b"]  # and none of them was claimed
+
+
+def test_a_task_that_outlasts_the_window_makes_the_runner_hand_back_its_buffer() -> None:
+    queue = FakeQueue([ticket("Quick", "first"), ticket("Blocker", "b")] + [ticket("Quick", str(i)) for i in range(3)])
+    runner, api = make_runner(queue, prefetch_window=0.2)
+    HOOK["during"] = blocked_until_handed_back(queue)
+    runner.run_all()
+    assert HOOK.pop("result") is True  # handed back while the task ran
+    assert sorted(queue.handed_back) == ["r2", "r3", "r4"]
+    # the runner took them again afterwards, one at a time (its average is now long), each claimed once
+    assert sorted(api.claimed) == sorted(["Quick:first", "Blocker:b", "Quick:0", "Quick:1", "Quick:2"])
+
+
+def buffered(runner: TaskRunner, queue: FakeQueue, count: int, age: float) -> None:
+    queue.visible = []
+    for i in range(count):
+        runner._buffer.append({"ReceiptHandle": f"r{i}", "ticket": ticket("Quick", str(i)),
+                               "received_at": time.monotonic() - age})
+
+
+def test_tickets_buffered_longer_than_a_third_of_the_lease_are_handed_back_not_claimed() -> None:
+    queue = FakeQueue([])
+    runner, _ = make_runner(queue)
+    runner._average_seconds = 0.01
+    buffered(runner, queue, 12, age=runner.lease_seconds / 3 + 1)
+    assert runner._next_buffered() is None
+    assert queue.handed_back == [f"r{i}" for i in range(12)]
+    assert queue.batch_sizes == [10, 2]  # ChangeMessageVisibilityBatch takes 10 at most
+
+
+def test_fresh_buffered_tickets_are_claimed_in_order() -> None:
+    queue = FakeQueue([])
+    runner, _ = make_runner(queue)
+    runner._average_seconds = 0.01
+    buffered(runner, queue, 3, age=runner.lease_seconds / 3 - 5)
+    assert [runner._next_buffered()["ReceiptHandle"] for _ in range(3)] == ["r0", "r1", "r2"]  # type: ignore[index]
+    assert runner._next_buffered() is None
+    assert queue.handed_back == []
+
+
+def test_when_tasks_got_slower_the_buffer_keeps_only_what_fits_in_the_window() -> None:
+    queue = FakeQueue([])
+    runner, _ = make_runner(queue, prefetch_window=1.0)
+    buffered(runner, queue, 9, age=0)
+    runner._average_seconds = 0.3  # 3 tickets fit in the window: the one claimed now and 2 waiting
+    candidate = runner._next_buffered()
+    assert candidate is not None and candidate["ReceiptHandle"] == "r0"
+    assert [m["ReceiptHandle"] for m in runner._buffer] == ["r1", "r2"]
+    assert sorted(queue.handed_back) == [f"r{i}" for i in range(3, 9)]
