@@ -404,8 +404,12 @@ class Api:
     def __init__(self, stack: Any) -> None:
         self.transport = stack.client().transport
 
-    def claim(self, runner: str, job_id: str, task_id: str) -> dict[str, Any]:
-        body = {"runner_id": runner, "claim": {"job_id": job_id, "task_id": task_id}}
+    def claim(self, runner: str, job_id: str, task_id: str, ref: Any = None) -> dict[str, Any]:
+        """`ref`: a deferred subtask's ticket carries it, and runners pass it on with the claim."""
+        claim: dict[str, Any] = {"job_id": job_id, "task_id": task_id}
+        if ref:
+            claim["ref"] = list(ref)
+        body = {"runner_id": runner, "claim": claim}
         return dict(self.transport.request("POST", "/runner/next", body)["claim"])
 
     def report(self, runner: str, job_id: str, task_id: str, attempt: int, outcome: str = "computed",
@@ -485,7 +489,7 @@ def run_delivery(stack: Any, size: Size, workdir: Path) -> Result:
     expect(api.report("r1", job_id, c, 1, "released") == "lease_lost", "a give-back after completion")
     # the children of a: run them, twice each
     for child in children:
-        claim = api.claim("r4", job_id, child["task_id"])
+        claim = api.claim("r4", job_id, child["task_id"], child.get("ref"))
         expect(claim["status"] == "run", f"claim child {claim}")
         for _ in range(2):
             expect(api.report("r4", job_id, child["task_id"], 1) == "ok", "child computed (and replayed)")

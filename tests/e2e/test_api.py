@@ -40,6 +40,8 @@ def job_count(client) -> int:
          "ClusterNotFound"),
         ("/clusters", json.dumps({"name": ""}).encode(), "InvalidRequest"),
         ("/runner/next", json.dumps({"runner_id": "r", "report": {"task_id": "t"}}).encode(), "InvalidRequest"),
+        *[("/runner/next", json.dumps({"runner_id": "r", "claim": {"job_id": "j", "task_id": "t", "ref": ref}})
+           .encode(), "InvalidRequest") for ref in (["p", 1], ["", 1, 2], ["p", -1, 0], ["p", 1, 10**6], "p/1/2")],
         ("/runner/extend", json.dumps({"runner_id": "r", "task_id": "t", "attempt": 1}).encode(), "LeaseLost"),
     ],
 )

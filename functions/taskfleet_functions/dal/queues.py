@@ -25,19 +25,23 @@ class Ticket:
     name: str
     version: str
     attempt: int
+    # (parent id, parent attempt, index) of a subtask whose item is created by its first claim
+    # (docs/architecture.md, "Deferred subtasks"); runners pass it back with the claim
+    ref: tuple[str, int, int] | None = None
 
     def body(self) -> str:
-        return json.dumps(
-            {"job": self.job_id, "task": self.task_id, "name": self.name, "version": self.version,
-             "attempt": self.attempt},
-            separators=(",", ":"),
-        )
+        data: dict[str, Any] = {"job": self.job_id, "task": self.task_id, "name": self.name,
+                                "version": self.version, "attempt": self.attempt}
+        if self.ref is not None:
+            data["ref"] = list(self.ref)
+        return json.dumps(data, separators=(",", ":"))
 
     @staticmethod
     def parse(body: str) -> Ticket:
         data = json.loads(body)
+        ref = data.get("ref")
         return Ticket(str(data["job"]), str(data["task"]), str(data["name"]), str(data["version"]),
-                      int(data.get("attempt", 0)))
+                      int(data.get("attempt", 0)), (str(ref[0]), int(ref[1]), int(ref[2])) if ref else None)
 
 
 class Queues:

@@ -27,7 +27,7 @@ def next_task() -> Any:
             failure_message=r.failure.message if r.failure else None,
             failure_traceback=r.failure.traceback if r.failure else None,
         )
-    claim = (req.claim.job_id, req.claim.task_id) if req.claim is not None else None
+    claim = (req.claim.job_id, req.claim.task_id, req.claim.ref) if req.claim is not None else None
     engine = orchestrator()
     reported, claimed = engine.next(report, claim, req.runner_id)
     jobs = engine.drain_job_transitions()

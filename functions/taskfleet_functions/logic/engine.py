@@ -33,6 +33,7 @@ ACTIVE_JOB_STATES = (SUBMITTED, RUNNING)
 META = "META"
 CLUSTER_CACHE_MS = 60_000
 BUSY_MARGIN_MS = 1_000
+SPEC_CHUNK_CACHE = 256  # spec chunks kept per process (each up to SPEC_CHUNK specs of <= 1 KB)
 
 
 def task_pk(task_id: str) -> str:
@@ -93,6 +94,30 @@ def latch_fields(kind: str, members: Sequence[int], owner_pk: str) -> tuple[dict
     return {f"{kind}_total": len(buckets), f"{kind}_bucketed": True}, buckets
 
 
+def new_task_item(
+    *, task_id: str, job_id: str, parent_id: str | None, parent_attempt: int, index: int, sibs: int,
+    spec: list[Any], now: int, deps: list[int] | None = None, dependents: list[int] | None = None,
+    big_dependents: list[int] | None = None,
+) -> Item:
+    """A QUEUED task item. `spec` is [name, version, cluster, input text (inline), max_retries, display]:
+    the part a deferred subtask keeps in its parent's spec chunk until its first claim."""
+    name, version, cluster, text, max_retries, display = spec
+    item: Item = {
+        "PK": task_pk(task_id), "SK": META, "type": "task", "task_id": task_id, "job_id": job_id,
+        "parent_id": parent_id, "parent_attempt": parent_attempt, "index": index, "sibs": sibs,
+        "name": name, "version": version, "cluster": cluster, "state": QUEUED, "attempt": 0, "retry_count": 0,
+        "retry_base": 0, "max_retries": max_retries, "lease_losses": 0, "submitted_at": now,
+        "depends_on": deps or None, "dependents": dependents or None, "dependents_big": big_dependents or None,
+        "display": display, "input": text,
+    }
+    item.update(latch_fields("deps", deps or [], task_pk(task_id))[0])
+    return item
+
+
+def spec_chunk_key(parent_attempt: int, chunk: int) -> str:
+    return f"KIDS#{parent_attempt}#{chunk}"
+
+
 def latch_full(item: Item, kind: str) -> bool:
     return len(item.get(f"{kind}_done") or ()) >= int(item.get(f"{kind}_total", 0))
 
@@ -127,6 +152,7 @@ class Orchestrator:
         # a submit/retry that has not confirmed its dispatch by then is redone by the sweeper
         self.outbox_ms = int(settings.outbox_grace_seconds * 1000)
         self._clusters: dict[str, tuple[Item, int]] = {}
+        self._chunks: dict[tuple[str, int, int], Item] = {}
         self.job_transitions: Counter[str] = Counter()
 
     # ===================================================================================== clusters ==
@@ -251,7 +277,10 @@ class Orchestrator:
         default_cluster: str,
         now: int,
     ) -> tuple[list[Item], list[Item]]:
-        """Items for sibling tasks (and their latch buckets); also returns the ready ones (no deps)."""
+        """Items to write for sibling tasks (task items, latch buckets, spilled inputs, spec chunks), and
+        the ready ones (no deps) to dispatch. Subtasks outside any dependency, with an inline input, are
+        deferred: only their spec is written, in chunks, and their item is created by their first claim
+        (docs/architecture.md, "Deferred subtasks")."""
         def sibling_id(i: int) -> str:
             if parent is None:
                 return rules.root_task_id(job_id, i)
@@ -271,31 +300,35 @@ class Orchestrator:
                 raise InvalidRequest(f"max_retries must be 0-{rules.MAX_RETRIES_LIMIT}")
         items: list[Item] = []
         ready: list[Item] = []
+        chunks: dict[int, dict[str, list[Any]]] = defaultdict(dict)
         for i, spec in enumerate(specs):
             task_id = sibling_id(i)
             cluster = self.cluster(spec.cluster or default_cluster)["slug"]
             text = rules.encode_input(spec.input)
-            item: Item = {
-                "PK": task_pk(task_id), "SK": META, "type": "task", "task_id": task_id, "job_id": job_id,
-                "parent_id": parent["task_id"] if parent else None, "parent_attempt": parent_attempt,
-                "index": i, "sibs": len(specs), "name": spec.name, "version": spec.version,
-                "cluster": cluster, "state": QUEUED, "attempt": 0, "retry_count": 0, "retry_base": 0,
-                "max_retries": spec.max_retries, "lease_losses": 0, "submitted_at": now,
-                "depends_on": checked_deps[i] or None,
-                "dependents": dependents.get(i) or None, "dependents_big": big_dependents.get(i) or None,
-                "display": rules.truncate(spec.display, rules.MAX_DISPLAY_CHARS) if spec.display else None,
-            }
-            if len(text.encode("utf-8")) <= rules.INLINE_INPUT_BYTES:
-                item["input"] = text
-            else:
+            spilled = len(text.encode("utf-8")) > rules.INLINE_INPUT_BYTES
+            display = rules.truncate(spec.display, rules.MAX_DISPLAY_CHARS) if spec.display else None
+            compact = [spec.name, spec.version, cluster, None if spilled else text, spec.max_retries, display]
+            item = new_task_item(
+                task_id=task_id, job_id=job_id, parent_id=parent["task_id"] if parent else None,
+                parent_attempt=parent_attempt, index=i, sibs=len(specs), spec=compact, now=now,
+                deps=checked_deps[i], dependents=dependents.get(i), big_dependents=big_dependents.get(i),
+            )
+            if parent is not None and not spilled and not (checked_deps[i] or i in dependents or i in big_dependents):
+                chunks[i // rules.SPEC_CHUNK][str(i)] = compact
+                item["ref"] = (parent["task_id"], parent_attempt, i)
+                ready.append(item)
+                continue
+            if spilled:
                 item["input_spilled"] = True
                 items.append({"PK": task_pk(task_id), "SK": "INPUT", "input": text})
-            latch, buckets = latch_fields("deps", checked_deps[i], task_pk(task_id))
-            item.update(latch)
-            items.extend(buckets)
+            items.extend(latch_fields("deps", checked_deps[i], task_pk(task_id))[1])
             items.append(item)
             if not checked_deps[i]:
                 ready.append(item)
+        if parent is not None:
+            items.extend({"PK": task_pk(parent["task_id"]), "SK": spec_chunk_key(parent_attempt, k), "type": "specs",
+                          "job_id": job_id, "sibs": len(specs), "submitted_at": now, "specs": entries}
+                         for k, entries in sorted(chunks.items()))
         return items, ready
 
     def get_job(self, job_id: str) -> Item:
@@ -335,18 +368,42 @@ class Orchestrator:
         return items, next_cursor
 
     def walk(self, job: Item) -> Iterator[Item]:
-        """Every task of the job's tree, breadth first, read with BatchGetItem (no index needed)."""
-        ids = [rules.root_task_id(job["job_id"], i) for i in range(int(job["roots"]))]
-        while ids:
-            items = self.db.batch_get([(task_pk(t), META) for t in ids])
-            ids = []
-            for item in sorted(items, key=lambda t: (t.get("parent_id") or "", t["index"])):
+        """Every task of the job's tree, breadth first, read with BatchGetItem (no index needed). A
+        deferred subtask not claimed yet is shown QUEUED, built from its spec."""
+        level = self.db.batch_get([(task_pk(rules.root_task_id(job["job_id"], i)), META)
+                                   for i in range(int(job["roots"]))])
+        while level:
+            parents: list[Item] = []
+            for item in sorted(level, key=lambda t: (t.get("parent_id") or "", t["index"])):
                 yield item
                 if item["state"] == COMPUTED and item.get("children"):
-                    ids.extend(
-                        rules.child_task_id(item["task_id"], int(item["attempt"]), i)
-                        for i in range(int(item["children"]))
-                    )
+                    parents.append(item)
+            level = self._children(parents)
+
+    def _children(self, parents: Sequence[Item]) -> list[Item]:
+        """The subtasks of COMPUTED tasks: their items, or for deferred ones not yet claimed, QUEUED items
+        built from the parent's spec chunks (with a "ref" to dispatch them by)."""
+        wanted = {rules.child_task_id(p["task_id"], int(p["attempt"]), i): (p, i)
+                  for p in parents for i in range(int(p.get("children") or 0))}
+        found = self.db.batch_get([(task_pk(t), META) for t in wanted])
+        missing = set(wanted) - {t["task_id"] for t in found}
+        for parent in {wanted[t][0]["task_id"]: wanted[t][0] for t in missing}.values():
+            attempt = int(parent["attempt"])
+            for chunk in self.db.query_all(key_condition="#PK = :pk AND begins_with(#SK, :k)",
+                                           values={":pk": task_pk(parent["task_id"]), ":k": f"KIDS#{attempt}#"}):
+                for index, spec in chunk["specs"].items():
+                    task_id = rules.child_task_id(parent["task_id"], attempt, int(index))
+                    if task_id in missing:
+                        found.append(self._deferred_item(chunk, parent["task_id"], attempt, int(index), spec))
+        return found
+
+    @staticmethod
+    def _deferred_item(chunk: Item, parent_id: str, attempt: int, index: int, spec: list[Any]) -> Item:
+        item = new_task_item(task_id=rules.child_task_id(parent_id, attempt, index), job_id=chunk["job_id"],
+                             parent_id=parent_id, parent_attempt=attempt, index=index, sibs=int(chunk["sibs"]),
+                             spec=spec, now=int(chunk["submitted_at"]))
+        item["ref"] = (parent_id, attempt, index)
+        return item
 
     def job_tasks(self, job_id: str) -> list[Item]:
         return list(self.walk(self.get_job(job_id)))
@@ -451,7 +508,7 @@ class Orchestrator:
         return self.db.get(job_pk(job_id), META, projection="job_id,state,name")
 
     def next(
-        self, report: Report | None, claim: tuple[str, str] | None, runner_id: str
+        self, report: Report | None, claim: tuple[str, str, tuple[str, int, int] | None] | None, runner_id: str
     ) -> tuple[ReportResult | None, ClaimResult | None]:
         """A runner's combined call: report one task, claim the next. The job item is read once when
         both name the same job (unless the report just failed it)."""
@@ -462,12 +519,13 @@ class Orchestrator:
             reported = self.report(report, runner_id, job=job)
         claimed = None
         if claim is not None:
-            job_id, task_id = claim
+            job_id, task_id, ref = claim
             reuse = job is not None and job["job_id"] == job_id and reported is not None and reported.status == "ok"
-            claimed = self.claim(job_id, task_id, runner_id, job=job if reuse else None)
+            claimed = self.claim(job_id, task_id, runner_id, job=job if reuse else None, ref=ref)
         return reported, claimed
 
-    def claim(self, job_id: str, task_id: str, runner_id: str, *, job: Item | None = None) -> ClaimResult:
+    def claim(self, job_id: str, task_id: str, runner_id: str, *, job: Item | None = None,
+              ref: tuple[str, int, int] | None = None) -> ClaimResult:
         if job is None:
             job = self._job_brief(job_id)
         if job is None:
@@ -481,8 +539,12 @@ class Orchestrator:
                 self._release_expired(task)
             return ClaimResult("discard", reason=f"job is {job['state']}")
         lease = {"state": RUNNING, "lease_owner": runner_id, "lease_expires": now + self.lease_ms, "started_at": now}
-        result = self.db.update(task_pk(task_id), META, set=lease, add={"attempt": 1},
-                                condition="#state = :q", values={":q": QUEUED})
+        created = self._create_deferred(job_id, task_id, ref, lease) if ref is not None else None
+        if created is not None and created.ok:
+            result = created
+        else:
+            result = self.db.update(task_pk(task_id), META, set=lease, add={"attempt": 1},
+                                    condition="#state = :q", values={":q": QUEUED})
         if not result.ok:
             old = result.item
             if old is None:
@@ -524,6 +586,41 @@ class Orchestrator:
             self.db.update(job_pk(job_id), META, set={"state": RUNNING, "started_at": now},
                            condition="#state = :s", values={":s": SUBMITTED})
         return ClaimResult("run", task=self._task_payload(task, job))
+
+    def _create_deferred(
+        self, job_id: str, task_id: str, ref: tuple[str, int, int], lease: Item
+    ) -> UpdateResult | None:
+        """The first claim of a deferred subtask creates its item, RUNNING (a put if absent). None when
+        `ref` names no deferred subtask of a committed parent attempt (the caller goes on as for any task)."""
+        parent_id, attempt, index = ref
+        if rules.child_task_id(parent_id, attempt, index) != task_id:
+            return None
+        chunk = self._spec_chunk(parent_id, attempt, index // rules.SPEC_CHUNK)
+        spec = (chunk or {}).get("specs", {}).get(str(index))
+        if chunk is None or spec is None or chunk["job_id"] != job_id:
+            return None
+        item = self._deferred_item(chunk, parent_id, attempt, index, spec)
+        item.pop("ref")
+        item.update(lease, attempt=1)
+        return self.db.put(item, condition="attribute_not_exists(#PK)")
+
+    def _spec_chunk(self, parent_id: str, attempt: int, chunk: int) -> Item | None:
+        """A spec chunk of a committed parent attempt. Chunks never change once their parent committed, so
+        each process keeps the ones it read: a fan-out's claims read one per SPEC_CHUNK subtasks."""
+        key = (parent_id, attempt, chunk)
+        if key in self._chunks:
+            return self._chunks[key]
+        parent = self.db.get(task_pk(parent_id), META, projection="state,attempt")
+        if parent is None or parent["state"] != COMPUTED or int(parent["attempt"]) != attempt:
+            return None  # tickets go out only after the commit: this ref is not one the orchestrator sent
+        item = self.db.get(task_pk(parent_id), spec_chunk_key(attempt, chunk), consistent=False)
+        if item is None:  # written before the parent's commit, but an eventually consistent read may miss it
+            item = self.db.get(task_pk(parent_id), spec_chunk_key(attempt, chunk))
+        if item is not None:
+            if len(self._chunks) >= SPEC_CHUNK_CACHE:
+                self._chunks.pop(next(iter(self._chunks)))
+            self._chunks[key] = item
+        return item
 
     def _task_payload(self, task: Item, job: Item) -> dict[str, Any]:
         text = task.get("input")
@@ -733,8 +830,7 @@ class Orchestrator:
         if task["state"] != COMPUTED:
             return
         if active and task.get("children"):
-            ids = [rules.child_task_id(task["task_id"], int(task["attempt"]), i) for i in range(int(task["children"]))]
-            children = self.db.batch_get([(task_pk(c), META) for c in ids])
+            children = self._children([task])
             self._dispatch([c for c in children if c["state"] == QUEUED and latch_full(c, "deps")], suffix=":repair")
         if task.get("completed"):
             self._propagate_completed(task, active)
@@ -743,7 +839,7 @@ class Orchestrator:
         by_cluster: dict[str, list[Ticket]] = defaultdict(list)
         for t in tasks:
             by_cluster[t["cluster"]].append(
-                Ticket(t["job_id"], t["task_id"], t["name"], t["version"], int(t.get("attempt", 0)))
+                Ticket(t["job_id"], t["task_id"], t["name"], t["version"], int(t.get("attempt", 0)), t.get("ref"))
             )
         for slug, tickets in by_cluster.items():
             self.queues.send(self.cluster(slug)["queue_url"], tickets, dedup_suffix=suffix)
@@ -781,6 +877,8 @@ class Orchestrator:
             return False
         task = self.db.get(task_pk(ticket.task_id), META)
         job = self.db.get(job_pk(ticket.job_id), META)
+        if task is None and ticket.ref is not None and job is not None and job["state"] in ACTIVE_JOB_STATES:
+            task = {"state": QUEUED}  # a deferred subtask not claimed yet (the claim checks the ref)
         if task is None or job is None:
             return False
         if task["state"] in (QUEUED, RUNNING) and job["state"] in ACTIVE_JOB_STATES:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..logic import rules
 
@@ -55,6 +55,16 @@ class ReportIn(Strict):
 class ClaimIn(Strict):
     task_id: str = _ID
     job_id: str = _ID
+    # the ticket's (parent id, parent attempt, index) of a deferred subtask, passed through by the runner
+    ref: tuple[str, int, int] | None = None
+
+    @field_validator("ref")
+    @classmethod
+    def _check_ref(cls, ref: tuple[str, int, int] | None) -> tuple[str, int, int] | None:
+        if ref is not None and not (1 <= len(ref[0]) <= 64 and 0 <= ref[1] <= 1_000_000
+                                    and 0 <= ref[2] < rules.MAX_SUBTASKS_PER_REPORT):
+            raise ValueError("ref must be [parent task id, parent attempt, subtask index]")
+        return ref
 
 
 class RunnerNextIn(Strict):

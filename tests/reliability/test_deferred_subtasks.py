@@ -1,0 +1,105 @@
+"""Deferred subtasks (docs/architecture.md, "Deferred subtasks"): a subtask outside any dependency is
+stored only as a spec in its parent's chunk items until its first claim creates its item. These tests
+drive the orchestrator directly against the local stack's moto and read the stored items."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from taskfleet_functions.dal.queues import Ticket
+from taskfleet_functions.logic import rules
+from taskfleet_functions.logic.engine import Report, TaskSpec
+
+from .invariants import check_job
+
+
+def parent_with_children(stack: Any, cluster: str, children: list[TaskSpec]) -> tuple[str, str]:
+    """A job whose root reported `children`; returns (job id, root id). The root's ticket is consumed."""
+    engine = stack.orchestrator
+    job = engine.submit_job("deferred", [TaskSpec("Root", "v0.0")], cluster=cluster)
+    root = next(iter(engine.walk(job)))["task_id"]
+    drain(stack, cluster)
+    assert engine.claim(job["job_id"], root, "r1").status == "run"
+    report = engine.report(Report(root, job["job_id"], 1, "computed", subtasks=children), "r1")
+    assert report.status == "ok"
+    return job["job_id"], root
+
+
+def drain(stack: Any, cluster: str) -> list[Ticket]:
+    """Every ticket in the cluster's queue (received and deleted)."""
+    engine = stack.orchestrator
+    url = engine.cluster(cluster)["queue_url"]
+    tickets = []
+    while messages := engine.queues.receive(url, max_messages=10):
+        tickets.extend(Ticket.parse(m["Body"]) for m in messages)
+        engine.queues.delete_messages(url, [m["ReceiptHandle"] for m in messages])
+    return tickets
+
+
+def test_subtasks_outside_dependencies_are_stored_as_specs_and_created_by_their_first_claim(stack, cluster):
+    engine = stack.orchestrator
+    children = [TaskSpec("Leaf", "v0.0", {"i": i}) for i in range(150)]
+    children.append(TaskSpec("After", "v0.0", depends_on=[0]))  # 0 has a dependant: not deferred
+    job_id, root = parent_with_children(stack, cluster, children)
+    ids = [rules.child_task_id(root, 1, i) for i in range(151)]
+
+    stored = {t["task_id"] for t in engine.db.batch_get([(f"TASK#{t}", "META") for t in ids])}
+    assert stored == {ids[0], ids[150]}
+    chunks = list(engine.db.query_all(key_condition="#PK = :pk AND begins_with(#SK, :k)",
+                                      values={":pk": f"TASK#{root}", ":k": "KIDS#"}))
+    assert sorted(c["SK"] for c in chunks) == ["KIDS#1#0", "KIDS#1#1"]
+    assert sum(len(c["specs"]) for c in chunks) == 149
+
+    shown = {t["task_id"]: t for t in engine.job_tasks(job_id)}
+    assert len(shown) == 152 and all(shown[t]["state"] == "QUEUED" for t in ids)
+    tickets = {t.task_id: t for t in drain(stack, cluster)}
+    assert set(tickets) == set(ids[:150])  # "After" waits for 0
+    assert tickets[ids[0]].ref is None and tickets[ids[7]].ref == (root, 1, 7)
+
+    claim = engine.claim(job_id, ids[7], "r2", ref=tickets[ids[7]].ref)
+    assert claim.status == "run" and claim.task is not None
+    assert claim.task["input"] == '{"i":7}' and claim.task["attempt"] == 1 and claim.task["parent_id"] == root
+    item = engine.db.get(f"TASK#{ids[7]}", "META")
+    assert item["state"] == "RUNNING" and item["lease_owner"] == "r2" and item["index"] == 7
+    # the same ticket received twice: the second claim finds the item and does not run it again
+    again = engine.claim(job_id, ids[7], "r3", ref=tickets[ids[7]].ref)
+    assert again.status == "busy"
+    assert engine.db.get(f"TASK#{ids[7]}", "META")["attempt"] == 1
+
+
+def test_claims_with_a_ref_the_orchestrator_did_not_send_run_nothing(stack, cluster):
+    engine = stack.orchestrator
+    job_id, root = parent_with_children(stack, cluster, [TaskSpec("Leaf", "v0.0") for _ in range(3)])
+    child = rules.child_task_id(root, 1, 1)
+    assert engine.claim(job_id, child, "r", ref=(root, 1, 2)).status == "discard"  # id does not match
+    uncommitted = rules.child_task_id(root, 2, 1)
+    assert engine.claim(job_id, uncommitted, "r", ref=(root, 2, 1)).status == "discard"  # no such attempt
+    assert engine.claim(job_id, child, "r").status == "discard"  # no ref: nothing to create it from
+    assert engine.db.get(f"TASK#{child}", "META") is None
+    assert engine.db.get(f"TASK#{uncommitted}", "META") is None
+
+
+def test_deferred_subtasks_complete_their_parent_and_the_job(stack, cluster):
+    engine = stack.orchestrator
+    job_id, _ = parent_with_children(stack, cluster, [TaskSpec("Leaf", "v0.0") for _ in range(120)])
+    for ticket in drain(stack, cluster):
+        assert engine.claim(job_id, ticket.task_id, "r", ref=ticket.ref).status == "run"
+        assert engine.report(Report(ticket.task_id, job_id, 1, "computed"), "r").status == "ok"
+    assert engine.get_job(job_id)["state"] == "COMPLETED"
+    assert check_job(engine, job_id) == []
+
+
+def test_lost_tickets_of_deferred_subtasks_are_sent_again_by_resume_and_redrive(stack, cluster):
+    engine = stack.orchestrator
+    job_id, _ = parent_with_children(stack, cluster, [TaskSpec("Leaf", "v0.0") for _ in range(5)])
+    first = drain(stack, cluster)  # the tickets are lost
+    engine.resume(engine.get_job(job_id))
+    resent = {t.task_id: t.ref for t in drain(stack, cluster)}
+    assert resent == {t.task_id: t.ref for t in first}
+
+    # a ticket that ended in the DLQ, as the sweeper receives it (called directly: the stack's own sweeper
+    # runs on a timer and would race this test for the DLQ)
+    assert engine._redrive(engine.cluster(cluster), {"Body": first[0].body()}) is True
+    assert [t.task_id for t in drain(stack, cluster)] == [first[0].task_id]
+    assert engine.claim(job_id, first[0].task_id, "r", ref=first[0].ref).status == "run"
+    assert check_job(engine, job_id, quiescent=False) == []
