@@ -41,6 +41,7 @@ SIZES: dict[str, dict[str, Any]] = {
 }
 SLEEP_TASK_S = 0.1
 WORKERS = 2  # runner processes for fan-out, chain and mixed; the peer gets the same number
+CLIENT_POLL_SECONDS = 0.5  # the waiting client polls as often as the peer's (Celery's default interval)
 
 
 @dataclass
@@ -102,13 +103,13 @@ class Bench:
         started = time.monotonic()
         job = self.client.jobs().submit(name, task, cluster=cluster)
         deadline = started + timeout
-        while True:  # poll the job item only (a cheap GET), like a user script waiting for it
+        while True:  # poll the job item only (one GET), like a user script waiting for it
             current = self.client.jobs().find(job)
             if current.state in ("COMPLETED", "FAILED", "CANCELED"):
                 break
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{name} still {current.state} after {timeout} s")
-            time.sleep(0.05)
+            time.sleep(CLIENT_POLL_SECONDS)
         wall = time.monotonic() - started
         if current.state != "COMPLETED":
             raise RuntimeError(f"{name} ended {current.state}: {current.failure}")
