@@ -365,13 +365,13 @@ def run_peer(
                         _run_fanout(app, 4, fanout_timeout, client_interval)
                         _run_chain(app, 3, chain_timeout, client_interval)
 
-                        emulator.middleware.reset()
+                        emulator.reset_counts()
                         client_counter.reset()
                         fanout_wall, fanout_ids = _run_fanout(app, fanout, fanout_timeout, client_interval)
                         fanout_total = emulator.request_counts()
                         fanout_client = client_counter.snapshot()
 
-                        emulator.middleware.reset()
+                        emulator.reset_counts()
                         client_counter.reset()
                         chain_wall, chain_ids = _run_chain(app, chain, chain_timeout, client_interval)
                         chain_total = emulator.request_counts()

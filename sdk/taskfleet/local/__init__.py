@@ -1,5 +1,6 @@
-"""The local stack: moto (DynamoDB, SQS, S3) plus the real Lambda handlers behind a loopback HTTP server
-that builds API Gateway HTTP API (v2) events, plus the sweeper on a timer.
+"""The local stack: moto (DynamoDB, SQS, S3, in a child process of its own: see emulator.py) plus the real
+Lambda handlers behind a loopback HTTP server that builds API Gateway HTTP API (v2) events, plus the sweeper
+on a timer.
 
     from taskfleet.local import LocalStack
     with LocalStack() as stack:

@@ -1,25 +1,41 @@
-"""moto in server mode, made safe and observable for taskfleet.
+"""moto in server mode, made safe and observable for taskfleet, in a child process of its own.
 
-Two additions over moto's own ThreadedMotoServer:
+On AWS the handlers and the AWS services run on different machines. Locally, moto runs in a child process
+(`python -m taskfleet.local.emulator`), so the handlers (in the LocalStack's process) and moto each get a
+core instead of sharing one interpreter lock. The child exits when its stdin reaches end of file, that is
+when the parent closes it (`Emulator.stop()`) or dies, even by SIGKILL.
+
+Additions over moto's own ThreadedMotoServer:
 - DynamoDB requests are serialized. moto's server does not make a conditional write atomic when
   requests arrive concurrently; taskfleet's correctness rests on exactly that, so the emulator makes it
   so. SQS requests are not serialized: a long poll would stall every other request.
 - Every request is counted by service and action, so benchmarks can report AWS requests per task for
-  any client (handlers, runners, sweeper, SDK, or a peer system) in one place.
+  any client (handlers, runners, sweeper, SDK, or a peer system) in one place. The parent reads and resets
+  the counts over HTTP, under the reserved path prefix /_taskfleet/, which is never counted itself.
 - moto's SQS reads the clock through datetime arithmetic for every message it scans, several scans
   per request; `fast_sqs_clock()` gives it the same epoch seconds from `time.time()`. Semantics are
   unchanged (visibility, delays, retention all compare the same numbers); every system measured on
   this emulator, taskfleet and the benchmark's peer alike, gets the same speed-up.
+`Emulator(in_process=True)` keeps the older mode, moto in a thread of this process.
 """
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import io
+import json
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
-from collections import Counter
+import urllib.request
+from collections import Counter, deque
 from collections.abc import Callable, Iterable
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 from urllib.parse import parse_qs
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -29,6 +45,9 @@ _TARGET_PREFIXES = {
     "DynamoDBStreams_20120810": "dynamodbstreams",
     "AmazonSQS": "sqs",
 }
+
+CONTROL_PREFIX = "/_taskfleet/"  # S3 bucket names cannot start with "_", so no AWS request uses it
+START_TIMEOUT_S = 60.0
 
 
 def fast_sqs_clock() -> None:
@@ -111,7 +130,8 @@ def _written_keys(action: str, body: dict[str, Any]) -> list[tuple[str, str]]:
 
 class CountingSerializingMiddleware:
     """WSGI middleware: counts requests (and, when asked, DynamoDB writes per item), and runs DynamoDB
-    requests one at a time."""
+    requests one at a time. Serves its own controls under CONTROL_PREFIX (not counted):
+    GET counts, POST reset, POST track?on=1|0, GET writes."""
 
     def __init__(self, app: WSGIApp) -> None:
         self._app = app
@@ -122,6 +142,9 @@ class CountingSerializingMiddleware:
         self.writes_per_item: Counter[tuple[str, str]] = Counter()
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path.startswith(CONTROL_PREFIX):
+            return self._control(environ, start_response, path[len(CONTROL_PREFIX):])
         service, action = _service_and_action(environ)
         with self._counts_lock:
             self.counts[(service, action)] += 1
@@ -133,9 +156,28 @@ class CountingSerializingMiddleware:
             # Consume the response inside the lock: moto does its work while building it.
             return list(self._app(environ, start_response))
 
-    def _track(self, environ: dict[str, Any], action: str) -> None:
-        import json
+    def _control(self, environ: dict[str, Any], start_response: Callable[..., Any], name: str) -> list[bytes]:
+        method = environ.get("REQUEST_METHOD", "GET")
+        result: Any
+        if (method, name) == ("GET", "counts"):
+            result = self.snapshot()
+        elif (method, name) == ("GET", "writes"):
+            with self._counts_lock:
+                result = [[pk, sk, n] for (pk, sk), n in self.writes_per_item.items()]
+        elif (method, name) == ("POST", "reset"):
+            self.reset()
+            result = {}
+        elif (method, name) == ("POST", "track"):
+            self.track_writes = parse_qs(environ.get("QUERY_STRING", "")).get("on", ["0"])[0] == "1"
+            result = {"track_writes": self.track_writes}
+        else:
+            start_response("404 Not Found", [("Content-Type", "application/json")])
+            return [json.dumps({"error": f"no control {method} {CONTROL_PREFIX}{name}"}).encode()]
+        body = json.dumps(result).encode()
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        return [body]
 
+    def _track(self, environ: dict[str, Any], action: str) -> None:
         length = int(environ.get("CONTENT_LENGTH") or 0)
         raw = environ["wsgi.input"].read(length) if length else b""
         environ["wsgi.input"] = io.BytesIO(raw)
@@ -156,43 +198,106 @@ class CountingSerializingMiddleware:
             self.writes_per_item.clear()
 
 
-class Emulator:
-    """moto's server on loopback, in a background thread of this process."""
+def _make_server(host: str, port: int, *, fast_clock: bool) -> tuple[Any, Any]:
+    """moto's WSGI app behind the middleware, in a threaded werkzeug server (not yet serving)."""
+    from moto.moto_server.werkzeug_app import (
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        create_backend_app,
+    )
+    from werkzeug.serving import make_server
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, fast_clock: bool = True) -> None:
+    if fast_clock:
+        fast_sqs_clock()
+
+    class QuietHandler(MotoRequestHandler):
+        def log_request(self, *args: Any, **kwargs: Any) -> None:
+            pass
+
+    middleware = CountingSerializingMiddleware(DomainDispatcherApplication(create_backend_app))
+    server = make_server(host, port, middleware, threaded=True, request_handler=QuietHandler)
+    return server, middleware
+
+
+def _server_url(server: Any) -> str:
+    host, port = server.server_address[:2]
+    return f"http://{host}:{port}"
+
+
+class EmulatorError(RuntimeError):
+    pass
+
+
+class Emulator:
+    """moto's server on loopback, in a child process (or, with in_process=True, a thread of this one)."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, fast_clock: bool = True,
+                 in_process: bool = False) -> None:
         self._fast_clock = fast_clock
         self._host = host
         self._port = port
+        self._in_process = in_process
+        self._url: str | None = None
+        # child-process mode
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._stderr_tail: deque[str] = deque(maxlen=50)
+        self._stderr_thread: threading.Thread | None = None
+        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: no proxies
+        self._final_counts: dict[str, int] = {}
+        self._final_writes: Counter[tuple[str, str]] = Counter()
+        # in-process mode
         self._server: Any = None
         self._thread: threading.Thread | None = None
         self.middleware: CountingSerializingMiddleware | None = None
 
     @property
     def url(self) -> str:
-        if self._server is None:
+        if self._url is None:
             raise RuntimeError("emulator is not started")
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return self._url
 
     def start(self) -> Emulator:
-        from moto.moto_server.werkzeug_app import (
-            DomainDispatcherApplication,
-            MotoRequestHandler,
-            create_backend_app,
-        )
-        from werkzeug.serving import make_server
+        if self._in_process:
+            return self._start_in_process()
+        command = [sys.executable, "-m", "taskfleet.local.emulator", "--host", self._host, "--port", str(self._port)]
+        if not self._fast_clock:
+            command.append("--no-fast-clock")
+        sdk_root = str(Path(__file__).resolve().parents[2])  # the child imports this very package
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (sdk_root, os.environ.get("PYTHONPATH")) if p)}
+        self._proc = proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                             stderr=subprocess.PIPE, env=env)
+        assert proc.stdout is not None and proc.stderr is not None
+        self._stderr_thread = threading.Thread(target=self._forward_stderr, args=(proc.stderr,),
+                                               name="emulator-stderr", daemon=True)
+        self._stderr_thread.start()
+        lines: list[bytes] = []
+        reader = threading.Thread(target=lambda stream: lines.append(stream.readline()), args=(proc.stdout,),
+                                  name="emulator-start", daemon=True)
+        reader.start()
+        reader.join(START_TIMEOUT_S)
+        line = lines[0].decode().strip() if lines else ""
+        if not line.startswith("http://"):
+            self._kill()
+            if self._stderr_thread is not None:
+                self._stderr_thread.join(timeout=5)
+            reason = f"exited with {proc.returncode}" if lines else f"did not start within {START_TIMEOUT_S:.0f} s"
+            stderr = "".join(self._stderr_tail).strip()
+            raise EmulatorError(f"emulator child process {reason}" + (f":\n{stderr}" if stderr else ""))
+        self._url = line
+        return self
 
-        if self._fast_clock:
-            fast_sqs_clock()
+    def _forward_stderr(self, stream: IO[bytes]) -> None:
+        # Drained continuously so the child never blocks on a full pipe; echoed so its errors stay visible.
+        for raw in iter(stream.readline, b""):
+            text = raw.decode("utf-8", "replace")
+            self._stderr_tail.append(text)
+            with contextlib.suppress(Exception):
+                sys.stderr.write(text)
+        stream.close()
 
-        class QuietHandler(MotoRequestHandler):
-            def log_request(self, *args: Any, **kwargs: Any) -> None:
-                pass
-
-        self.middleware = CountingSerializingMiddleware(DomainDispatcherApplication(create_backend_app))
-        self._server = make_server(
-            self._host, self._port, self.middleware, threaded=True, request_handler=QuietHandler
-        )
+    def _start_in_process(self) -> Emulator:
+        self._server, self.middleware = _make_server(self._host, self._port, fast_clock=self._fast_clock)
+        self._url = _server_url(self._server)
         self._thread = threading.Thread(target=self._server.serve_forever, name="moto", daemon=True)
         self._thread.start()
         return self
@@ -201,27 +306,107 @@ class Emulator:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
+            self._server = None
         if self._thread is not None:
             self._thread.join(timeout=10)
-        self._server = None
+            self._thread = None
+        if self._proc is not None:
+            if self._proc.poll() is None:
+                # Keep the last figures readable after stop(), as the in-process middleware's are.
+                with contextlib.suppress(Exception):
+                    self._final_counts = self._control("GET", "counts", timeout=5)
+                    self._final_writes = self._writes(timeout=5)
+            self._kill(grace_s=10)
+            self._proc = None
+        if self._stderr_thread is not None:
+            self._stderr_thread.join(timeout=5)
+            self._stderr_thread = None
+        self._url = None
+
+    def _kill(self, grace_s: float = 0.0) -> None:
+        proc = self._proc
+        if proc is None:
+            return
+        if proc.stdin is not None:
+            with contextlib.suppress(OSError):
+                proc.stdin.close()  # end of file: the child shuts its server down and exits
+        try:
+            proc.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+    def _control(self, method: str, name: str, query: str = "", timeout: float = 30) -> Any:
+        request = urllib.request.Request(f"{self.url}{CONTROL_PREFIX}{name}{query}", method=method,
+                                         data=b"" if method == "POST" else None)
+        with self._opener.open(request, timeout=timeout) as response:
+            return json.loads(response.read())
+
+    def _writes(self, timeout: float = 30) -> Counter[tuple[str, str]]:
+        return Counter({(pk, sk): n for pk, sk, n in self._control("GET", "writes", timeout=timeout)})
 
     def request_counts(self) -> dict[str, int]:
-        return self.middleware.snapshot() if self.middleware else {}
+        if self.middleware:
+            return self.middleware.snapshot()
+        if self._proc is None:
+            return dict(self._final_counts)
+        return dict(self._control("GET", "counts"))
 
     def reset_counts(self) -> None:
         if self.middleware:
             self.middleware.reset()
+        elif self._proc is not None:
+            self._control("POST", "reset")
 
     def track_writes(self, on: bool) -> None:
         """Count DynamoDB writes per item (PK, SK) from now on (or stop)."""
         if self.middleware:
             self.middleware.track_writes = on
+        elif self._proc is not None:
+            self._control("POST", "track", f"?on={int(on)}")
 
     def writes_per_item(self) -> Counter[tuple[str, str]]:
-        return Counter(self.middleware.writes_per_item) if self.middleware else Counter()
+        if self.middleware:
+            return Counter(self.middleware.writes_per_item)
+        if self._proc is None:
+            return Counter(self._final_writes)
+        return self._writes()
 
     def __enter__(self) -> Emulator:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The child: serves until stdin reaches end of file (the parent closed it or died) or SIGTERM."""
+    ap = argparse.ArgumentParser(prog="python -m taskfleet.local.emulator", description=main.__doc__)
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--no-fast-clock", dest="fast_clock", action="store_false")
+    args = ap.parse_args(argv)
+
+    if not sys.stdin.isatty():
+        # Ctrl-C reaches the whole process group: the parent decides when the emulator ends (it may still
+        # be shutting down and need it).
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    server, _ = _make_server(args.host, args.port, fast_clock=args.fast_clock)
+    thread = threading.Thread(target=server.serve_forever, name="moto", daemon=True)
+    thread.start()
+    try:
+        print(_server_url(server), flush=True)
+        # Nobody reads stdout after the URL line: anything else printed goes to stderr, which the parent drains.
+        os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+        while sys.stdin.buffer.read(65536):
+            pass
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+if __name__ == "__main__":
+    main()
