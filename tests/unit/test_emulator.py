@@ -1,7 +1,10 @@
-"""The emulator: moto's server in a child process, its counts and controls."""
+"""The emulator: moto's server in a child process, its counts and controls, and the DynamoDB response
+shortcut (same parsed results as moto's own serializer)."""
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import signal
 import socket
@@ -9,12 +12,17 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import boto3
 import pytest
-from taskfleet.local.emulator import Emulator, EmulatorError
+from botocore.exceptions import ClientError
+from taskfleet.local.emulator import Emulator, EmulatorError, dynamodb_json_body
 
 SDK = str(Path(__file__).resolve().parents[2] / "sdk")
 CHILD_ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (SDK, os.environ.get("PYTHONPATH")) if p)}
@@ -51,6 +59,208 @@ def _wait_gone(pid: int, timeout: float = 15.0) -> bool:
             return True
         time.sleep(0.05)
     return False
+
+
+# --- the shortcut itself, without a server ----------------------------------------------------------------
+
+def _context(operation: str = "GetItem") -> Any:
+    return SimpleNamespace(
+        operation_model=SimpleNamespace(name=operation, http={"method": "POST", "requestUri": "/"}),
+        service_model=SimpleNamespace(protocol="json", metadata={"jsonVersion": "1.0"}),
+        response=SimpleNamespace(RESPONSE_KEY_PATH_TO_TRANSFORMER={}),
+    )
+
+
+def test_json_native_item_results_are_written_by_json_dumps():
+    result = {"Item": {"PK": {"S": "a"}, "n": {"N": "1"}, "ok": {"BOOL": True}, "nil": {"NULL": True},
+                       "l": {"L": [{"S": "x"}, {"M": {"k": {"SS": ["p", "q"]}}}]}},
+              "ConsumedCapacity": {"TableName": TABLE, "CapacityUnits": 0.5}}
+    body = dynamodb_json_body(result, _context())
+    assert body is not None
+    assert json.loads(body) == result
+    assert json.loads(dynamodb_json_body({"Items": [], "Count": 0, "ScannedCount": 0}, _context("Query"))) == {
+        "Items": [], "Count": 0, "ScannedCount": 0}
+
+
+@pytest.mark.parametrize("value", [b"\x00\xff", datetime(2026, 1, 1, tzinfo=UTC), Decimal("1.5"), {"a"}, float("nan"),
+                                   math.inf, object()])
+def test_results_with_other_values_go_to_motos_serializer(value):
+    assert dynamodb_json_body({"Item": {"v": {"B": value}}}, _context()) is None
+
+
+def test_capacity_units_are_written_as_floats_as_motos_serializer_does():
+    # moto's BatchGetItem counts capacity units in ints; the model says double, so its serializer writes floats.
+    result = {"Responses": {}, "ConsumedCapacity": [{"CapacityUnits": 2, "TableName": "t",
+                                                     "Table": {"ReadCapacityUnits": 1}}]}
+    body = dynamodb_json_body(result, _context("BatchGetItem"))
+    assert body is not None
+    assert json.loads(body)["ConsumedCapacity"] == [{"CapacityUnits": 2.0, "TableName": "t",
+                                                     "Table": {"ReadCapacityUnits": 1.0}}]
+    assert type(json.loads(body)["ConsumedCapacity"][0]["CapacityUnits"]) is float
+    assert result["ConsumedCapacity"][0]["CapacityUnits"] == 2, "the result itself is left alone"
+    # ItemCollectionMetrics mixes doubles and AttributeValues: an int there goes to moto's serializer.
+    assert dynamodb_json_body({"ItemCollectionMetrics": {"SizeEstimateRangeGB": [0, 1]}}, _context("PutItem")) is None
+
+
+def test_only_item_operations_of_the_json_protocol_take_the_shortcut():
+    assert dynamodb_json_body({"Table": {"TableName": "t"}}, _context("DescribeTable")) is None
+    other = _context()
+    other.service_model.protocol = "query"
+    assert dynamodb_json_body({"Item": {}}, other) is None
+    transformed = _context()
+    transformed.response.RESPONSE_KEY_PATH_TO_TRANSFORMER = {"GetItem.Item": lambda v: v}
+    assert dynamodb_json_body({"Item": {}}, transformed) is None
+
+
+# --- same parsed results with and without the shortcut ---------------------------------------------------
+
+@pytest.fixture(scope="module")
+def emulators() -> Iterator[dict[str, Emulator]]:
+    fast, plain = Emulator(), Emulator(fast_dynamodb=False)
+    try:
+        yield {"fast": fast.start(), "plain": plain.start()}
+    finally:
+        fast.stop()
+        plain.stop()
+
+
+TEXT_ITEM = {
+    "PK": {"S": "job#1"}, "SK": {"S": "task#001"}, "state": {"S": "QUEUED"}, "attempt": {"N": "1"},
+    "score": {"N": "-12.5"}, "tags": {"SS": ["a", "b"]}, "sizes": {"NS": ["1", "2.5"]},
+    "flags": {"L": [{"BOOL": True}, {"NULL": True}, {"S": "x"}, {"N": "3"}, {"L": []}, {"M": {}}]},
+    "meta": {"M": {"owner": {"S": "me"}, "deep": {"M": {"n": {"N": "7"}, "l": {"L": [{"SS": ["z"]}]}}}}},
+    "done": {"BOOL": False}, "nothing": {"NULL": True}, "unicode": {"S": "héllo \u2603 \"quoted\" \\"},
+}
+BINARY_ITEM = {
+    "PK": {"S": "job#1"}, "SK": {"S": "task#002"}, "blob": {"B": b"\x00\x01\xfe\xff"},
+    "blobs": {"BS": [b"one", b"\x02"]}, "nested": {"M": {"b": {"B": b"in-map"}, "l": {"L": [{"B": b"in-list"}]}}},
+    "state": {"S": "QUEUED"}, "attempt": {"N": "1"},
+}
+
+
+def _scenario(ddb: Any) -> list[tuple[str, Any]]:
+    """Representative DynamoDB calls; each outcome is the parsed response (or error) without metadata."""
+    out: list[tuple[str, Any]] = []
+
+    def call(label: str, fn: Callable[..., Any], **kwargs: Any) -> None:
+        try:
+            response = fn(**kwargs)
+        except ClientError as e:
+            response = {"error": e.response}
+        else:
+            response = {"ok": response}
+        for outcome in response.values():
+            outcome.pop("ResponseMetadata", None)
+        out.append((label, response))
+
+    key1 = {"PK": {"S": "job#1"}, "SK": {"S": "task#001"}}
+    key2 = {"PK": {"S": "job#1"}, "SK": {"S": "task#002"}}
+    _create_table(ddb)
+    call("put text", ddb.put_item, TableName=TABLE, Item=TEXT_ITEM)
+    call("put binary", ddb.put_item, TableName=TABLE, Item=BINARY_ITEM)
+    call("put again ALL_OLD", ddb.put_item, TableName=TABLE, Item=TEXT_ITEM, ReturnValues="ALL_OLD")
+    call("put binary again ALL_OLD", ddb.put_item, TableName=TABLE, Item=BINARY_ITEM, ReturnValues="ALL_OLD")
+    for sk in range(3, 13):
+        call(f"put {sk}", ddb.put_item, TableName=TABLE,
+             Item={"PK": {"S": "job#1"}, "SK": {"S": f"task#{sk:03d}"}, "n": {"N": str(sk)}})
+    call("get text", ddb.get_item, TableName=TABLE, Key=key1)
+    call("get binary", ddb.get_item, TableName=TABLE, Key=key2)
+    call("get missing", ddb.get_item, TableName=TABLE, Key={"PK": {"S": "job#1"}, "SK": {"S": "nope"}})
+    call("get projection", ddb.get_item, TableName=TABLE, Key=key1, ConsistentRead=True,
+         ProjectionExpression="#s, attempt, meta.deep.n, flags[2]", ExpressionAttributeNames={"#s": "state"})
+    call("get projection binary", ddb.get_item, TableName=TABLE, Key=key2, ProjectionExpression="blob, nested.b")
+    call("get consumed capacity", ddb.get_item, TableName=TABLE, Key=key1, ReturnConsumedCapacity="TOTAL")
+    update = {"TableName": TABLE, "Key": key1,
+              "UpdateExpression": "SET attempt = attempt + :one, #s = :s ADD sizes :ns",
+              "ExpressionAttributeNames": {"#s": "state"},
+              "ExpressionAttributeValues": {":one": {"N": "1"}, ":s": {"S": "RUNNING"}, ":ns": {"NS": ["9"]}}}
+    call("update ALL_NEW", ddb.update_item, **update, ReturnValues="ALL_NEW")
+    call("update NONE", ddb.update_item, **update, ReturnValues="NONE")
+    call("update default", ddb.update_item, **update)
+    call("update UPDATED_NEW", ddb.update_item, **update, ReturnValues="UPDATED_NEW")
+    call("update UPDATED_OLD", ddb.update_item, **update, ReturnValues="UPDATED_OLD")
+    call("update ALL_OLD", ddb.update_item, **update, ReturnValues="ALL_OLD")
+    call("update binary ALL_NEW", ddb.update_item, TableName=TABLE, Key=key2, ReturnValues="ALL_NEW",
+         UpdateExpression="SET attempt = attempt + :one", ExpressionAttributeValues={":one": {"N": "1"}})
+    call("update condition fails ALL_OLD", ddb.update_item, TableName=TABLE, Key=key1,
+         UpdateExpression="SET #s = :s", ConditionExpression="#s = :expected", ReturnValues="ALL_NEW",
+         ReturnValuesOnConditionCheckFailure="ALL_OLD", ExpressionAttributeNames={"#s": "state"},
+         ExpressionAttributeValues={":s": {"S": "DONE"}, ":expected": {"S": "QUEUED"}})
+    call("update condition holds", ddb.update_item, TableName=TABLE, Key=key1,
+         UpdateExpression="SET #s = :s REMOVE nothing", ConditionExpression="#s = :expected",
+         ReturnValues="ALL_NEW", ExpressionAttributeNames={"#s": "state"},
+         ExpressionAttributeValues={":s": {"S": "DONE"}, ":expected": {"S": "RUNNING"}})
+    query = {"TableName": TABLE, "KeyConditionExpression": "PK = :pk AND begins_with(SK, :p)",
+             "ExpressionAttributeValues": {":pk": {"S": "job#1"}, ":p": {"S": "task#"}}}
+    call("query all", ddb.query, **query)
+    call("query consumed capacity", ddb.query, **query, ReturnConsumedCapacity="TOTAL")
+    call("query backwards count", ddb.query, **query, ScanIndexForward=False, Select="COUNT")
+    page = ddb.query(**query, Limit=4)
+    call("query page 1", ddb.query, **query, Limit=4)
+    call("query page 2", ddb.query, **query, Limit=4, ExclusiveStartKey=page["LastEvaluatedKey"])
+    call("query filtered", ddb.query, **{**query, "FilterExpression": "n > :five", "ExpressionAttributeValues": {
+        ":pk": {"S": "job#1"}, ":p": {"S": "task#"}, ":five": {"N": "5"}}})
+    call("scan", ddb.scan, TableName=TABLE, Limit=5)
+    call("batch get", ddb.batch_get_item, RequestItems={TABLE: {"Keys": [key1, key2, {"PK": {"S": "job#1"},
+                                                                                       "SK": {"S": "nope"}}]}})
+    call("batch get projection", ddb.batch_get_item,
+         RequestItems={TABLE: {"Keys": [key1], "ProjectionExpression": "attempt"}})
+    call("transact get", ddb.transact_get_items, TransactItems=[{"Get": {"TableName": TABLE, "Key": key1}},
+                                                                {"Get": {"TableName": TABLE, "Key": key2}}])
+    call("batch write", ddb.batch_write_item, RequestItems={TABLE: [
+        {"PutRequest": {"Item": {"PK": {"S": "job#2"}, "SK": {"S": "a"}, "v": {"L": [{"N": "1"}]}}}},
+        {"DeleteRequest": {"Key": {"PK": {"S": "job#1"}, "SK": {"S": "task#003"}}}}]})
+    call("delete ALL_OLD", ddb.delete_item, TableName=TABLE, Key={"PK": {"S": "job#2"}, "SK": {"S": "a"}},
+         ReturnValues="ALL_OLD")
+    call("delete missing", ddb.delete_item, TableName=TABLE, Key={"PK": {"S": "job#2"}, "SK": {"S": "a"}})
+    call("get after delete", ddb.get_item, TableName=TABLE, Key={"PK": {"S": "job#2"}, "SK": {"S": "a"}})
+    call("validation error", ddb.get_item, TableName=TABLE, Key={"PK": {"S": "job#1"}})
+    return out
+
+
+def _typed(value: Any) -> Any:
+    """The value with every leaf's type made explicit, so 2 and 2.0 compare different."""
+    if isinstance(value, dict):
+        return {k: _typed(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_typed(v) for v in value]
+    if isinstance(value, set):
+        return ("set", sorted(repr(_typed(v)) for v in value))
+    return (type(value).__name__, value)
+
+
+def test_dynamodb_results_are_identical_with_and_without_the_shortcut(emulators):
+    fast, plain = _scenario(_client(emulators["fast"])), _scenario(_client(emulators["plain"]))
+    assert [label for label, _ in fast] == [label for label, _ in plain]
+    for (label, got), (_, expected) in zip(fast, plain, strict=True):
+        assert _typed(got) == _typed(expected), label
+    outcomes = dict(fast)
+    assert outcomes["get text"]["ok"]["Item"] == TEXT_ITEM
+    assert outcomes["get binary"]["ok"]["Item"] == BINARY_ITEM
+    assert "Item" not in outcomes["get missing"]["ok"]
+    assert outcomes["query page 1"]["ok"]["LastEvaluatedKey"] == {"PK": {"S": "job#1"}, "SK": {"S": "task#004"}}
+    assert outcomes["update condition fails ALL_OLD"]["error"]["Item"]["state"] == {"S": "RUNNING"}
+
+
+def test_the_shortcut_is_live_in_the_child_and_keeps_motos_headers(emulators):
+    raw: dict[str, tuple[dict[str, str], bytes]] = {}
+    for name, emulator in emulators.items():
+        ddb = _client(emulator)
+
+        def capture(http_response: Any, _name: str = name, **_: Any) -> None:
+            raw[_name] = (dict(http_response.headers), http_response.content)
+
+        ddb.meta.events.register("after-call.dynamodb.DeleteItem", capture)
+        ddb.delete_item(TableName=TABLE, Key={"PK": {"S": "job#1"}, "SK": {"S": "task#012"}}, ReturnValues="ALL_OLD")
+    (fast_headers, fast_body), (plain_headers, plain_body) = raw["fast"], raw["plain"]
+    varying = {"date", "content-length", "x-amz-crc32", "x-amzn-requestid"}
+    assert {k.lower() for k in fast_headers} == {k.lower() for k in plain_headers}
+    assert {k.lower(): v for k, v in fast_headers.items() if k.lower() not in varying} == {
+        k.lower(): v for k, v in plain_headers.items() if k.lower() not in varying}
+    # moto's DeleteItem result carries a member outside the model: only the shortcut writes it (SDKs ignore it).
+    assert b"ConsumedCapacityUnits" in fast_body
+    assert b"ConsumedCapacityUnits" not in plain_body
+    assert json.loads(fast_body)["Attributes"] == json.loads(plain_body)["Attributes"]
 
 
 # --- the child process -----------------------------------------------------------------------------------

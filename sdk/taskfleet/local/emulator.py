@@ -14,9 +14,16 @@ Additions over moto's own ThreadedMotoServer:
   the counts over HTTP, under the reserved path prefix /_taskfleet/, which is never counted itself.
 - moto's SQS reads the clock through datetime arithmetic for every message it scans, several scans
   per request; `fast_sqs_clock()` gives it the same epoch seconds from `time.time()`. Semantics are
-  unchanged (visibility, delays, retention all compare the same numbers); every system measured on
-  this emulator, taskfleet and the benchmark's peer alike, gets the same speed-up.
-`Emulator(in_process=True)` keeps the older mode, moto in a thread of this process.
+  unchanged (visibility, delays, retention all compare the same numbers).
+- moto serializes DynamoDB item responses through its generic, model-driven response serializer, which
+  costs more CPU than the request's actual work. `fast_dynamodb_responses()` writes the item operations'
+  results (GetItem, PutItem, UpdateItem, DeleteItem, Query, Scan, BatchGetItem, TransactGetItems) with
+  `json.dumps` when they hold only JSON-native values: the same JSON up to key order and members outside
+  the model (which SDKs ignore), capacity units written as floats as moto's serializer does; anything else
+  (binary, timestamps, sets...) goes through moto's serializer as before. Status and headers are unchanged.
+Both speed-ups apply to every system measured on this emulator, taskfleet and the benchmark's Celery
+peer alike. `Emulator(in_process=True)` keeps the older mode, moto in a thread of this process; it leaves
+the DynamoDB patch out, which would change moto for everything else in that process.
 """
 
 from __future__ import annotations
@@ -66,6 +73,82 @@ def fast_sqs_clock() -> None:
     unix_time.taskfleet_fast = True  # type: ignore[attr-defined]
     sqs_models.unix_time = unix_time
     sqs_models.unix_time_millis = unix_time_millis
+
+
+# DynamoDB operations whose results are items (AttributeValue maps) plus counts and capacity: their output
+# models hold strings, booleans, integers (Count, ScannedCount) and doubles (capacity, size estimates) only.
+_FAST_DYNAMODB_OPERATIONS = frozenset(
+    {"GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "Scan", "BatchGetItem", "TransactGetItems"}
+)
+
+
+def _not_json_native(value: Any) -> Any:
+    raise TypeError(type(value).__name__)
+
+
+def _has_int(value: Any) -> bool:
+    if type(value) is int:
+        return True
+    if isinstance(value, dict):
+        return any(_has_int(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_int(v) for v in value)
+    return False
+
+
+def _ints_to_floats(value: Any) -> Any:
+    if type(value) is int:
+        return float(value)
+    if isinstance(value, dict):
+        return {k: _ints_to_floats(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_ints_to_floats(v) for v in value]
+    return value
+
+
+def dynamodb_json_body(result: Any, context: Any) -> str | None:
+    """The response body moto's serializer would write for this DynamoDB result, by `json.dumps`, or None
+    when that shortcut does not apply (then moto's serializer must write it)."""
+    from moto import settings
+
+    if (
+        type(result) is not dict
+        or context.operation_model.name not in _FAST_DYNAMODB_OPERATIONS
+        or context.service_model.protocol != "json"
+        or getattr(context.response, "RESPONSE_KEY_PATH_TO_TRANSFORMER", None)
+        or _has_int(result.get("ItemCollectionMetrics"))  # its sizes are doubles, its key AttributeValues
+    ):
+        return None
+    if _has_int(result.get("ConsumedCapacity")):
+        # Every number in ConsumedCapacity is a double in the model, and moto's serializer writes it as one;
+        # moto's BatchGetItem counts capacity units in ints.
+        result = {**result, "ConsumedCapacity": _ints_to_floats(result["ConsumedCapacity"])}
+    try:
+        # bytes, datetime, Decimal, sets, enums... raise TypeError; NaN and infinities ValueError.
+        return json.dumps(result, default=_not_json_native, allow_nan=False,
+                          indent=4 if settings.PRETTIFY_RESPONSES else None)
+    except (TypeError, ValueError):
+        return None
+
+
+def fast_dynamodb_responses() -> None:
+    from moto.dynamodb.responses import DynamoResult
+
+    original = DynamoResult.execute_result
+    if getattr(original, "taskfleet_fast", False):
+        return
+
+    def execute_result(self: Any, context: Any) -> Any:
+        body = dynamodb_json_body(self.result, context)
+        if body is None:
+            return original(self, context)
+        # What moto's JSON serializer sets; call_action adds the request id and the CRC32 header after this.
+        status = context.operation_model.http.get("responseCode", 200)
+        version = context.service_model.metadata.get("jsonVersion", "1.0")
+        return status, {"Content-Type": f"application/x-amz-json-{version}"}, body
+
+    execute_result.taskfleet_fast = True  # type: ignore[attr-defined]
+    DynamoResult.execute_result = execute_result  # type: ignore[method-assign]
 
 
 def _service_and_action(environ: dict[str, Any]) -> tuple[str, str]:
@@ -198,7 +281,7 @@ class CountingSerializingMiddleware:
             self.writes_per_item.clear()
 
 
-def _make_server(host: str, port: int, *, fast_clock: bool) -> tuple[Any, Any]:
+def _make_server(host: str, port: int, *, fast_clock: bool, fast_dynamodb: bool) -> tuple[Any, Any]:
     """moto's WSGI app behind the middleware, in a threaded werkzeug server (not yet serving)."""
     from moto.moto_server.werkzeug_app import (
         DomainDispatcherApplication,
@@ -209,6 +292,8 @@ def _make_server(host: str, port: int, *, fast_clock: bool) -> tuple[Any, Any]:
 
     if fast_clock:
         fast_sqs_clock()
+    if fast_dynamodb:
+        fast_dynamodb_responses()
 
     class QuietHandler(MotoRequestHandler):
         def log_request(self, *args: Any, **kwargs: Any) -> None:
@@ -229,11 +314,14 @@ class EmulatorError(RuntimeError):
 
 
 class Emulator:
-    """moto's server on loopback, in a child process (or, with in_process=True, a thread of this one)."""
+    """moto's server on loopback, in a child process (or, with in_process=True, a thread of this one).
+
+    fast_clock and fast_dynamodb turn the two patches of the module docstring on (the default) or off."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, fast_clock: bool = True,
-                 in_process: bool = False) -> None:
+                 fast_dynamodb: bool = True, in_process: bool = False) -> None:
         self._fast_clock = fast_clock
+        self._fast_dynamodb = fast_dynamodb
         self._host = host
         self._port = port
         self._in_process = in_process
@@ -262,6 +350,8 @@ class Emulator:
         command = [sys.executable, "-m", "taskfleet.local.emulator", "--host", self._host, "--port", str(self._port)]
         if not self._fast_clock:
             command.append("--no-fast-clock")
+        if not self._fast_dynamodb:
+            command.append("--no-fast-dynamodb")
         sdk_root = str(Path(__file__).resolve().parents[2])  # the child imports this very package
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (sdk_root, os.environ.get("PYTHONPATH")) if p)}
         self._proc = proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -296,7 +386,9 @@ class Emulator:
         stream.close()
 
     def _start_in_process(self) -> Emulator:
-        self._server, self.middleware = _make_server(self._host, self._port, fast_clock=self._fast_clock)
+        # Only the fast clock here: the DynamoDB patch would change moto for everything else in this process.
+        self._server, self.middleware = _make_server(self._host, self._port, fast_clock=self._fast_clock,
+                                                     fast_dynamodb=False)
         self._url = _server_url(self._server)
         self._thread = threading.Thread(target=self._server.serve_forever, name="moto", daemon=True)
         self._thread.start()
@@ -387,6 +479,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--no-fast-clock", dest="fast_clock", action="store_false")
+    ap.add_argument("--no-fast-dynamodb", dest="fast_dynamodb", action="store_false")
     args = ap.parse_args(argv)
 
     if not sys.stdin.isatty():
@@ -394,7 +487,7 @@ def main(argv: list[str] | None = None) -> None:
         # be shutting down and need it).
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
-    server, _ = _make_server(args.host, args.port, fast_clock=args.fast_clock)
+    server, _ = _make_server(args.host, args.port, fast_clock=args.fast_clock, fast_dynamodb=args.fast_dynamodb)
     thread = threading.Thread(target=server.serve_forever, name="moto", daemon=True)
     thread.start()
     try:
