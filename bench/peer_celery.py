@@ -2,7 +2,7 @@
 
 Broker: kombu's SQS transport on one FIFO queue, one message group per task (the group id is the task
 id, set by bench/peer_tasks.py through Celery's before_task_publish signal). Result backend: Celery's
-DynamoDB backend. Both point at taskfleet's Emulator (moto's server in this process), which counts every
+DynamoDB backend. Both point at taskfleet's Emulator (moto's server in a child process), which counts every
 AWS request by service and action.
 
 Workers are real subprocesses: by default one ``celery worker --pool prefork --concurrency 2`` (one

@@ -25,9 +25,11 @@ def test_small_benchmark_produces_every_figure(tmp_path: Path):
     assert results["fanout_tasks"] == 61 and results["duplicate_executions"] == 0
     assert results["throughput_tasks_per_s"] > 0 and results["chain_hop_ms_median"] > 0
     assert 0 < results["hot_item_write_share"] < 1
-    # the per-task request mix has what the design says a task costs: a claim, a commit, a signal ...
+    # the per-task request mix has what the design says a task costs: a claim (a put that creates a deferred
+    # subtask's item, else an update), a commit and a signal; receives are shared by prefetched tickets
     by_action = results["requests_by_action"]
-    assert by_action["dynamodb:UpdateItem"] >= 3 and by_action["sqs:ReceiveMessage"] >= 1
+    assert by_action["dynamodb:UpdateItem"] + by_action.get("dynamodb:PutItem", 0) >= 3
+    assert 0 < by_action["sqs:ReceiveMessage"] < 1
     assert 0 < results["cost_usd_per_million_tasks"] < 100
     assert set(results["cold_import_ms"]) == {"jobs", "clusters", "runner", "sweeper"}
     assert "fan-out throughput" in proc.stdout  # the table was printed
