@@ -103,3 +103,45 @@ def test_lost_tickets_of_deferred_subtasks_are_sent_again_by_resume_and_redrive(
     assert [t.task_id for t in drain(stack, cluster)] == [first[0].task_id]
     assert engine.claim(job_id, first[0].task_id, "r", ref=first[0].ref).status == "run"
     assert check_job(engine, job_id, quiescent=False) == []
+
+
+def test_a_large_fan_out_sends_its_tickets_as_a_window_that_slides_with_completed_buckets(stack, cluster):
+    from taskfleet_functions.logic.engine import Orchestrator
+
+    shared = stack.orchestrator
+    engine = Orchestrator(shared.db, shared.queues, shared.settings)
+    engine.dispatch_window = 2  # latch buckets of 100: 200 tickets out at a time
+    job = engine.submit_job("window", [TaskSpec("Root", "v0.0")], cluster=cluster)
+    root = next(iter(engine.walk(job)))["task_id"]
+    drain(stack, cluster)
+    assert engine.claim(job["job_id"], root, "r").status == "run"
+    children = [TaskSpec("Leaf", "v0.0", i) for i in range(450)]
+    assert engine.report(Report(root, job["job_id"], 1, "computed", subtasks=children), "r").status == "ok"
+
+    def run(tickets: list[Ticket]) -> None:
+        for ticket in tickets:
+            assert engine.claim(job["job_id"], ticket.task_id, "r", ref=ticket.ref).status == "run"
+            assert engine.report(Report(ticket.task_id, job["job_id"], 1, "computed"), "r").status == "ok"
+
+    def indexes(tickets: list[Ticket]) -> set[int]:
+        return {t.ref[2] for t in tickets if t.ref}
+
+    out = drain(stack, cluster)
+    assert indexes(out) == set(range(200))
+    engine.resume(engine.get_job(job["job_id"]))  # a resume (or repair) keeps to the window too
+    assert indexes(drain(stack, cluster)) == set(range(200))
+    run([t for t in out if t.ref and t.ref[2] >= 100])  # bucket 1 completes first
+    nxt = drain(stack, cluster)
+    assert indexes(nxt) == set(range(300, 400))
+    run([t for t in out if t.ref and t.ref[2] < 100])  # then bucket 0
+    later = drain(stack, cluster)
+    assert indexes(later) == set(range(200, 300))
+    run(nxt)  # bucket 3 opens bucket 5, which does not exist
+    assert drain(stack, cluster) == []
+    run(later)  # bucket 2 opens bucket 4, only half full
+    last = drain(stack, cluster)
+    assert indexes(last) == set(range(400, 450))
+    run(last)
+    assert drain(stack, cluster) == []
+    assert engine.get_job(job["job_id"])["state"] == "COMPLETED"
+    assert check_job(engine, job["job_id"]) == []

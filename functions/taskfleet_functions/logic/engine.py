@@ -114,6 +114,14 @@ def new_task_item(
     return item
 
 
+def window_open(parent: Item, index: int) -> bool:
+    """Whether subtask `index` of `parent` may have its ticket out (docs/architecture.md, "Dispatch
+    window"): its latch bucket is among the first `window` ones, or the bucket `window` before it is full."""
+    window = int(parent.get("window") or 0)
+    bucket = index // rules.LATCH_BUCKET
+    return not window or bucket < window or (bucket - window) in (parent.get("children_done") or ())
+
+
 def spec_chunk_key(parent_attempt: int, chunk: int) -> str:
     return f"KIDS#{parent_attempt}#{chunk}"
 
@@ -153,6 +161,7 @@ class Orchestrator:
         self.outbox_ms = int(settings.outbox_grace_seconds * 1000)
         self._clusters: dict[str, tuple[Item, int]] = {}
         self._chunks: dict[tuple[str, int, int], Item] = {}
+        self.dispatch_window = rules.DISPATCH_WINDOW // rules.LATCH_BUCKET  # in latch buckets
         self.job_transitions: Counter[str] = Counter()
 
     # ===================================================================================== clusters ==
@@ -380,21 +389,22 @@ class Orchestrator:
                     parents.append(item)
             level = self._children(parents)
 
-    def _children(self, parents: Sequence[Item]) -> list[Item]:
-        """The subtasks of COMPUTED tasks: their items, or for deferred ones not yet claimed, QUEUED items
-        built from the parent's spec chunks (with a "ref" to dispatch them by)."""
+    def _children(self, parents: Sequence[Item], keep: Callable[[Item, int], bool] | None = None) -> list[Item]:
+        """The subtasks of COMPUTED tasks (those for which `keep(parent, index)` holds, if given): their
+        items, or for deferred ones not claimed yet, QUEUED items built from the parent's spec chunks (with
+        a "ref" to dispatch them by)."""
         wanted = {rules.child_task_id(p["task_id"], int(p["attempt"]), i): (p, i)
-                  for p in parents for i in range(int(p.get("children") or 0))}
+                  for p in parents for i in range(int(p.get("children") or 0)) if keep is None or keep(p, i)}
         found = self.db.batch_get([(task_pk(t), META) for t in wanted])
-        missing = set(wanted) - {t["task_id"] for t in found}
-        for parent in {wanted[t][0]["task_id"]: wanted[t][0] for t in missing}.values():
-            attempt = int(parent["attempt"])
-            for chunk in self.db.query_all(key_condition="#PK = :pk AND begins_with(#SK, :k)",
-                                           values={":pk": task_pk(parent["task_id"]), ":k": f"KIDS#{attempt}#"}):
-                for index, spec in chunk["specs"].items():
-                    task_id = rules.child_task_id(parent["task_id"], attempt, int(index))
-                    if task_id in missing:
-                        found.append(self._deferred_item(chunk, parent["task_id"], attempt, int(index), spec))
+        missing: dict[tuple[str, int, int], list[int]] = defaultdict(list)
+        for task_id in set(wanted) - {t["task_id"] for t in found}:
+            parent, index = wanted[task_id]
+            missing[(parent["task_id"], int(parent["attempt"]), index // rules.SPEC_CHUNK)].append(index)
+        for (parent_id, attempt, k), indexes in missing.items():
+            chunk = self._spec_chunk(parent_id, attempt, k)
+            if chunk is not None:
+                found.extend(self._deferred_item(chunk, parent_id, attempt, i, chunk["specs"][str(i)])
+                             for i in indexes if str(i) in chunk["specs"])
         return found
 
     @staticmethod
@@ -449,8 +459,11 @@ class Orchestrator:
         ready: list[Item] = []
         now = self.clock()
         if job.get("state") in ACTIVE_JOB_STATES:
+            parents: dict[str, Item] = {}
             for found in self.walk(job):
                 task, state = found, found["state"]
+                if state == COMPUTED:
+                    parents[task["task_id"]] = task
                 if state == FAILED:
                     res = self.db.update(
                         task_pk(task["task_id"]), META,
@@ -467,7 +480,9 @@ class Orchestrator:
                     res = self._release_expired(task)
                     if res.ok and res.item:
                         task = res.item
-                if task["state"] == QUEUED and latch_full(task, "deps"):
+                parent = parents.get(task.get("parent_id") or "")
+                if task["state"] == QUEUED and latch_full(task, "deps") and (
+                        parent is None or window_open(parent, int(task["index"]))):
                     ready.append(task)
             faults.point("resume.before_dispatch")
             self._dispatch(ready, suffix=f":r{now}")
@@ -694,6 +709,9 @@ class Orchestrator:
                 )
                 latch, buckets = latch_fields("children", range(len(children)), task_pk(report.task_id))
                 commit.update(latch)
+                if len(children) > self.dispatch_window * rules.LATCH_BUCKET:
+                    commit["window"] = self.dispatch_window
+                    ready = [t for t in ready if window_open(commit, int(t["index"]))]
                 self.db.put_many([*items, *buckets])
         else:
             commit.update({"children_total": 0, "children_bucketed": False})
@@ -804,6 +822,10 @@ class Orchestrator:
             bucketed = int(task.get("sibs", 1)) > rules.LATCH_BUCKET
             if task.get("parent_id"):
                 full, parent = self._signal(task_pk(task["parent_id"]), "children", int(task["index"]), bucketed)
+                if job_active and bucketed and parent is not None and parent.get("window"):
+                    # the task's bucket is full: the bucket `window` after it may go out now
+                    faults.point("propagate.before_window_dispatch")
+                    self._dispatch_bucket(parent, int(task["index"]) // rules.LATCH_BUCKET + int(parent["window"]))
                 if full and parent is not None and parent.get("state") == COMPUTED:
                     faults.point("propagate.before_parent_completed")
                     res = self.db.update(task_pk(parent["task_id"]), META, set={"completed": True},
@@ -830,10 +852,16 @@ class Orchestrator:
         if task["state"] != COMPUTED:
             return
         if active and task.get("children"):
-            children = self._children([task])
+            children = self._children([task], window_open)
             self._dispatch([c for c in children if c["state"] == QUEUED and latch_full(c, "deps")], suffix=":repair")
         if task.get("completed"):
             self._propagate_completed(task, active)
+
+    def _dispatch_bucket(self, parent: Item, bucket: int) -> None:
+        """Tickets for the ready subtasks of one latch bucket of `parent` (if it has that many)."""
+        first = bucket * rules.LATCH_BUCKET
+        children = self._children([parent], lambda _, i: first <= i < first + rules.LATCH_BUCKET)
+        self._dispatch([c for c in children if c["state"] == QUEUED and latch_full(c, "deps")], suffix="")
 
     def _dispatch(self, tasks: list[Item], *, suffix: str) -> None:
         by_cluster: dict[str, list[Ticket]] = defaultdict(list)

@@ -23,6 +23,7 @@ MAX_RETRIES_LIMIT = 100
 MAX_LEASE_LOSSES = 10  # a task whose runner dies more often than this is FAILED
 LATCH_BUCKET = 100  # latches with more members are split into bucket items
 SPEC_CHUNK = 100  # deferred subtasks' specs are stored in items of this many siblings
+DISPATCH_WINDOW = 1_000  # tickets of a larger fan-out go out as earlier subtasks complete (a multiple of 100)
 
 _VERSION = re.compile(r"^v(\d{1,6})\.(\d{1,6})$")
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,38}[a-z0-9]$|^[a-z0-9]$")
