@@ -12,7 +12,7 @@ _ID = Field(min_length=1, max_length=64)
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=False)
+    model_config = ConfigDict(extra="forbid", strict=False, defer_build=True)
 
 
 class TaskSpecIn(Strict):
