@@ -46,7 +46,7 @@ REPORT_ATTEMPTS = 3  # loop-level attempts (each with the transport's own retrie
 DEFAULT_SHUTDOWN_GRACE = float(os.environ.get("TASKFLEET_SHUTDOWN_GRACE", "20"))
 PREFETCH_WINDOW_SECONDS = 1.0  # about how long received tickets may wait locally (see prefetch_count)
 PREFETCH_MAX = 10  # SQS's maximum per ReceiveMessage
-AVERAGE_WEIGHT = 0.3  # weight of the latest execution time in the moving average
+AVERAGE_WEIGHT = 0.3  # weight of the latest task in the moving average of the time per task
 # A buffered ticket was received with the queue's visibility timeout (= the lease); once claimed, the first
 # heartbeat extends it lease/3 after the task starts. So a ticket buffered longer than lease/3 is handed back
 # rather than claimed: it must not become visible to other runners while its task runs.
@@ -58,10 +58,13 @@ def prefetch_count(window: float, average_seconds: float | None, buffered: int) 
 
     Prefetch: a runner keeps the tickets of one receive in a local buffer and claims them one after the other,
     so the next claim goes out with the previous report and no receive in between, and one receive serves up
-    to 10 short tasks. The buffer holds about `window` seconds of work at this runner's moving average
-    execution time: floor(window / average) tickets, at least 1 and at most 10. Tasks that take `window` or
-    longer are therefore fetched one at a time (nothing waits here that another runner could start), and so
-    is the first task, before any measurement. A window of 0 disables prefetch."""
+    to 10 short tasks. The buffer holds about `window` seconds of work at this runner's moving average time
+    per task: floor(window / average) tickets, at least 1 and at most 10. That time is what a buffered ticket
+    waits for each one ahead of it: the call that claims a task (with the previous report) and its execution;
+    counting the call keeps the buffer short when the orchestrator is slow or busy (many runners), so work
+    stays spread over them. Tasks that take `window` or longer are fetched one at a time (nothing waits here
+    that another runner could start), and so is the first task, before any measurement. A window of 0
+    disables prefetch."""
     if window <= 0 or average_seconds is None:
         limit = 1
     elif average_seconds <= 0:
@@ -125,7 +128,7 @@ class TaskRunner:
         self._finished: list[str] = []  # receipts of finished tickets, deleted in batches
         self._finished_since = 0.0
         self._buffer: deque[dict[str, Any]] = deque()  # received runnable tickets not claimed yet (prefetch)
-        self._average_seconds: float | None = None  # moving average of this runner's execution times
+        self._average_seconds: float | None = None  # moving average of this runner's time per task
         self._signals = 0
         self._sqs: Any = None
         self._queue_url: str | None = None
@@ -316,6 +319,7 @@ class TaskRunner:
     def _exchange(self, pending: _Pending | None, candidate: dict[str, Any] | None) -> _Pending | None:
         """One API call: report `pending` (if any) and claim `candidate` (if any)."""
         assert self._api is not None
+        called_at = time.monotonic()
         body: dict[str, Any] = {"runner_id": self.runner_id}
         if pending:
             body["report"] = pending.report
@@ -354,9 +358,9 @@ class TaskRunner:
         if status == "busy":
             self._hide(candidate["ReceiptHandle"], max(1, int(claim.get("retry_after_ms", 1000)) // 1000))
             return None
-        return self._run(claim["task"], candidate["ReceiptHandle"])
+        return self._run(claim["task"], candidate["ReceiptHandle"], called_at)
 
-    def _run(self, payload: dict[str, Any], receipt: str) -> _Pending | None:
+    def _run(self, payload: dict[str, Any], receipt: str, claimed_at: float) -> _Pending | None:
         cls = self.task_class_for(payload["name"], payload["version"])
         assert cls is not None
         if self.lifecycle:
@@ -387,7 +391,8 @@ class TaskRunner:
             log.warning("task %s did not finish within the %.0f s grace period; giving it back",
                         payload["id"], self.shutdown_grace)
             return _Pending({**base, "outcome": "released"}, receipt)
-        elapsed = time.monotonic() - started
+        # what each buffered ticket waits for: the call that claimed this task (and reported the last) and its run
+        elapsed = time.monotonic() - claimed_at
         average = self._average_seconds
         self._average_seconds = elapsed if average is None else average + AVERAGE_WEIGHT * (elapsed - average)
         outcome = result[0]

@@ -59,7 +59,7 @@ def test_short_tasks_still_spread_over_four_runners(stack, client, cluster, runn
     before = connected_runners(stack)
     procs = [runners.start(cluster, "Sleepy") for _ in range(4)]
     wait_until(lambda: connected_runners(stack) - before >= 4, timeout=60, what="four runners connected")
-    # When 60 tasks of 100 ms run (a runner prefetches 9 or 10 of them at a time)
+    # When 60 tasks of 100 ms run (a runner prefetches several of them at a time)
     job = client.jobs().submit("spread", [Sleepy(f"s{i}", 0.1) for i in range(60)], cluster=cluster)
     assert wait_until(job_done(client, job), timeout=120, what="job").state == "COMPLETED"
     # Then each ran exactly once, and every runner ran a fair share (15 each if perfectly even)
