@@ -123,6 +123,10 @@ class TaskRunner:
         self.stopping = threading.Event()
         self._in_long_poll = False
         self._mixed = False  # the last receive met tickets of tasks this runner cannot run
+        # The last receive got fewer messages than it asked for: the queue had nothing more then. The next
+        # report then goes out alone, without a receive first (in a chain, the next ticket is what this
+        # very report sends, so that receive would only delay it), and the long poll after it picks up.
+        self._drained = False
         self._foreign_streak = 0  # receives in a row that found only such tickets
         self._receive_errors = 0  # receives in a row that failed (after botocore's own retries)
         self._finished: list[str] = []  # receipts of finished tickets, deleted in batches
@@ -217,7 +221,7 @@ class TaskRunner:
                     self._delete_finished()  # before a long poll, not after it
                 if not self.stopping.is_set():
                     candidate = self._next_buffered()
-                    if candidate is None:
+                    if candidate is None and not (pending and self._drained):
                         wait = 0 if pending else (RUN_ALL_POLL_SECONDS if until_idle else LONG_POLL_SECONDS)
                         candidate = self._receive_runnable(wait)
                 if self._finished and (candidate is None or len(self._finished) >= 10
@@ -270,10 +274,11 @@ class TaskRunner:
         its own polling, so it does not spin on them. After meeting one, it receives 10 at a time to find
         its own work behind them, and hands back at once what it does not take."""
         wanted = prefetch_count(self.prefetch_window, self._average_seconds, len(self._buffer))
+        asked = 10 if self._mixed else wanted
         self._in_long_poll = wait > 0
         try:
             resp = self._sqs.receive_message(
-                QueueUrl=self._queue_url, MaxNumberOfMessages=10 if self._mixed else wanted, WaitTimeSeconds=wait,
+                QueueUrl=self._queue_url, MaxNumberOfMessages=asked, WaitTimeSeconds=wait,
                 MessageSystemAttributeNames=["ApproximateReceiveCount"],
             )
         except _Interrupted:
@@ -303,6 +308,7 @@ class TaskRunner:
             else:
                 runnable.append({**message, "ticket": ticket, "received_at": received_at})
         self._mixed = bool(foreign)
+        self._drained = len(resp.get("Messages", [])) < asked
         if foreign:
             self._hide_many(foreign, FOREIGN_HIDE_SECONDS * random.uniform(0.8, 1.2))
         if len(runnable) > wanted:

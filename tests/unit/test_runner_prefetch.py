@@ -243,3 +243,15 @@ def test_when_tasks_got_slower_the_buffer_keeps_only_what_fits_in_the_window() -
     assert candidate is not None and candidate["ReceiptHandle"] == "r0"
     assert [m["ReceiptHandle"] for m in runner._buffer] == ["r1", "r2"]
     assert sorted(queue.handed_back) == [f"r{i}" for i in range(3, 9)]
+
+
+def test_after_a_receive_came_back_short_the_next_report_goes_out_without_a_receive_first() -> None:
+    # A chain's next ticket is sent by the report itself: a receive before the report would only delay it.
+    queue = FakeQueue([ticket("Quick", str(i)) for i in range(3)])
+    runner, api = make_runner(queue, prefetch_window=1.0)
+    runner.run_all()
+    assert api.claimed == ["Quick:0", "Quick:1", "Quick:2"]
+    # receive 1 (got 1), receive 10 (got 2: short); after Quick:2 no receive before its report; the
+    # final receive finds the queue empty and ends run_all
+    assert queue.receives == [1, 10, 10]
+    assert api.calls[-1] == {"runner_id": runner.runner_id, "report": api.calls[-1]["report"]}
