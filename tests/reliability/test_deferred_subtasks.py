@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+from taskfleet_functions import faults
 from taskfleet_functions.dal.queues import Ticket
 from taskfleet_functions.logic import rules
 from taskfleet_functions.logic.engine import Report, TaskSpec
@@ -133,7 +135,20 @@ def test_a_large_fan_out_sends_its_tickets_as_a_window_that_slides_with_complete
     run([t for t in out if t.ref and t.ref[2] >= 100])  # bucket 1 completes first
     nxt = drain(stack, cluster)
     assert indexes(nxt) == set(range(300, 400))
-    run([t for t in out if t.ref and t.ref[2] < 100])  # then bucket 0
+    # then bucket 0, whose filling report crashes before it sends bucket 2: the runner's retry of that
+    # report finds it recorded and replays the propagation, window slide included
+    bucket0 = sorted((t for t in out if t.ref and t.ref[2] < 100), key=lambda t: t.ref[2] if t.ref else 0)
+    run(bucket0[:-1])
+    filler = bucket0[-1]
+    assert engine.claim(job["job_id"], filler.task_id, "r", ref=filler.ref).status == "run"
+    faults.arm("propagate.before_window_dispatch")
+    try:
+        with pytest.raises(faults.InjectedCrash):
+            engine.report(Report(filler.task_id, job["job_id"], 1, "computed"), "r")
+    finally:
+        faults.disarm_all()
+    assert drain(stack, cluster) == []
+    assert engine.report(Report(filler.task_id, job["job_id"], 1, "computed"), "r").status == "ok"
     later = drain(stack, cluster)
     assert indexes(later) == set(range(200, 300))
     run(nxt)  # bucket 3 opens bucket 5, which does not exist
