@@ -318,6 +318,23 @@ def test_the_in_process_mode_keeps_the_same_interface():
         assert emulator.writes_per_item() == Counter({("a", "b"): 1})
 
 
+def test_the_sqs_speed_up_keeps_retention():
+    """The patched retention check still drops a message older than its queue's retention period."""
+    from moto.sqs.models import sqs_backends
+
+    with Emulator(in_process=True) as emulator:
+        sqs = boto3.session.Session().client("sqs", endpoint_url=emulator.url, region_name="us-east-1",
+                                             aws_access_key_id="local", aws_secret_access_key="local")
+        url = sqs.create_queue(QueueName="kept", Attributes={"MessageRetentionPeriod": "60"})["QueueUrl"]
+        sqs.send_message(QueueUrl=url, MessageBody="new")
+        sqs.send_message(QueueUrl=url, MessageBody="old")
+        queue = sqs_backends["123456789012"]["us-east-1"].queues["kept"]
+        old = next(m for m in queue._messages if m.body == "old")
+        old.sent_timestamp -= 61_000  # sent 61 s ago: past the 60 s retention
+        bodies = [m["Body"] for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])]
+        assert bodies == ["new"]
+
+
 def _spawn_child() -> tuple[subprocess.Popen[bytes], str]:
     proc = subprocess.Popen([sys.executable, "-m", "taskfleet.local.emulator", "--port", "0"],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=CHILD_ENV)

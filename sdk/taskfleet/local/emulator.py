@@ -13,8 +13,10 @@ Additions over moto's own ThreadedMotoServer:
   any client (handlers, runners, sweeper, SDK, or a peer system) in one place. The parent reads and resets
   the counts over HTTP, under the reserved path prefix /_taskfleet/, which is never counted itself.
 - moto's SQS reads the clock through datetime arithmetic for every message it scans, several scans
-  per request; `fast_sqs_clock()` gives it the same epoch seconds from `time.time()`. Semantics are
-  unchanged (visibility, delays, retention all compare the same numbers).
+  per request, and builds all of a queue's attributes to read its retention period for every message a
+  receive returns; `fast_sqs_clock()` gives it the same epoch seconds from `time.time()` and reads the
+  retention period directly. Semantics are unchanged (visibility, delays, retention all compare the
+  same numbers).
 - moto serializes DynamoDB item responses through its generic, model-driven response serializer, which
   costs more CPU than the request's actual work. `fast_dynamodb_responses()` writes the item operations'
   results (GetItem, PutItem, UpdateItem, DeleteItem, Query, Scan, BatchGetItem, TransactGetItems) with
@@ -86,9 +88,16 @@ def fast_sqs_clock() -> None:
     def unix_time_millis(dt: Any = None) -> float:
         return unix_time(dt) * 1000.0
 
+    def is_message_valid_based_on_retention_period(self: Any, queue_name: str, message: Any) -> bool:
+        # moto builds every attribute of the queue to read this one, for each message a receive returns
+        retention = int(self.get_queue(queue_name).message_retention_period)
+        return bool(retention + message.sent_timestamp / 1000 > unix_time())
+
     unix_time.taskfleet_fast = True  # type: ignore[attr-defined]
     sqs_models.unix_time = unix_time
     sqs_models.unix_time_millis = unix_time_millis
+    sqs_models.SQSBackend.is_message_valid_based_on_retention_period = (  # type: ignore[method-assign]
+        is_message_valid_based_on_retention_period)
 
 
 # DynamoDB operations whose results are items (AttributeValue maps) plus counts and capacity: their output
