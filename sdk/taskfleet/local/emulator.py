@@ -16,7 +16,8 @@ Additions over moto's own ThreadedMotoServer:
   per request, and builds all of a queue's attributes to read its retention period for every message a
   receive returns; `fast_sqs_clock()` gives it the same epoch seconds from `time.time()` and reads the
   retention period directly. Semantics are unchanged (visibility, delays, retention all compare the
-  same numbers).
+  same numbers). It also copies the in-flight set before moto iterates it: concurrent requests changed it
+  mid-iteration, a 500 ("Set changed size during iteration") that Celery's kombu did not survive.
 - moto serializes DynamoDB item responses through its generic, model-driven response serializer, which
   costs more CPU than the request's actual work. `fast_dynamodb_responses()` writes the item operations'
   results (GetItem, PutItem, UpdateItem, DeleteItem, Query, Scan, BatchGetItem, TransactGetItems) with
@@ -93,7 +94,13 @@ def fast_sqs_clock() -> None:
         retention = int(self.get_queue(queue_name).message_retention_period)
         return bool(retention + message.sent_timestamp / 1000 > unix_time())
 
+    def pending_message_groups(self: Any) -> set[str]:
+        # moto iterates the in-flight set while other request threads add to it and remove from it
+        # ("Set changed size during iteration", a 500 that crashed the peer's kombu consumer): copy first
+        return {m.group_id for m in list(self._pending_messages) if m.group_id is not None}
+
     unix_time.taskfleet_fast = True  # type: ignore[attr-defined]
+    sqs_models.Queue.pending_message_groups = property(pending_message_groups)  # type: ignore[assignment]
     sqs_models.unix_time = unix_time
     sqs_models.unix_time_millis = unix_time_millis
     sqs_models.SQSBackend.is_message_valid_based_on_retention_period = (  # type: ignore[method-assign]
