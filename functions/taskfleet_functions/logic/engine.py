@@ -130,6 +130,11 @@ def latch_full(item: Item, kind: str) -> bool:
     return len(item.get(f"{kind}_done") or ()) >= int(item.get(f"{kind}_total", 0))
 
 
+def is_ready(task: Item) -> bool:
+    """QUEUED with every dependency completed: its ticket may go out."""
+    return bool(task["state"] == QUEUED and latch_full(task, "deps"))
+
+
 @dataclass
 class ClaimResult:
     status: str  # "run" | "busy" | "discard"
@@ -481,8 +486,7 @@ class Orchestrator:
                     if res.ok and res.item:
                         task = res.item
                 parent = parents.get(task.get("parent_id") or "")
-                if task["state"] == QUEUED and latch_full(task, "deps") and (
-                        parent is None or window_open(parent, int(task["index"]))):
+                if is_ready(task) and (parent is None or window_open(parent, int(task["index"]))):
                     ready.append(task)
             faults.point("resume.before_dispatch")
             self._dispatch(ready, suffix=f":r{now}")
@@ -852,16 +856,18 @@ class Orchestrator:
         if task["state"] != COMPUTED:
             return
         if active and task.get("children"):
-            children = self._children([task], window_open)
-            self._dispatch([c for c in children if c["state"] == QUEUED and latch_full(c, "deps")], suffix=":repair")
+            self._dispatch_children(task, window_open, suffix=":repair")
         if task.get("completed"):
             self._propagate_completed(task, active)
 
     def _dispatch_bucket(self, parent: Item, bucket: int) -> None:
         """Tickets for the ready subtasks of one latch bucket of `parent` (if it has that many)."""
-        first = bucket * rules.LATCH_BUCKET
-        children = self._children([parent], lambda _, i: first <= i < first + rules.LATCH_BUCKET)
-        self._dispatch([c for c in children if c["state"] == QUEUED and latch_full(c, "deps")], suffix="")
+        start = bucket * rules.LATCH_BUCKET
+        self._dispatch_children(parent, lambda _, i: start <= i < start + rules.LATCH_BUCKET, suffix="")
+
+    def _dispatch_children(self, parent: Item, keep: Callable[[Item, int], bool], *, suffix: str) -> None:
+        """Tickets for the ready subtasks of `parent` for which `keep(parent, index)` holds."""
+        self._dispatch([c for c in self._children([parent], keep) if is_ready(c)], suffix=suffix)
 
     def _dispatch(self, tasks: list[Item], *, suffix: str) -> None:
         by_cluster: dict[str, list[Ticket]] = defaultdict(list)
