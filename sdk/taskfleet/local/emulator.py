@@ -14,7 +14,7 @@ Additions over moto's own ThreadedMotoServer:
   the counts over HTTP, under the reserved path prefix /_taskfleet/, which is never counted itself.
 - moto's SQS reads the clock through datetime arithmetic for every message it scans, several scans
   per request, and builds all of a queue's attributes to read its retention period for every message a
-  receive returns; `fast_sqs_clock()` gives it the same epoch seconds from `time.time()` and reads the
+  receive returns; `fast_sqs()` gives it the same epoch seconds from `time.time()` and reads the
   retention period directly. Semantics are unchanged (visibility, delays, retention all compare the
   same numbers). It also copies the in-flight set before moto iterates it: concurrent requests changed it
   mid-iteration, a 500 ("Set changed size during iteration") that Celery's kombu did not survive.
@@ -76,7 +76,7 @@ def fast_module_list() -> None:
     backends.list_of_moto_modules = list_of_moto_modules
 
 
-def fast_sqs_clock() -> None:
+def fast_sqs() -> None:
     import moto.sqs.models as sqs_models
 
     original = sqs_models.unix_time
@@ -323,7 +323,7 @@ def _make_server(host: str, port: int, *, fast_clock: bool, fast_dynamodb: bool)
     from werkzeug.serving import make_server
 
     if fast_clock:
-        fast_sqs_clock()
+        fast_sqs()
         fast_module_list()
     if fast_dynamodb:
         fast_dynamodb_responses()
