@@ -654,7 +654,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-    from taskfleet.local import LocalStack
+    from taskfleet_local import LocalStack
 
     size = SIZES[args.size]
     chosen = [s for s in (args.only.split(",") if args.only else SCENARIOS) if s]

@@ -312,7 +312,7 @@ def run_peer(
     import celery
     import kombu
     from peer_tasks import make_app
-    from taskfleet.local.emulator import Emulator
+    from taskfleet_local.emulator import Emulator
 
     fanout_timeout = timeout_s or 120.0 + 0.5 * fanout
     chain_timeout = timeout_s or 60.0 + 2.0 * chain

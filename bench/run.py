@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.fanout:
         size["fanout"] = args.fanout
 
-    from taskfleet.local import LocalStack
+    from taskfleet_local import LocalStack
 
     results: dict[str, Any] = {"size": args.size, "workers": WORKERS}
     with LocalStack(lease_seconds=60, sweep_interval=10.0) as stack:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .logic import rules
+from taskfleet import rules
 from .logic.engine import iso
 
 

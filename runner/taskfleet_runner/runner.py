@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 from taskfleet.errors import ApiError, ApiUnavailableError, ConflictError, DuplicateTaskError, ServerError
 from taskfleet.http import Transport
 from taskfleet.task import Task, task_identifier
-from taskfleet_functions.logic.rules import can_run
+from taskfleet.rules import can_run
 
 from .executor import Failure, Outcome, Success, execute
 

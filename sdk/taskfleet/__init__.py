@@ -1,25 +1,51 @@
 """taskfleet: self-hosted, serverless workflows on AWS.
 
     from taskfleet import Client, Task, ExecutionContext
+
+The names below are loaded on first use (PEP 562), so `import taskfleet.rules` (the pure rules the
+orchestrator functions share with the SDK) loads nothing else of the SDK.
 """
 
-from .client import Client, Cluster, Job, TaskInfo
-from .errors import (
-    ApiError,
-    ApiUnavailableError,
-    ConfigurationError,
-    ConflictError,
-    DuplicateTaskError,
-    InvalidRequestError,
-    NotFoundError,
-    ServerError,
-    TaskfleetError,
-    TaskValidationError,
-)
-from .task import CurrentTask, ExecutionContext, FutureTask, Task
+from __future__ import annotations
 
-__all__ = [
-    "ApiError", "ApiUnavailableError", "Client", "Cluster", "ConfigurationError", "ConflictError",
-    "CurrentTask", "DuplicateTaskError", "ExecutionContext", "FutureTask", "InvalidRequestError", "Job",
-    "NotFoundError", "ServerError", "Task", "TaskInfo", "TaskValidationError", "TaskfleetError",
-]
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .client import Client, Cluster, Job, TaskInfo
+    from .errors import (
+        ApiError,
+        ApiUnavailableError,
+        ConfigurationError,
+        ConflictError,
+        DuplicateTaskError,
+        InvalidRequestError,
+        NotFoundError,
+        ServerError,
+        TaskfleetError,
+        TaskValidationError,
+    )
+    from .task import CurrentTask, ExecutionContext, FutureTask, Task
+
+_WHERE = {
+    **dict.fromkeys(("Client", "Cluster", "Job", "TaskInfo"), "client"),
+    **dict.fromkeys(("ApiError", "ApiUnavailableError", "ConfigurationError", "ConflictError",
+                     "DuplicateTaskError", "InvalidRequestError", "NotFoundError", "ServerError",
+                     "TaskfleetError", "TaskValidationError"), "errors"),
+    **dict.fromkeys(("CurrentTask", "ExecutionContext", "FutureTask", "Task"), "task"),
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'taskfleet' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_WHERE])

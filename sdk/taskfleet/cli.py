@@ -50,7 +50,7 @@ def cmd_runner(args: argparse.Namespace) -> int:
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
-    from .local import LocalStack
+    from taskfleet_local import LocalStack
 
     stack = LocalStack(port=args.port, lease_seconds=args.lease_seconds).start()
     print(f"taskfleet local stack: {stack.url}   (emulated AWS at {stack.emulator.url if stack.emulator else '?'})")
@@ -77,7 +77,7 @@ def start_runner_process(url: str, cluster: str, tasks: list[str], *, log_level:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from .examples import demo
-    from .local import LocalStack
+    from taskfleet_local import LocalStack
 
     started = time.monotonic()
     print("starting the local stack (moto + the orchestrator's Lambda handlers) ...", flush=True)

@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from taskfleet_functions.logic import rules
+from taskfleet import rules
 
 from .errors import ConfigurationError, ConflictError, TaskValidationError
 from .http import Transport

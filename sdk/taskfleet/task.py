@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, dataclass_transform
 
-from taskfleet_functions.logic import rules
+from taskfleet import rules
 
 from .errors import TaskValidationError
 

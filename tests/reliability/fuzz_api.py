@@ -152,7 +152,7 @@ class Target:
         return len(self.writes)
 
     def call(self, method: str, path: str, body: str = "", query: dict[str, str] | None = None) -> tuple[int, Any]:
-        from taskfleet.local.api_server import FakeLambdaContext, build_event
+        from taskfleet_local.api_server import FakeLambdaContext, build_event
 
         path = path.replace("<job>", self.job_id).replace("<task>", self.task_id)
         raw_path = path + ("?" + urlencode(query) if query else "")

@@ -30,7 +30,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from taskfleet_functions.dal.dynamo import deserialize
-from taskfleet_functions.logic import rules
+from taskfleet import rules
 from taskfleet_functions.logic.engine import (
     ACTIVE_JOB_STATES,
     COMPLETED,

@@ -18,7 +18,7 @@ import boto3
 import pytest
 from taskfleet import ConfigurationError
 from taskfleet.http import Transport
-from taskfleet.local import LocalStack
+from taskfleet_local import LocalStack
 
 from tests.conftest import job_done, wait_until
 from tests.e2e.workflows import Fail, Noop

@@ -22,7 +22,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-from taskfleet.local.emulator import Emulator, EmulatorError, dynamodb_json_body
+from taskfleet_local.emulator import Emulator, EmulatorError, dynamodb_json_body
 
 SDK = str(Path(__file__).resolve().parents[2] / "sdk")
 CHILD_ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (SDK, os.environ.get("PYTHONPATH")) if p)}
@@ -336,7 +336,7 @@ def test_the_sqs_speed_up_keeps_retention():
 
 
 def _spawn_child() -> tuple[subprocess.Popen[bytes], str]:
-    proc = subprocess.Popen([sys.executable, "-m", "taskfleet.local.emulator", "--port", "0"],
+    proc = subprocess.Popen([sys.executable, "-m", "taskfleet_local.emulator", "--port", "0"],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=CHILD_ENV)
     assert proc.stdout is not None
     url = proc.stdout.readline().decode().strip()
@@ -365,7 +365,7 @@ def test_the_child_exits_on_sigterm():
 
 def test_the_child_does_not_outlive_a_killed_parent():
     parent = subprocess.Popen(
-        [sys.executable, "-c", "import time; from taskfleet.local.emulator import Emulator; "
+        [sys.executable, "-c", "import time; from taskfleet_local.emulator import Emulator; "
                                "e = Emulator().start(); print(e._proc.pid, flush=True); time.sleep(120)"],
         stdout=subprocess.PIPE, env=CHILD_ENV)
     assert parent.stdout is not None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from taskfleet_functions.logic import rules
+from taskfleet import rules
 from taskfleet_functions.logic.engine import latch_fields, latch_full
 
 

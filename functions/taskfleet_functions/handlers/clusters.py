@@ -6,7 +6,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from ..logic import rules
+from taskfleet import rules
 from ..models.api import CreateClusterIn
 from ..views import cluster_view
 from ..wiring import orchestrator

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from ..faults import InjectedCrash
 from ..logic.errors import DomainError
-from ..logic.rules import RuleViolation
+from taskfleet.rules import RuleViolation
 
 # Handlers that changed nothing emit no metrics; that is normal, not worth a warning per request.
 warnings.filterwarnings("ignore", message="No application metrics to publish")

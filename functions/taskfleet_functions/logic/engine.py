@@ -21,7 +21,7 @@ from ..dal.dynamo import Dynamo, Item, UpdateResult
 from ..dal.queues import Queues, Ticket
 from ..dal.table import JOBS_INDEX, OUTBOX_INDEX
 from ..settings import Settings
-from . import rules
+from taskfleet import rules
 from .errors import Conflict, InvalidRequest, NotFound
 
 # Task states

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ..logic import rules
+from taskfleet import rules
 
 _ID = Field(min_length=1, max_length=64)
 

@@ -1,7 +1,7 @@
 """moto in server mode, made safe and observable for taskfleet, in a child process of its own.
 
 On AWS the handlers and the AWS services run on different machines. Locally, moto runs in a child process
-(`python -m taskfleet.local.emulator`), so the handlers (in the LocalStack's process) and moto each get a
+(`python -m taskfleet_local.emulator`), so the handlers (in the LocalStack's process) and moto each get a
 core instead of sharing one interpreter lock. The child exits when its stdin reaches end of file, that is
 when the parent closes it (`Emulator.stop()`) or dies, even by SIGKILL.
 
@@ -381,7 +381,7 @@ class Emulator:
     def start(self) -> Emulator:
         if self._in_process:
             return self._start_in_process()
-        command = [sys.executable, "-m", "taskfleet.local.emulator", "--host", self._host, "--port", str(self._port)]
+        command = [sys.executable, "-m", "taskfleet_local.emulator", "--host", self._host, "--port", str(self._port)]
         if not self._fast_clock:
             command.append("--no-fast-clock")
         if not self._fast_dynamodb:
@@ -509,7 +509,7 @@ class Emulator:
 
 def main(argv: list[str] | None = None) -> None:
     """The child: serves until stdin reaches end of file (the parent closed it or died) or SIGTERM."""
-    ap = argparse.ArgumentParser(prog="python -m taskfleet.local.emulator", description=main.__doc__)
+    ap = argparse.ArgumentParser(prog="python -m taskfleet_local.emulator", description=main.__doc__)
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--no-fast-clock", dest="fast_clock", action="store_false")

@@ -2,7 +2,7 @@
 Lambda handlers behind a loopback HTTP server that builds API Gateway HTTP API (v2) events, plus the sweeper
 on a timer.
 
-    from taskfleet.local import LocalStack
+    from taskfleet_local import LocalStack
     with LocalStack() as stack:
         client = stack.client()
 
@@ -116,7 +116,7 @@ class LocalStack:
                 self.orchestrator.sweep()
                 self.sweeps += 1
             except Exception:  # the next round retries; a crash here must not end the timer
-                logging.getLogger("taskfleet.local").exception("sweep failed")
+                logging.getLogger("taskfleet_local").exception("sweep failed")
 
     def client(self) -> Client:
         from taskfleet.client import Client
