@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from taskfleet import rules
+
 from .logic.engine import iso
 
 

@@ -17,9 +17,8 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from taskfleet_functions.logic.engine import Orchestrator
-
     from taskfleet.client import Client
+    from taskfleet_functions.logic.engine import Orchestrator
 
     from .api_server import LocalApi
     from .emulator import Emulator

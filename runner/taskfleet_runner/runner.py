@@ -25,8 +25,8 @@ from urllib.parse import urlsplit
 
 from taskfleet.errors import ApiError, ApiUnavailableError, ConflictError, DuplicateTaskError, ServerError
 from taskfleet.http import Transport
-from taskfleet.task import Task, task_identifier
 from taskfleet.rules import can_run
+from taskfleet.task import Task, task_identifier
 
 from .executor import Failure, Outcome, Success, execute
 

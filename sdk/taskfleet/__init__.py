@@ -35,7 +35,11 @@ _WHERE = {
     **dict.fromkeys(("CurrentTask", "ExecutionContext", "FutureTask", "Task"), "task"),
 }
 
-__all__ = sorted(_WHERE)
+__all__ = [
+    "ApiError", "ApiUnavailableError", "Client", "Cluster", "ConfigurationError", "ConflictError",
+    "CurrentTask", "DuplicateTaskError", "ExecutionContext", "FutureTask", "InvalidRequestError", "Job",
+    "NotFoundError", "ServerError", "Task", "TaskInfo", "TaskValidationError", "TaskfleetError",
+]
 
 
 def __getattr__(name: str) -> Any:

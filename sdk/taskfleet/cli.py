@@ -76,8 +76,9 @@ def start_runner_process(url: str, cluster: str, tasks: list[str], *, log_level:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .examples import demo
     from taskfleet_local import LocalStack
+
+    from .examples import demo
 
     started = time.monotonic()
     print("starting the local stack (moto + the orchestrator's Lambda handlers) ...", flush=True)

@@ -29,8 +29,8 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-from taskfleet_functions.dal.dynamo import deserialize
 from taskfleet import rules
+from taskfleet_functions.dal.dynamo import deserialize
 from taskfleet_functions.logic.engine import (
     ACTIVE_JOB_STATES,
     COMPLETED,

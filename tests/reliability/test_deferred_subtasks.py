@@ -7,9 +7,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from taskfleet import rules
 from taskfleet_functions import faults
 from taskfleet_functions.dal.queues import Ticket
-from taskfleet import rules
 from taskfleet_functions.logic.engine import Report, TaskSpec
 
 from .invariants import check_job

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
-
 from taskfleet import rules
+
 from ..models.api import CreateClusterIn
 from ..views import cluster_view
 from ..wiring import orchestrator

@@ -12,10 +12,10 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 from pydantic import BaseModel, ValidationError
+from taskfleet.rules import RuleViolation
 
 from ..faults import InjectedCrash
 from ..logic.errors import DomainError
-from taskfleet.rules import RuleViolation
 
 # Handlers that changed nothing emit no metrics; that is normal, not worth a warning per request.
 warnings.filterwarnings("ignore", message="No application metrics to publish")

@@ -16,12 +16,13 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from taskfleet import rules
+
 from .. import faults
 from ..dal.dynamo import Dynamo, Item, UpdateResult
 from ..dal.queues import Queues, Ticket
 from ..dal.table import JOBS_INDEX, OUTBOX_INDEX
 from ..settings import Settings
-from taskfleet import rules
 from .errors import Conflict, InvalidRequest, NotFound
 
 # Task states

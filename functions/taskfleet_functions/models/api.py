@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-
 from taskfleet import rules
 
 _ID = Field(min_length=1, max_length=64)
