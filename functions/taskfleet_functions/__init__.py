@@ -1,1 +1,1 @@
-"""taskfleet's orchestrator: Lambda handlers (handlers/), domain rules (logic/), AWS adapters (dal/)."""
+"""taskfleet's orchestrator: Lambda handlers (handlers/), the orchestrator (orchestrator/), AWS adapters (dal/)."""

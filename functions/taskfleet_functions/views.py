@@ -6,7 +6,7 @@ from typing import Any
 
 from taskfleet import rules
 
-from .logic.engine import iso
+from .orchestrator.contracts import iso
 
 
 def job_view(job: dict[str, Any]) -> dict[str, Any]:

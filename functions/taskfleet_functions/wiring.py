@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from botocore.config import Config
 
-    from .logic.engine import Orchestrator
+    from .orchestrator import Orchestrator
 
 _orchestrator: Orchestrator | None = None
 
@@ -39,7 +39,7 @@ def build_from_env() -> Orchestrator:
 
     from .dal.dynamo import Dynamo
     from .dal.queues import Queues
-    from .logic.engine import Orchestrator
+    from .orchestrator import Orchestrator
     from .settings import Settings
 
     settings = Settings.from_env()

@@ -23,7 +23,7 @@ _BATCH_RETRIES = 8
 
 # Our own (de)serializer for the few types taskfleet stores (str, int, bool, None, list, dict, sets of
 # numbers): boto3's TypeSerializer would pull boto3 into every handler's cold import.
-def to_attribute(value: Any) -> dict[str, Any]:
+def to_attribute(value: Any) -> dict[str, Any]:  # noqa: PLR0911  one return per stored type: a flat dispatch
     if value is None:
         return {"NULL": True}
     if isinstance(value, bool):
@@ -52,7 +52,7 @@ def _number(text: str) -> int | float:
         return float(text)
 
 
-def from_attribute(attribute: Mapping[str, Any]) -> Any:
+def from_attribute(attribute: Mapping[str, Any]) -> Any:  # noqa: PLR0911  one return per DynamoDB type: a flat dispatch
     (kind, value), = attribute.items()
     if kind == "S":
         return value
@@ -179,16 +179,16 @@ class Dynamo:
         values: Mapping[str, Any] | None = None,
         returns: str = "ALL_NEW",
     ) -> UpdateResult:
-        """UpdateItem. `condition` uses `#attr` for names and `:name` for `values`."""
+        """UpdateItem: SET `set`, ADD `add`, REMOVE `remove` (explicitly; a None in `set` is an error).
+        `condition` uses `#attr` for names and `:name` for `values`."""
         names: dict[str, str] = {}
         vals: dict[str, Any] = dict(values or {})
         clauses: list[str] = []
         set_parts = []
         for i, (attr, value) in enumerate((set or {}).items()):
+            if value is None:  # DynamoDB stores no "absent" value: removing an attribute is said with `remove`
+                raise TypeError(f"update(set={{{attr!r}: None}}): name {attr!r} in remove= to delete it")
             names[f"#{attr}"] = attr
-            if value is None:
-                remove = [*remove, attr]
-                continue
             vals[f":_s{i}"] = value
             set_parts.append(f"#{attr} = :_s{i}")
         if set_parts:

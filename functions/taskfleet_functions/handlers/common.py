@@ -15,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 from taskfleet.rules import RuleViolation
 
 from ..faults import InjectedCrash
-from ..logic.errors import DomainError
+from ..orchestrator.errors import DomainError, TooLarge
 
 # Handlers that changed nothing emit no metrics; that is normal, not worth a warning per request.
 warnings.filterwarnings("ignore", message="No application metrics to publish")
@@ -96,7 +96,7 @@ def make_app() -> APIGatewayHttpResolver:
 def body(app: APIGatewayHttpResolver, model: type[Model]) -> Model:
     raw = app.current_event.decoded_body or ""
     if len(raw.encode("utf-8")) > MAX_BODY_BYTES:
-        raise DomainError(f"request body over {MAX_BODY_BYTES} bytes", code="TooLarge")
+        raise TooLarge(f"request body over {MAX_BODY_BYTES} bytes")
     try:
         data = json.loads(raw) if raw else {}
     except ValueError:

@@ -6,21 +6,19 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from ..logic.engine import TaskSpec
 from ..models.api import SubmitJobIn
+from ..orchestrator import JobState
+from ..orchestrator.errors import InvalidRequest
 from ..views import job_view, task_view
 from ..wiring import orchestrator
 from .common import body, count, int_param, logger, make_app, metrics, ok, tracer
 
 app = make_app()
 
-JOB_STATES = {"SUBMITTED", "RUNNING", "COMPLETED", "FAILED", "CANCELED"}
-
-
 @app.post("/jobs")
 def submit() -> Any:
     req = body(app, SubmitJobIn)
-    specs = [TaskSpec(**t.model_dump()) for t in req.tasks]
+    specs = [t.to_spec() for t in req.tasks]
     job = orchestrator().submit_job(req.name, specs, cluster=req.cluster, max_retries=req.max_retries,
                                     client_token=req.client_token)
     count("JobsSubmitted", 1)
@@ -32,10 +30,8 @@ def submit() -> Any:
 def list_jobs() -> Any:
     params = app.current_event.query_string_parameters or {}
     state = params.get("state")
-    if state is not None and state not in JOB_STATES:
-        from ..logic.errors import InvalidRequest
-
-        raise InvalidRequest(f"state must be one of {sorted(JOB_STATES)}")
+    if state is not None and state not in JobState.__members__:
+        raise InvalidRequest(f"state must be one of {sorted(JobState.__members__)}")
     jobs, cursor = orchestrator().list_jobs(state=state, name=params.get("name"),
                                             limit=int_param(app, "limit", 50, 1, 500), cursor=params.get("cursor"))
     return ok({"jobs": [job_view(j) for j in jobs], "next_cursor": cursor})

@@ -6,6 +6,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from ..orchestrator import JobState
 from ..wiring import orchestrator
 from .common import count, logger, metrics, tracer
 
@@ -19,8 +20,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, i
     for name, value in stats.items():
         count(f"Sweeper{name.title().replace('_', '')}", value)
     jobs = engine.drain_job_transitions()  # a repair can finish a job
-    count("JobsCompleted", jobs.get("COMPLETED", 0))
-    count("JobsFailed", jobs.get("FAILED", 0))
+    count("JobsCompleted", jobs.get(JobState.COMPLETED, 0))
+    count("JobsFailed", jobs.get(JobState.FAILED, 0))
     if any(stats.values()):
         logger.info("sweeper repaired state", extra=stats)
     return stats

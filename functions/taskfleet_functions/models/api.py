@@ -7,6 +7,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from taskfleet import rules
 
+from ..orchestrator.contracts import Claim, DeferredRef, Report, TaskSpec
+from ..orchestrator.states import Outcome
+
 _ID = Field(min_length=1, max_length=64)
 
 
@@ -22,6 +25,10 @@ class TaskSpecIn(Strict):
     cluster: str | None = Field(default=None, max_length=40)
     max_retries: int = Field(default=0, ge=0, le=rules.MAX_RETRIES_LIMIT)
     display: str | None = Field(default=None, max_length=rules.MAX_DISPLAY_CHARS)
+
+    def to_spec(self) -> TaskSpec:
+        return TaskSpec(name=self.name, version=self.version, input=self.input, depends_on=tuple(self.depends_on),
+                        cluster=self.cluster, max_retries=self.max_retries, display=self.display)
 
 
 class SubmitJobIn(Strict):
@@ -50,6 +57,12 @@ class ReportIn(Strict):
     subtasks: list[TaskSpecIn] = Field(default_factory=list, max_length=rules.MAX_SUBTASKS_PER_REPORT)
     failure: FailureIn | None = None
 
+    def to_report(self) -> Report:
+        return Report(task_id=self.task_id, job_id=self.job_id, attempt=self.attempt, outcome=Outcome(self.outcome),
+                      display=self.display, subtasks=tuple(s.to_spec() for s in self.subtasks),
+                      failure_message=self.failure.message if self.failure else None,
+                      failure_traceback=self.failure.traceback if self.failure else None)
+
 
 class ClaimIn(Strict):
     task_id: str = _ID
@@ -64,6 +77,10 @@ class ClaimIn(Strict):
                                     and 0 <= ref[2] < rules.MAX_SUBTASKS_PER_REPORT):
             raise ValueError("ref must be [parent task id, parent attempt, subtask index]")
         return ref
+
+    def to_claim(self) -> Claim:
+        return Claim(job_id=self.job_id, task_id=self.task_id,
+                     ref=DeferredRef(*self.ref) if self.ref is not None else None)
 
 
 class RunnerNextIn(Strict):

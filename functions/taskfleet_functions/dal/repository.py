@@ -1,0 +1,259 @@
+"""The table repository: every read and write the orchestrator makes, by name.
+
+This module is the only place that knows taskfleet's key layout (docs/architecture.md, "Data model") and
+spells DynamoDB condition text. The orchestrator's modules call named operations (`claim_queued`,
+`compare_and_set`, `signal_latch`, `job_transition`, ...) and pass plain attribute dictionaries; they
+never build a key or a condition. Every state change is a conditional write whose failure returns the
+item's current image (`UpdateResult.item`), so callers can recognize their own earlier write.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Literal, NamedTuple
+
+from .dynamo import Dynamo, Item, UpdateResult
+from .table import JOBS_INDEX, OUTBOX_INDEX
+
+META = "META"
+INPUT = "INPUT"
+TOKEN = "TOKEN"
+CLUSTERS = "CLUSTERS"
+JOBS = "JOBS"  # GSI1 partition: every job, newest first
+OUTBOX = "OUTBOX"  # GSI2 partition: jobs whose dispatch is not confirmed yet
+
+LEASE_ATTRIBUTES = ("lease_owner", "lease_expires")
+OUTBOX_ATTRIBUTES = ("outbox_at", "GSI2PK", "GSI2SK")
+
+# --- condition fragments -------------------------------------------------------------------------------
+ABSENT = "attribute_not_exists(#PK)"
+EXISTS = "attribute_exists(#PK)"
+STATE_AND_ATTEMPT = "#state = :state AND #attempt = :attempt"  # compare-and-set on one task attempt
+STATE_IS = "#state = :state"
+
+
+def task_pk(task_id: str) -> str:
+    return f"TASK#{task_id}"
+
+
+def job_pk(job_id: str) -> str:
+    return f"JOB#{job_id}"
+
+
+def cluster_sk(slug: str) -> str:
+    return f"C#{slug}"
+
+
+def latch_sk(kind: str, bucket: int) -> str:
+    return f"LATCH#{kind}#{bucket}"
+
+
+def spec_chunk_sk(parent_attempt: int, chunk: int) -> str:
+    return f"KIDS#{parent_attempt}#{chunk}"
+
+
+def _states_in(states: Collection[str]) -> tuple[str, dict[str, Any]]:
+    names = [f":s{i}" for i in range(len(states))]
+    return f"#state IN ({', '.join(names)})", dict(zip(names, states, strict=True))
+
+
+class Owner(NamedTuple):
+    """Whoever owns a latch: a task (its dependencies, its children) or a job (its roots)."""
+
+    kind: Literal["task", "job"]
+    id: str
+
+    @property
+    def pk(self) -> str:
+        return task_pk(self.id) if self.kind == "task" else job_pk(self.id)
+
+
+class Page(NamedTuple):
+    items: list[Item]
+    cursor: str | None
+
+
+class BadCursor(ValueError):
+    """A pagination cursor this API did not return."""
+
+
+class Table:
+    """Named operations on taskfleet's one table. `db` is the thin typed DynamoDB client underneath."""
+
+    def __init__(self, db: Dynamo) -> None:
+        self.db = db
+
+    # --- rows (items with their keys) ----------------------------------------------------------------
+
+    @staticmethod
+    def task_row(attributes: Item) -> Item:
+        return {"PK": task_pk(attributes["task_id"]), "SK": META, "type": "task", **attributes}
+
+    @staticmethod
+    def input_row(task_id: str, text: str) -> Item:
+        return {"PK": task_pk(task_id), "SK": INPUT, "input": text}
+
+    @staticmethod
+    def latch_bucket_row(owner: Owner, kind: str, bucket: int, total: int) -> Item:
+        return {"PK": owner.pk, "SK": latch_sk(kind, bucket), "total": total}
+
+    @staticmethod
+    def spec_chunk_row(parent_id: str, parent_attempt: int, chunk: int, attributes: Item) -> Item:
+        return {"PK": task_pk(parent_id), "SK": spec_chunk_sk(parent_attempt, chunk), "type": "specs", **attributes}
+
+    def put_rows(self, rows: Iterable[Item]) -> None:
+        """Unconditional batch puts: rows nobody else writes yet (ids are deterministic, so a rewrite is
+        harmless)."""
+        self.db.put_many(rows)
+
+    # --- clusters ------------------------------------------------------------------------------------
+
+    def get_cluster(self, slug: str) -> Item | None:
+        return self.db.get(CLUSTERS, cluster_sk(slug), consistent=False)
+
+    def put_cluster_if_absent(self, attributes: Item) -> UpdateResult:
+        item = {"PK": CLUSTERS, "SK": cluster_sk(attributes["slug"]), "type": "cluster", **attributes}
+        return self.db.put(item, condition=ABSENT)
+
+    def clusters(self) -> Iterator[Item]:
+        return self.db.query_all(key_condition="#PK = :pk", values={":pk": CLUSTERS})
+
+    def delete_cluster(self, slug: str) -> None:
+        self.db.delete(CLUSTERS, cluster_sk(slug))
+
+    # --- jobs ----------------------------------------------------------------------------------------
+
+    def get_job(self, job_id: str, *, brief: bool = False) -> Item | None:
+        """The job item; `brief` reads only what a runner call needs (id, state, name)."""
+        return self.db.get(job_pk(job_id), META, projection="job_id,state,name" if brief else None)
+
+    def put_job_if_absent(self, attributes: Item, *, outbox_due: int) -> UpdateResult:
+        """Create the job item, with its outbox entry due at `outbox_due` and its listing entry."""
+        item = {"PK": job_pk(attributes["job_id"]), "SK": META, "type": "job", **attributes,
+                "GSI1PK": JOBS, "GSI1SK": f"{int(attributes['submitted_at']):015d}#{attributes['job_id']}",
+                "outbox_at": outbox_due, "GSI2PK": OUTBOX, "GSI2SK": f"{outbox_due:015d}"}
+        return self.db.put(item, condition=ABSENT)
+
+    def take_submit_lock(self, job_id: str, now: int, stale_before: int) -> bool:
+        """The client token's lock: one writer per token; a lock older than `stale_before` is taken over."""
+        lock = {"PK": job_pk(job_id), "SK": TOKEN, "at": now}
+        return self.db.put(lock, condition=f"{ABSENT} OR #at < :stale", values={":stale": stale_before}).ok
+
+    def job_transition(
+        self, job_id: str, *, from_states: Collection[str], set: Mapping[str, Any],
+        remove: Iterable[str] = (), outbox_due: int | None = None,
+    ) -> UpdateResult:
+        """Move a job out of one of `from_states` (a conditional update); with `outbox_due`, the job also
+        gets an outbox entry that the sweeper redoes if the caller dies before clearing it."""
+        condition, values = _states_in(from_states)
+        fields = dict(set)
+        if outbox_due is not None:
+            fields.update({"outbox_at": outbox_due, "GSI2PK": OUTBOX, "GSI2SK": f"{outbox_due:015d}"})
+        return self.db.update(job_pk(job_id), META, set=fields, remove=remove, condition=condition, values=values)
+
+    def clear_outbox(self, job_id: str) -> None:
+        self.db.update(job_pk(job_id), META, remove=OUTBOX_ATTRIBUTES, condition=EXISTS)
+
+    def due_outbox_job_ids(self, now: int, limit: int) -> list[str]:
+        due, _ = self.db.query(index=OUTBOX_INDEX, key_condition="#GSI2PK = :o AND #GSI2SK <= :now",
+                               values={":o": OUTBOX, ":now": f"{now:015d}"}, limit=limit)
+        return [str(entry["PK"]).removeprefix("JOB#") for entry in due]
+
+    def list_jobs(self, *, state: str | None, name: str | None, limit: int, cursor: str | None) -> Page:
+        """Jobs newest first, filtered; `cursor` is what the previous page returned."""
+        filters, values = [], {":pk": JOBS}
+        if state:
+            filters.append("#state = :state")
+            values[":state"] = state
+        if name:
+            filters.append("#name = :name")
+            values[":name"] = name
+        items, last = self.db.query(
+            index=JOBS_INDEX, key_condition="#GSI1PK = :pk", values=values, forward=False,
+            limit=limit, start_key=self._decode_cursor(cursor) if cursor else None,
+            filter=" AND ".join(filters) or None,
+        )
+        return Page(items, base64.urlsafe_b64encode(json.dumps(last).encode()).decode() if last else None)
+
+    @staticmethod
+    def _decode_cursor(cursor: str) -> dict[str, Any]:
+        try:
+            start = json.loads(base64.urlsafe_b64decode(cursor.encode()).decode())
+            # exactly the key shape this table returns, or DynamoDB rejects it (a 500, not a 400)
+            if not isinstance(start, dict) or set(start) != {"PK", "SK", "GSI1PK", "GSI1SK"} or not all(
+                    isinstance(v, dict) and list(v) == ["S"] and isinstance(v["S"], str) and 0 < len(v["S"]) < 1024
+                    for v in start.values()) or start["GSI1PK"]["S"] != JOBS:
+                raise ValueError
+        except (ValueError, RecursionError):
+            raise BadCursor("cursor is not one this API returned") from None
+        return start
+
+    # --- tasks ---------------------------------------------------------------------------------------
+
+    def get_task(self, task_id: str, *, projection: str | None = None) -> Item | None:
+        return self.db.get(task_pk(task_id), META, projection=projection)
+
+    def get_tasks(self, task_ids: Iterable[str]) -> list[Item]:
+        return self.db.batch_get([(task_pk(t), META) for t in task_ids])
+
+    def get_input(self, task_id: str) -> str | None:
+        spilled = self.db.get(task_pk(task_id), INPUT)
+        return str(spilled["input"]) if spilled else None
+
+    def get_spec_chunk(self, parent_id: str, parent_attempt: int, chunk: int, *, consistent: bool) -> Item | None:
+        return self.db.get(task_pk(parent_id), spec_chunk_sk(parent_attempt, chunk), consistent=consistent)
+
+    def claim_queued(self, task_id: str, lease: Mapping[str, Any]) -> UpdateResult:
+        """QUEUED -> RUNNING with `lease` (owner, expiry, start), as a new attempt."""
+        return self.db.update(task_pk(task_id), META, set=lease, add={"attempt": 1},
+                              condition=STATE_IS, values={":state": "QUEUED"})
+
+    def create_claimed(self, row: Item) -> UpdateResult:
+        """A deferred subtask's first claim: its item is created already RUNNING (a put if absent)."""
+        return self.db.put(row, condition=ABSENT)
+
+    def compare_and_set(
+        self, task_id: str, *, state: str, attempt: int, set: Mapping[str, Any] | None = None,
+        add: Mapping[str, Any] | None = None, remove: Iterable[str] = (), end_lease: bool = False,
+    ) -> UpdateResult:
+        """Change one task attempt, only while it is in `state` with `attempt`; `end_lease` removes the
+        lease attributes too. On failure the result carries the current image."""
+        removed = [*remove, *(LEASE_ATTRIBUTES if end_lease else ())]
+        return self.db.update(task_pk(task_id), META, set=set, add=add, remove=removed,
+                              condition=STATE_AND_ATTEMPT, values={":state": state, ":attempt": attempt})
+
+    def extend_lease(self, task_id: str, attempt: int, owner: str, expires: int) -> bool:
+        result = self.db.update(
+            task_pk(task_id), META, set={"lease_expires": expires},
+            condition=f"{STATE_AND_ATTEMPT} AND #lease_owner = :owner",
+            values={":state": "RUNNING", ":attempt": attempt, ":owner": owner}, returns="NONE",
+        )
+        return result.ok
+
+    def mark_completed(self, task_id: str) -> UpdateResult:
+        """A COMPUTED task whose children all completed is completed (a stored flag)."""
+        return self.db.update(task_pk(task_id), META, set={"completed": True},
+                              condition=STATE_IS, values={":state": "COMPUTED"})
+
+    # --- latches -------------------------------------------------------------------------------------
+
+    def signal_bucket(self, owner: Owner, kind: str, bucket: int, member: int) -> Item | None:
+        """Record `member` in a latch bucket (idempotent); the bucket's image after it (None: no such bucket).
+        A replayed signal returns the current image, so a replay that finds the bucket full fires again."""
+        return self.db.update(
+            owner.pk, latch_sk(kind, bucket), add={"done": {member}},
+            condition=f"{EXISTS} AND NOT contains(#done, :m)", values={":m": member},
+        ).item
+
+    def signal_owner(self, owner: Owner, kind: str, member: int) -> Item | None:
+        """Record `member` in the latch kept on the owner item (idempotent); the owner's image after it
+        (None: no such owner). A replay returns the current image, like `signal_bucket`."""
+        attr = f"{kind}_done"
+        return self.db.update(owner.pk, META, add={attr: {member}},
+                              condition=f"{EXISTS} AND NOT contains(#{attr}, :m)", values={":m": member}).item
+
+    def latch_buckets(self, owner: Owner, kind: str) -> Sequence[Item]:
+        return list(self.db.query_all(key_condition="#PK = :pk AND begins_with(#SK, :k)",
+                                      values={":pk": owner.pk, ":k": f"LATCH#{kind}#"}))

@@ -1,0 +1,46 @@
+"""Tickets out: one SQS FIFO message per ready task, to its cluster's queue, in batches."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+
+from taskfleet import rules
+
+from ..dal.dynamo import Item
+from ..dal.queues import Queues, Ticket
+from .clusters import Clusters
+from .contracts import DeferredRef
+from .latches import is_ready
+from .tree import Keep, Tree
+
+
+def ticket_for(task: Item) -> Ticket:
+    ref = task.get("ref")
+    return Ticket(task["job_id"], task["task_id"], task["name"], task["version"], int(task.get("attempt", 0)),
+                  DeferredRef(*ref) if ref else None)
+
+
+class Dispatcher:
+    def __init__(self, clusters: Clusters, queues: Queues, tree: Tree) -> None:
+        self.clusters = clusters
+        self.queues = queues
+        self.tree = tree
+
+    def send(self, tasks: Iterable[Item], *, suffix: str = "") -> None:
+        """Tickets for `tasks`. `suffix` extends the deduplication id: a repair or resume re-sends a
+        ticket that SQS would otherwise drop as a duplicate within 5 minutes."""
+        by_cluster: dict[str, list[Ticket]] = defaultdict(list)
+        for task in tasks:
+            by_cluster[task["cluster"]].append(ticket_for(task))
+        for slug, tickets in by_cluster.items():
+            self.queues.send(self.clusters.queue_url(slug), tickets, dedup_suffix=suffix)
+
+    def children(self, parent: Item, keep: Keep, *, suffix: str = "") -> None:
+        """Tickets for the ready subtasks of `parent` for which `keep(parent, index)` holds."""
+        self.send([c for c in self.tree.children([parent], keep) if is_ready(c)], suffix=suffix)
+
+    def bucket(self, parent: Item, bucket: int) -> None:
+        """Tickets for the ready subtasks of one latch bucket of `parent` (if it has that many)."""
+        start = bucket * rules.LATCH_BUCKET
+        self.children(parent, lambda _, i: start <= i < start + rules.LATCH_BUCKET)

@@ -1,0 +1,127 @@
+"""The orchestrator as the handlers see it: one object, one method per API operation. It wires the
+modules that do the work (see __init__.py) and holds nothing of its own but their shared parts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from taskfleet import rules
+
+from ..dal.dynamo import Dynamo, Item
+from ..dal.queues import Queues
+from ..dal.repository import Page, Table
+from ..settings import Settings
+from .clusters import Clusters
+from .contracts import Claim, ClaimResult, Report, ReportResult, TaskSpec, now_ms
+from .dispatch import Dispatcher
+from .jobs import Jobs
+from .lease import Leases
+from .propagation import Propagation
+from .recovery import Recovery
+from .report import Reports
+from .states import ReportStatus
+from .submit import Submission
+from .tree import Tree
+
+
+class Orchestrator:
+    def __init__(self, db: Dynamo, queues: Queues, settings: Settings, clock: Callable[[], int] = now_ms) -> None:
+        self.db = db
+        self.queues = queues
+        self.settings = settings
+        self.clock = clock
+        self.table = Table(db)
+        self.clusters = Clusters(self.table, queues, settings, clock)
+        self.jobs = Jobs(self.table, clock)
+        self.tree = Tree(self.table)
+        self.dispatcher = Dispatcher(self.clusters, queues, self.tree)
+        self.propagation = Propagation(self.table, self.jobs, self.dispatcher)
+        self.leases = Leases(table=self.table, jobs=self.jobs, tree=self.tree, propagation=self.propagation,
+                             settings=settings, clock=clock)
+        self.reports = Reports(table=self.table, jobs=self.jobs, clusters=self.clusters, dispatcher=self.dispatcher,
+                               propagation=self.propagation, clock=clock,
+                               dispatch_window=rules.DISPATCH_WINDOW // rules.LATCH_BUCKET)
+        self.recovery = Recovery(table=self.table, queues=queues, jobs=self.jobs, tree=self.tree,
+                                 dispatcher=self.dispatcher, propagation=self.propagation, leases=self.leases,
+                                 clock=clock, outbox_ms=int(settings.outbox_grace_seconds * 1000))
+        self.submission = Submission(table=self.table, clusters=self.clusters, dispatcher=self.dispatcher,
+                                     settings=settings, clock=clock, resume=self.recovery.resume)
+
+    # --- clusters ---------------------------------------------------------------------------------------
+    def cluster(self, slug: str) -> Item:
+        return self.clusters.get(slug)
+
+    def create_cluster(self, name: str) -> Item:
+        return self.clusters.create(name)
+
+    def list_clusters(self) -> list[Item]:
+        return self.clusters.all()
+
+    def delete_cluster(self, slug: str) -> None:
+        self.clusters.delete(slug)
+
+    # --- jobs -------------------------------------------------------------------------------------------
+    def submit_job(self, name: str, tasks: Sequence[TaskSpec], cluster: str | None = None, max_retries: int = 0,
+                   client_token: str | None = None) -> Item:
+        return self.submission.submit(name, tasks, cluster=cluster, max_retries=max_retries,
+                                      client_token=client_token)
+
+    def get_job(self, job_id: str) -> Item:
+        return self.jobs.get(job_id)
+
+    def list_jobs(self, *, state: str | None = None, name: str | None = None, limit: int = 50,
+                  cursor: str | None = None) -> Page:
+        return self.jobs.list(state=state, name=name, limit=limit, cursor=cursor)
+
+    def walk(self, job: Item) -> Iterator[Item]:
+        return self.tree.walk(job)
+
+    def job_tasks(self, job_id: str) -> list[Item]:
+        return list(self.tree.walk(self.jobs.get(job_id)))
+
+    def cancel_job(self, job_id: str) -> Item:
+        return self.jobs.cancel(job_id)
+
+    def retry_job(self, job_id: str) -> int:
+        return self.recovery.retry_job(job_id)
+
+    def resume(self, job: Item) -> int:
+        return self.recovery.resume(job)
+
+    # --- runners ----------------------------------------------------------------------------------------
+    def next(self, report: Report | None, claim: Claim | None,
+             runner_id: str) -> tuple[ReportResult | None, ClaimResult | None]:
+        """A runner's combined call: report one task, claim the next. The job item is read once when
+        both name the same job (unless the report just failed it)."""
+        job: Item | None = None
+        reported = None
+        if report is not None:
+            job = self.jobs.brief(report.job_id)
+            reported = self.reports.report(report, job=job)
+        claimed = None
+        if claim is not None:
+            reuse = job is not None and job["job_id"] == claim.job_id and reported is not None \
+                and reported.status == ReportStatus.OK
+            claimed = self.leases.claim(claim, runner_id, job=job if reuse else None)
+        return reported, claimed
+
+    def claim(self, claim: Claim, runner_id: str) -> ClaimResult:
+        return self.leases.claim(claim, runner_id)
+
+    def report(self, report: Report) -> ReportResult:
+        return self.reports.report(report)
+
+    def extend(self, task_id: str, attempt: int, runner_id: str) -> int:
+        return self.leases.extend(task_id, attempt, runner_id)
+
+    # --- repair -----------------------------------------------------------------------------------------
+    def repair(self, task: Item, job: Item) -> None:
+        self.propagation.repair(task, job)
+
+    def sweep(self, **limits: Any) -> dict[str, int]:
+        return self.recovery.sweep(**limits)
+
+    def drain_job_transitions(self) -> dict[str, int]:
+        """Jobs this process moved to COMPLETED or FAILED since the last call (for the handlers' metrics)."""
+        return self.jobs.drain_transitions()

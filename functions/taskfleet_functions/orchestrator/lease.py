@@ -1,0 +1,155 @@
+"""Claims and leases: a runner's claim of a ticket's task makes it RUNNING with a lease (owner, expiry),
+extended by heartbeats. A claim is a conditional write, so each attempt runs on at most one runner; a
+RUNNING task whose lease ran out is taken over as a new attempt (a lease loss, not a retry)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from taskfleet import rules
+
+from .. import faults
+from ..dal.dynamo import Item, UpdateResult
+from ..dal.repository import Table
+from ..settings import Settings
+from .contracts import Claim, ClaimResult, DeferredRef
+from .errors import Conflict
+from .jobs import Jobs
+from .propagation import Propagation
+from .siblings import deferred_item
+from .states import ACTIVE_JOB_STATES, ClaimStatus, JobState, Reason, TaskState
+from .tree import Tree
+
+BUSY_MARGIN_MS = 1_000
+
+
+def _busy(expires: int, now: int, code: Reason, reason: str) -> ClaimResult:
+    return ClaimResult(status=ClaimStatus.BUSY, retry_after_ms=expires - now + BUSY_MARGIN_MS, code=code,
+                       reason=reason)
+
+
+def _discard(code: Reason, reason: str) -> ClaimResult:
+    return ClaimResult(status=ClaimStatus.DISCARD, code=code, reason=reason)
+
+
+class Leases:
+    def __init__(self, *, table: Table, jobs: Jobs, tree: Tree, propagation: Propagation, settings: Settings,
+                 clock: Callable[[], int]) -> None:
+        self.table = table
+        self.jobs = jobs
+        self.tree = tree
+        self.propagation = propagation
+        self.settings = settings
+        self.clock = clock
+        self.lease_ms = settings.lease_seconds * 1000
+
+    def claim(self, claim: Claim, runner_id: str, *, job: Item | None = None) -> ClaimResult:
+        """Claim the task a ticket names for `runner_id`. `job` is the job's brief item if the caller read
+        it already (the combined report-and-claim call reads it once)."""
+        job = job if job is not None else self.jobs.brief(claim.job_id)
+        if job is None:
+            return _discard(Reason.UNKNOWN_JOB, "unknown job")
+        now = self.clock()
+        if job["state"] not in ACTIVE_JOB_STATES:
+            return self._claim_of_inactive_job(claim.task_id, job, now)
+        lease = {"state": TaskState.RUNNING, "lease_owner": runner_id, "lease_expires": now + self.lease_ms,
+                 "started_at": now}
+        result = self._create_deferred(claim, lease) if claim.ref is not None else None
+        if result is None or not result.ok:
+            result = self.table.claim_queued(claim.task_id, lease)
+        if not result.ok:
+            taken = self._claim_taken(claim, job, result.item, lease, runner_id=runner_id, now=now)
+            if isinstance(taken, ClaimResult):
+                return taken
+            result = taken
+        task = result.item
+        assert task is not None
+        if job["state"] == JobState.SUBMITTED:
+            self.jobs.start(claim.job_id, now)
+        return ClaimResult(status=ClaimStatus.RUN, task=self._payload(task, job))
+
+    def _claim_of_inactive_job(self, task_id: str, job: Item, now: int) -> ClaimResult:
+        """A canceled or finished job's ticket: discarded, except that a running task keeps its watchdog."""
+        task = self.table.get_task(task_id)
+        if task and task["state"] == TaskState.RUNNING:
+            if int(task.get("lease_expires", 0)) > now:
+                return _busy(int(task["lease_expires"]), now, Reason.RUNNING_ELSEWHERE, "running elsewhere")
+            self.release_expired(task)
+        return _discard(Reason.JOB_NOT_ACTIVE, f"job is {job['state']}")
+
+    def _claim_taken(self, claim: Claim, job: Item, old: Item | None, lease: dict[str, Any], *, runner_id: str,
+                     now: int) -> ClaimResult | UpdateResult:
+        """The task was not QUEUED: take over an expired lease, go on from this runner's own earlier claim
+        (its response was lost), or say why there is nothing to run."""
+        if old is None:
+            return _discard(Reason.UNKNOWN_TASK, "unknown task")
+        if old["state"] == TaskState.RUNNING and int(old.get("lease_expires", 0)) <= now:
+            return self._take_over(claim, old, lease, now)
+        if old["state"] == TaskState.RUNNING and old.get("lease_owner") == runner_id:
+            return UpdateResult(True, old)  # this runner's own claim, retried after a lost response or a crash
+        if old["state"] == TaskState.RUNNING:
+            return _busy(int(old["lease_expires"]), now, Reason.RUNNING_ELSEWHERE, "running elsewhere")
+        self.propagation.repair(old, job)
+        return _discard(Reason.TASK_FINISHED, f"task is {old['state']}")
+
+    def _take_over(self, claim: Claim, old: Item, lease: dict[str, Any], now: int) -> ClaimResult | UpdateResult:
+        """An expired lease: a new attempt for this runner, or FAILED after too many lease losses."""
+        losses = int(old.get("lease_losses", 0)) + 1
+        if losses > rules.MAX_LEASE_LOSSES:
+            message = f"the task's runner stopped responding {losses} times (lease expired)"
+            res = self.table.compare_and_set(
+                claim.task_id, state=TaskState.RUNNING, attempt=int(old["attempt"]), end_lease=True,
+                set={"state": TaskState.FAILED, "finished_at": now, "lease_losses": losses,
+                     "failure": {"message": message, "attempt": old["attempt"], "at": now}},
+            )
+            if res.ok:
+                faults.point("claim.before_fail_job")
+                self.jobs.fail(claim.job_id, old, message)
+            return _discard(Reason.LEASES_EXPIRED, message)
+        result = self.table.compare_and_set(claim.task_id, state=TaskState.RUNNING, attempt=int(old["attempt"]),
+                                            set={**lease, "lease_losses": losses}, add={"attempt": 1})
+        if not result.ok:
+            return ClaimResult(status=ClaimStatus.BUSY, retry_after_ms=BUSY_MARGIN_MS,
+                               code=Reason.TAKEN_OVER_CONCURRENTLY, reason="taken over concurrently")
+        return result
+
+    def _create_deferred(self, claim: Claim, lease: dict[str, Any]) -> UpdateResult | None:
+        """The first claim of a deferred subtask creates its item, RUNNING (a put if absent). None when the
+        ref names no deferred subtask of a committed parent attempt (the caller goes on as for any task)."""
+        ref = DeferredRef(*claim.ref) if claim.ref is not None else None
+        if ref is None or rules.child_task_id(*ref) != claim.task_id:
+            return None
+        chunk = self.tree.spec_chunk(ref.parent_id, ref.parent_attempt, ref.child_index // rules.SPEC_CHUNK)
+        if chunk is None or str(ref.child_index) not in chunk.get("specs", {}) or chunk["job_id"] != claim.job_id:
+            return None
+        item = deferred_item(chunk, ref)
+        item.pop("ref")
+        item.update(lease, attempt=1)
+        return self.table.create_claimed(self.table.task_row(item))
+
+    def _payload(self, task: Item, job: Item) -> dict[str, Any]:
+        """What the runner gets to run the task."""
+        text = task.get("input")
+        if text is None and task.get("input_spilled"):
+            text = self.table.get_input(task["task_id"])
+        return {
+            "id": task["task_id"], "job_id": task["job_id"], "job_name": job.get("name", ""),
+            "name": task["name"], "version": task["version"], "cluster": task["cluster"],
+            "parent_id": task.get("parent_id"), "attempt": int(task["attempt"]),
+            "retry_count": int(task.get("retry_count", 0)), "display": task.get("display"),
+            "input": text if text is not None else "null", "lease_seconds": self.settings.lease_seconds,
+            "lease_expires": int(task["lease_expires"]),
+        }
+
+    def extend(self, task_id: str, attempt: int, runner_id: str) -> int:
+        """Extend the lease of `runner_id` on this attempt; Conflict(LeaseLost) if it holds none."""
+        expires = self.clock() + self.lease_ms
+        if not self.table.extend_lease(task_id, attempt, runner_id, expires):
+            raise Conflict("the lease on this task attempt is lost", code="LeaseLost")
+        return expires
+
+    def release_expired(self, task: Item) -> UpdateResult:
+        """A RUNNING attempt whose lease ran out goes back to QUEUED (a lease loss, not a retry)."""
+        return self.table.compare_and_set(task["task_id"], state=TaskState.RUNNING, attempt=int(task["attempt"]),
+                                          set={"state": TaskState.QUEUED}, add={"lease_losses": 1}, end_lease=True)

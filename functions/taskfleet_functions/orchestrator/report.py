@@ -1,0 +1,174 @@
+"""Reports: a runner's account of one task attempt (computed with subtasks, failed, or released).
+
+Each is a compare-and-set on the task's state and attempt, so a late runner never overwrites a newer
+attempt's result, and each recognizes its own earlier write (a retried report) and carries on from it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from taskfleet import rules
+
+from .. import faults
+from ..dal.dynamo import Item
+from ..dal.repository import Owner, Table
+from .clusters import Clusters
+from .contracts import Report, ReportResult
+from .dispatch import Dispatcher
+from .errors import InvalidRequest, NotFound
+from .jobs import Jobs
+from .latches import plan_latch, window_open
+from .propagation import Propagation
+from .siblings import build_siblings
+from .states import ACTIVE_JOB_STATES, Outcome, Reason, ReportStatus, TaskState
+
+LEASE_LOST = ReportResult(status=ReportStatus.LEASE_LOST, code=Reason.LEASE_LOST)
+
+
+def _lease_lost(code: Reason, message: str) -> ReportResult:
+    return ReportResult(status=ReportStatus.LEASE_LOST, code=code, message=message)
+
+
+def _already(status: ReportStatus) -> ReportResult:
+    return ReportResult(status=status, code=Reason.ALREADY_RECORDED, message="already recorded")
+
+
+class Reports:
+    def __init__(self, *, table: Table, jobs: Jobs, clusters: Clusters, dispatcher: Dispatcher,
+                 propagation: Propagation, clock: Callable[[], int], dispatch_window: int) -> None:
+        self.table = table
+        self.jobs = jobs
+        self.clusters = clusters
+        self.dispatcher = dispatcher
+        self.propagation = propagation
+        self.clock = clock
+        self.dispatch_window = dispatch_window  # in latch buckets
+
+    def report(self, report: Report, *, job: Item | None = None) -> ReportResult:
+        job = job if job is not None else self.jobs.brief(report.job_id)
+        if job is None:
+            return _lease_lost(Reason.UNKNOWN_JOB, "unknown job")
+        if report.outcome == Outcome.COMPUTED:
+            try:
+                return self._computed(report, job)
+            except (rules.RuleViolation, InvalidRequest, NotFound) as err:
+                # The task submitted subtasks that cannot exist: that is the task's own failure.
+                report = replace(report, outcome=Outcome.FAILED, subtasks=(),
+                                 failure_message=f"invalid subtasks: {getattr(err, 'message', str(err))}",
+                                 failure_traceback=None)
+        if report.outcome == Outcome.FAILED:
+            return self._failed(report)
+        if report.outcome == Outcome.RELEASED:
+            return self._released(report)
+        raise InvalidRequest(f"unknown outcome {report.outcome!r}")
+
+    def _released(self, report: Report) -> ReportResult:
+        """Given back unfinished (the runner stops): QUEUED again, no retry counted."""
+        result = self.table.compare_and_set(report.task_id, state=TaskState.RUNNING, attempt=report.attempt,
+                                            set={"state": TaskState.QUEUED}, end_lease=True)
+        old = result.item or {}
+        if result.ok or (old.get("state") == TaskState.QUEUED and old.get("attempt") == report.attempt):
+            return ReportResult(status=ReportStatus.REQUEUED)
+        return LEASE_LOST
+
+    def _computed(self, report: Report, job: Item) -> ReportResult:
+        """Write the subtasks (or their specs), commit RUNNING -> COMPUTED, dispatch what is ready and, for
+        a task without subtasks, propagate its completion."""
+        if len(report.subtasks) > rules.MAX_SUBTASKS_PER_REPORT:
+            raise InvalidRequest(f"a task may submit at most {rules.MAX_SUBTASKS_PER_REPORT} subtasks")
+        now = self.clock()
+        commit: dict[str, Any] = {"state": TaskState.COMPUTED, "finished_at": now,
+                                  "children": len(report.subtasks), "completed": not report.subtasks}
+        if report.display is not None:
+            commit["display"] = rules.truncate(report.display, rules.MAX_DISPLAY_CHARS)
+        ready: list[Item] = []
+        if report.subtasks:
+            parent = self.table.get_task(report.task_id)
+            if parent is None:
+                return _lease_lost(Reason.UNKNOWN_TASK, "unknown task")
+            if parent["state"] == TaskState.RUNNING and parent["attempt"] == report.attempt:
+                ready = self._write_subtasks(report, parent, commit, now)
+        else:
+            commit.update({"children_total": 0, "children_bucketed": False})
+        faults.point("complete.before_commit")
+        result = self.table.compare_and_set(report.task_id, state=TaskState.RUNNING, attempt=report.attempt,
+                                            set=commit, end_lease=True)
+        if not result.ok:
+            old = result.item
+            if old and old["state"] == TaskState.COMPUTED and old["attempt"] == report.attempt:
+                self.propagation.repair(old, job)  # a retried report: redo what may not have happened
+                return _already(ReportStatus.OK)
+            return _lease_lost(Reason.LEASE_LOST, "the lease on this task attempt is lost")
+        task = result.item
+        assert task is not None
+        faults.point("complete.after_commit")
+        active = job["state"] in ACTIVE_JOB_STATES
+        if active:
+            self.dispatcher.send(ready)
+        if task.get("completed"):
+            self.propagation.completed(task, active)
+        return ReportResult(status=ReportStatus.OK)
+
+    def _write_subtasks(self, report: Report, parent: Item, commit: dict[str, Any], now: int) -> list[Item]:
+        """Write the subtasks' rows before the commit (nothing is dispatched yet, so a rewrite is harmless);
+        add their latch and dispatch window to `commit`; return the subtasks whose tickets go out."""
+        siblings = build_siblings(report.subtasks, job_id=parent["job_id"], parent=parent,
+                                  parent_attempt=report.attempt, default_cluster=parent["cluster"], now=now,
+                                  cluster_slug=self.clusters.slug)
+        latch = plan_latch("children", range(len(report.subtasks)))
+        commit.update(latch.owner_attributes)
+        ready = siblings.ready
+        if len(report.subtasks) > self.dispatch_window * rules.LATCH_BUCKET:
+            commit["window"] = self.dispatch_window
+            ready = [t for t in ready if window_open(commit, int(t["index"]))]
+        owner_rows = [self.table.latch_bucket_row(Owner("task", report.task_id), "children", k, n)
+                      for k, n in latch.bucket_totals.items()]
+        self.table.put_rows([*siblings.rows, *owner_rows])
+        return ready
+
+    def _failed(self, report: Report) -> ReportResult:
+        """Retries left: QUEUED again (the ticket goes back by the runner). Else FAILED, and the job fails."""
+        now = self.clock()
+        task = self.table.get_task(report.task_id)
+        if task is None:
+            return _lease_lost(Reason.UNKNOWN_TASK, "unknown task")
+        failure = {
+            "message": rules.truncate(report.failure_message or "task failed", rules.MAX_FAILURE_CHARS),
+            "traceback": rules.truncate(report.failure_traceback or "", rules.MAX_FAILURE_CHARS) or None,
+            "attempt": report.attempt, "at": now,
+        }
+        if task["state"] != TaskState.RUNNING or task["attempt"] != report.attempt:
+            return self._failed_before(report, task)
+        retry = int(task.get("retry_count", 0)) - int(task.get("retry_base", 0)) < int(task.get("max_retries", 0))
+        update: dict[str, Any] = {"failure": failure}
+        if report.display is not None:
+            update["display"] = rules.truncate(report.display, rules.MAX_DISPLAY_CHARS)
+        if retry:
+            update.update({"state": TaskState.QUEUED, "retry_count": int(task.get("retry_count", 0)) + 1})
+        else:
+            update.update({"state": TaskState.FAILED, "finished_at": now})
+        result = self.table.compare_and_set(report.task_id, state=TaskState.RUNNING, attempt=report.attempt,
+                                            set=update, end_lease=True)
+        if not result.ok:
+            old = result.item or {}
+            # unless it is this request's own write, retried by botocore after a lost response
+            if old.get("attempt") != report.attempt or old.get("state") != update["state"]:
+                return LEASE_LOST
+        if retry:
+            return ReportResult(status=ReportStatus.REQUEUED)
+        faults.point("fail.before_job_update")
+        self.jobs.fail(task["job_id"], task, str(failure["message"]))
+        return ReportResult(status=ReportStatus.FAILED)
+
+    def _failed_before(self, report: Report, task: Item) -> ReportResult:
+        """A failure report for an attempt that is no longer RUNNING: a replay of one already recorded
+        (redo its effect), or a late report of a lost lease."""
+        if task["attempt"] == report.attempt and task["state"] == TaskState.FAILED:
+            self.jobs.fail(task["job_id"], task, str((task.get("failure") or {}).get("message", "")))
+            return _already(ReportStatus.FAILED)
+        if task["attempt"] == report.attempt and task["state"] == TaskState.QUEUED:
+            return _already(ReportStatus.REQUEUED)
+        return LEASE_LOST
