@@ -1,11 +1,16 @@
-"""The emulator: moto's server in a child process, its counts and controls, and the DynamoDB response
-shortcut (same parsed results as moto's own serializer)."""
+"""The emulator: moto's server in a child process, its counts and controls, the guards of its moto patches,
+and the DynamoDB response shortcut (same parsed results as moto's own serializer)."""
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import importlib
+import importlib.metadata
 import json
 import math
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -16,16 +21,18 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from types import SimpleNamespace
+from types import ModuleType, SimpleNamespace
 from typing import Any
 
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-from taskfleet_local.emulator import Emulator, EmulatorError, dynamodb_json_body
+from taskfleet_local import moto_patches
+from taskfleet_local.emulator import Emulator, EmulatorError
+from taskfleet_local.moto_patches import MotoPatchError, MotoPatchSkipped, Patch, dynamodb_json_body
 
-SDK = str(Path(__file__).resolve().parents[2] / "sdk")
-CHILD_ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (SDK, os.environ.get("PYTHONPATH")) if p)}
+FUNCTIONS = str(Path(__file__).resolve().parents[2] / "functions")  # where taskfleet_local lives
+CHILD_ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (FUNCTIONS, os.environ.get("PYTHONPATH")) if p)}
 TABLE = "items"
 
 
@@ -59,6 +66,134 @@ def _wait_gone(pid: int, timeout: float = 15.0) -> bool:
             return True
         time.sleep(0.05)
     return False
+
+
+# --- the guards of the moto patches, on stand-in modules (the real moto is never patched here) ----------
+
+def _module(name: str, monkeypatch: pytest.MonkeyPatch, **attrs: Any) -> ModuleType:
+    """A stand-in for a moto module, importable under this name for the rest of the test."""
+    module = ModuleType(name)
+    for attr, value in attrs.items():
+        setattr(module, attr, value)
+    monkeypatch.setitem(sys.modules, name, module)
+    return module
+
+
+def _on(name: str, module: ModuleType) -> Patch:
+    """The registry's patch, aimed at a stand-in module (and renamed, so it is not taken for the real one)."""
+    return dataclasses.replace(moto_patches.PATCHES[name], name=f"{name} on {module.__name__}", module=module.__name__)
+
+
+def test_every_patch_fits_the_installed_moto():
+    assert {name: moto_patches.misfit(patch) for name, patch in moto_patches.PATCHES.items()} == dict.fromkeys(
+        moto_patches.PATCHES)
+    assert moto_patches.moto_version() == importlib.metadata.version("moto")
+
+
+def _list_of_moto_modules_with_a_parameter(path: str) -> list[str]:
+    return ["s3"]
+
+
+@pytest.mark.parametrize("attrs", [{}, {"list_of_moto_modules": _list_of_moto_modules_with_a_parameter}],
+                         ids=["missing", "other-signature"])
+def test_a_speed_up_that_does_not_fit_is_skipped_with_a_warning_and_changes_nothing(monkeypatch, attrs):
+    import moto.backends
+
+    real = moto.backends.list_of_moto_modules
+    fake = _module("fake_moto_backends", monkeypatch, **attrs)
+    before = dict(vars(fake))
+    patch = _on("module-list", fake)
+    version = re.escape(moto_patches.moto_version())
+    with pytest.warns(MotoPatchSkipped, match=rf"'module-list on fake_moto_backends' \(speed-up\) skipped.*"
+                                              rf"moto {version}.*list_of_moto_modules"):
+        assert moto_patches.ensure(patch) is False
+    assert vars(fake) == before
+    assert moto.backends.list_of_moto_modules is real
+    assert patch.name not in moto_patches.applied_patches()
+    assert "list_of_moto_modules" in moto_patches.skipped_patches()[patch.name]
+
+
+def test_the_dynamodb_speed_up_is_skipped_when_dynamoresult_serializes_by_itself(monkeypatch):
+    from moto.core.responses import ActionResult
+
+    class DynamoResult(ActionResult):
+        def execute_result(self, context: Any) -> Any:  # moto's own, no longer the generic serializer
+            return super().execute_result(context)
+
+    fake = _module("fake_moto_dynamodb_responses", monkeypatch, DynamoResult=DynamoResult)
+    with pytest.warns(MotoPatchSkipped, match="is not moto.core.responses.ActionResult's"):
+        assert moto_patches.ensure(_on("dynamodb-json", fake)) is False
+    assert vars(DynamoResult)["execute_result"].__qualname__.endswith("DynamoResult.execute_result")
+    assert not hasattr(vars(DynamoResult)["execute_result"], "taskfleet_patch")
+
+
+class _QueueWithoutTheProperty:
+    def __init__(self) -> None:
+        self._pending_messages: set[Any] = set()
+
+
+class _QueueThatCopiesAlready:
+    @property
+    def pending_message_groups(self) -> set[str]:
+        return set()
+
+
+@pytest.mark.parametrize("queue", [_QueueWithoutTheProperty, _QueueThatCopiesAlready, None],
+                         ids=["no-property", "other-source", "no-queue"])
+def test_a_correctness_patch_that_does_not_fit_raises_and_changes_nothing(monkeypatch, queue):
+    fake = _module("fake_moto_sqs_models", monkeypatch, **({"Queue": queue} if queue else {}))
+    before = dict(vars(fake))
+    queue_before = dict(vars(queue)) if queue else {}
+    patch = _on("sqs-inflight-copy", fake)
+    assert patch.kind == "correctness"
+    with pytest.raises(MotoPatchError, match=rf"'sqs-inflight-copy on fake_moto_sqs_models' \(correctness\) "
+                                             rf"does not fit moto {re.escape(moto_patches.moto_version())}.*"
+                                             rf"tested with moto {re.escape(moto_patches.TESTED_MOTO)}"):
+        moto_patches.ensure(patch)
+    assert vars(fake) == before
+    assert (dict(vars(queue)) if queue else {}) == queue_before
+    assert patch.name not in moto_patches.applied_patches()
+
+
+@pytest.mark.parametrize("kind", ["speed-up", "correctness"])
+def test_a_patch_whose_check_fails_is_never_applied(monkeypatch, kind):
+    fake = _module("fake_moto_module", monkeypatch, target=lambda: None)
+    applied: list[ModuleType] = []
+    patch = Patch(f"failing {kind}", kind, fake.__name__, check=lambda m: "the target moved",
+                  target=lambda m: m.target, apply=applied.append)
+    if kind == "speed-up":
+        with pytest.warns(MotoPatchSkipped, match="the target moved"):
+            assert moto_patches.ensure(patch) is False
+    else:
+        with pytest.raises(MotoPatchError, match="the target moved"):
+            moto_patches.ensure(patch)
+    assert applied == []
+
+
+def test_a_patch_that_fits_is_applied_once(monkeypatch):
+    listed: list[str] = []
+
+    def list_of_moto_modules() -> Iterator[str]:
+        listed.append("listed")
+        yield from ("s3", "sqs")
+
+    fake = _module("fake_moto_backends_that_fit", monkeypatch, list_of_moto_modules=list_of_moto_modules)
+    patch = _on("module-list", fake)
+    assert moto_patches.ensure(patch) is True
+    replacement = fake.list_of_moto_modules
+    assert replacement is not list_of_moto_modules
+    assert moto_patches.ensure(patch) is True
+    assert fake.list_of_moto_modules is replacement, "applying twice replaces nothing"
+    assert list(replacement()) == list(replacement()) == ["s3", "sqs"]
+    assert listed == ["listed"], "moto's directory is listed once, when the patch is applied"
+    assert moto_patches.applied_patches().count(patch.name) == 1
+
+
+def test_the_switches_select_the_speed_ups_and_always_the_correctness_patches():
+    assert moto_patches.select() == list(moto_patches.PATCHES)
+    assert moto_patches.select(fast_clock=False, fast_dynamodb=False) == ["sqs-inflight-copy"]
+    assert moto_patches.select(fast_dynamodb=False) == [
+        "module-list", "sqs-clock", "sqs-retention", "sqs-inflight-copy"]
 
 
 # --- the shortcut itself, without a server ----------------------------------------------------------------
@@ -138,21 +273,23 @@ BINARY_ITEM = {
 }
 
 
+def _record(out: list[tuple[str, Any]], label: str, fn: Callable[..., Any], **kwargs: Any) -> None:
+    """Call fn and append its parsed response (or error) without metadata to out."""
+    try:
+        response = fn(**kwargs)
+    except ClientError as e:
+        response = {"error": e.response}
+    else:
+        response = {"ok": response}
+    for outcome in response.values():
+        outcome.pop("ResponseMetadata", None)
+    out.append((label, response))
+
+
 def _scenario(ddb: Any) -> list[tuple[str, Any]]:
     """Representative DynamoDB calls; each outcome is the parsed response (or error) without metadata."""
     out: list[tuple[str, Any]] = []
-
-    def call(label: str, fn: Callable[..., Any], **kwargs: Any) -> None:
-        try:
-            response = fn(**kwargs)
-        except ClientError as e:
-            response = {"error": e.response}
-        else:
-            response = {"ok": response}
-        for outcome in response.values():
-            outcome.pop("ResponseMetadata", None)
-        out.append((label, response))
-
+    call = functools.partial(_record, out)
     key1 = {"PK": {"S": "job#1"}, "SK": {"S": "task#001"}}
     key2 = {"PK": {"S": "job#1"}, "SK": {"S": "task#002"}}
     _create_table(ddb)
@@ -263,6 +400,15 @@ def test_the_shortcut_is_live_in_the_child_and_keeps_motos_headers(emulators):
     assert json.loads(fast_body)["Attributes"] == json.loads(plain_body)["Attributes"]
 
 
+def test_the_child_reports_the_patches_it_applied(emulators):
+    version = importlib.metadata.version("moto")
+    assert emulators["fast"].patch_report() == {
+        "moto": version, "tested": moto_patches.TESTED_MOTO, "skipped": {},
+        "applied": ["module-list", "sqs-clock", "sqs-retention", "sqs-inflight-copy", "dynamodb-json"]}
+    assert emulators["plain"].patch_report()["applied"] == [
+        "module-list", "sqs-clock", "sqs-retention", "sqs-inflight-copy"]
+
+
 # --- the child process -----------------------------------------------------------------------------------
 
 def test_counts_reset_and_writes_per_item_come_from_the_child():
@@ -316,6 +462,11 @@ def test_the_in_process_mode_keeps_the_same_interface():
         ddb.put_item(TableName=TABLE, Item={"PK": {"S": "a"}, "SK": {"S": "b"}})
         assert emulator.request_counts() == {"dynamodb:PutItem": 1}
         assert emulator.writes_per_item() == Counter({("a", "b"): 1})
+        # in this process, without the DynamoDB patch (it would change moto for everything else here)
+        applied = emulator.patch_report()["applied"]
+        assert {"module-list", "sqs-clock", "sqs-retention", "sqs-inflight-copy"} <= set(applied)
+        assert "dynamodb-json" not in applied
+        assert applied == moto_patches.applied_patches()
 
 
 def test_the_sqs_speed_up_keeps_retention():
