@@ -25,8 +25,9 @@ LATCH_BUCKET = 100  # latches with more members are split into bucket items
 SPEC_CHUNK = 100  # deferred subtasks' specs are stored in items of this many siblings
 DISPATCH_WINDOW = 1_000  # tickets of a larger fan-out go out as earlier subtasks complete (a multiple of 100)
 
-_VERSION = re.compile(r"^v(\d{1,6})\.(\d{1,6})$")
-_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,38}[a-z0-9]$|^[a-z0-9]$")
+# fullmatch, not match with "$": "$" also matches before a trailing newline ("v1.2\n" is no version)
+_VERSION = re.compile(r"v(\d{1,6})\.(\d{1,6})")
+_SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,38}[a-z0-9]|[a-z0-9]")
 
 DEFAULT_CLUSTER = "default"
 
@@ -48,7 +49,7 @@ class Version:
 
 
 def parse_version(text: str) -> Version:
-    match = _VERSION.match(text) if isinstance(text, str) else None
+    match = _VERSION.fullmatch(text) if isinstance(text, str) else None
     if not match:
         raise RuleViolation(f"version {text!r} must look like 'v1.2' (v<major>.<minor>)")
     return Version(int(match.group(1)), int(match.group(2)))
@@ -71,7 +72,7 @@ def can_run(registered: str, submitted: str) -> bool:
 
 
 def check_slug(slug: str) -> str:
-    if not isinstance(slug, str) or not _SLUG.match(slug):
+    if not isinstance(slug, str) or not _SLUG.fullmatch(slug):
         raise RuleViolation(
             f"cluster slug {slug!r:.60} must be 1-40 lowercase letters, digits or '-', "
             "not starting or ending with '-'"
@@ -114,12 +115,12 @@ def check_dependencies(index: int, depends_on: list[int]) -> list[int]:
     return sorted(set(depends_on))
 
 
-_ID_TEXT = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+_ID_TEXT = re.compile(r"[A-Za-z0-9-]{1,64}")
 
 
 def is_plausible_id(text: str) -> bool:
     """Whether `text` can be a job or task id (uuid strings); anything else exists nowhere."""
-    return isinstance(text, str) and bool(_ID_TEXT.match(text))
+    return isinstance(text, str) and bool(_ID_TEXT.fullmatch(text))
 
 
 def root_task_id(job_id: str, index: int) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from taskfleet import rules
-from taskfleet_functions.logic.engine import latch_fields, latch_full
+from taskfleet_functions.orchestrator.latches import latch_full, plan_latch
 
 
 @pytest.mark.parametrize(
@@ -16,7 +16,7 @@ def test_version_compatibility_is_same_major_and_at_least_the_minor(registered, 
     assert rules.can_run(registered, submitted) is ok
 
 
-@pytest.mark.parametrize("version", ["1.0", "v1", "v1.0.0", "V1.0", "v-1.0", "", "v1.x"])
+@pytest.mark.parametrize("version", ["1.0", "v1", "v1.0.0", "V1.0", "v-1.0", "", "v1.x", "v1.2\n", " v1.2"])
 def test_malformed_versions_are_rejected_with_the_expected_shape_named(version):
     with pytest.raises(rules.RuleViolation, match=r"v1\.2"):
         rules.parse_version(version)
@@ -34,7 +34,8 @@ def test_input_encoding_rejects_non_json_nan_and_oversize():
 
 def test_dependencies_may_only_name_earlier_siblings():
     assert rules.check_dependencies(3, [0, 2, 2]) == [0, 2]
-    for bad in ([3], [4], [-1], [True]):
+    bad_cases: list[list[int]] = [[3], [4], [-1], [True]]  # True: a bool is an int, and is still rejected
+    for bad in bad_cases:
         with pytest.raises(rules.RuleViolation, match="earlier"):
             rules.check_dependencies(3, bad)
 
@@ -51,22 +52,26 @@ def test_valid_slugs(slug):
     assert rules.check_slug(slug) == slug
 
 
-@pytest.mark.parametrize("slug", ["", "-a", "a-", "A", "a_b", "a" * 41, "a/b", "${x}"])
+@pytest.mark.parametrize("slug", ["", "-a", "a-", "A", "a_b", "a" * 41, "a/b", "${x}", "gpu\n", "default\n"])
 def test_invalid_slugs(slug):
     with pytest.raises(rules.RuleViolation):
         rules.check_slug(slug)
 
 
+@pytest.mark.parametrize("text", ["", "a" * 65, "abc\n", "ab c", "../x"])
+def test_implausible_ids_are_recognized(text):
+    assert not rules.is_plausible_id(text)
+
+
 def test_small_latches_live_on_the_owner_and_large_ones_are_bucketed():
-    owner, buckets = latch_fields("children", list(range(100)), "TASK#p")
-    assert owner == {"children_total": 100, "children_bucketed": False} and buckets == []
-    owner, buckets = latch_fields("children", list(range(250)), "TASK#p")
+    owner, buckets = plan_latch("children", range(100))
+    assert owner == {"children_total": 100, "children_bucketed": False} and buckets == {}
+    owner, buckets = plan_latch("children", range(250))
     assert owner == {"children_total": 3, "children_bucketed": True}
-    assert [(b["SK"], b["total"]) for b in buckets] == [
-        ("LATCH#children#0", 100), ("LATCH#children#1", 100), ("LATCH#children#2", 50)]
+    assert buckets == {0: 100, 1: 100, 2: 50}
     # dependencies on scattered siblings: only the buckets that have members exist
-    owner, buckets = latch_fields("deps", [*range(0, 150), 950], "TASK#d")
-    assert owner["deps_total"] == 3 and [b["SK"][-1] for b in buckets] == ["0", "1", "9"]
+    owner, buckets = plan_latch("deps", [*range(0, 150), 950])
+    assert owner["deps_total"] == 3 and list(buckets) == [0, 1, 9]
 
 
 def test_latch_is_full_when_every_member_arrived():
