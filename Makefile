@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 # The stamp changes whenever a pinned input changes, so `make setup` reinstalls exactly then.
-STAMP  := $(VENV)/.installed-$(shell cat requirements/lock.txt pyproject.toml package-lock.json 2>/dev/null | sha1sum | cut -c1-12)
+STAMP  := $(VENV)/.installed-$(shell cat requirements/lock.txt pyproject.toml functions/pyproject.toml infra/pyproject.toml package-lock.json 2>/dev/null | sha1sum | cut -c1-12)
 
 .PHONY: help setup demo test test-fast test-infra lint format bench bench-bundle synth deploy lock clean
 
@@ -15,16 +15,19 @@ help:
 	@echo "make test   - install everything, run lint and the whole test suite (what CI runs)"
 	@echo "make bench  - run the benchmark suite (prints a table, writes bench/results.json)"
 	@echo "make synth  - synthesize the CDK app offline (runs cdk-nag); make deploy to deploy it"
-	@echo "make lint   - ruff and mypy"
+	@echo "make lint   - ruff (lint and format check) and mypy; make format formats"
 	@echo "make lock   - re-resolve requirements/lock.txt from the top-level pins in requirements/*.txt"
 
 setup: $(STAMP)
 
+# The pinned packages, then this repository's three distributions, editable: taskfleet (sdk/, runner/),
+# taskfleet-functions (functions/: the orchestrator and the local stack), taskfleet-infra (infra/: the CDK app).
 $(STAMP):
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip==25.3
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements/lock.txt
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation \
+		-e . -e functions -e infra
 	if [ -f package-lock.json ]; then npm ci --silent --no-audit --no-fund; fi
 	rm -f $(VENV)/.installed-* && touch $@
 
@@ -47,17 +50,21 @@ deploy: setup
 	npx cdk deploy
 
 bench-bundle: setup
-	$(BIN)/python bench/bundle_size.py
+	$(BIN)/python -m bench.bundle_size
+
+LINTED := sdk runner functions infra tests bench
 
 lint: setup
-	$(BIN)/ruff check sdk runner functions infra tests bench
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
 	$(BIN)/mypy
 
 format: setup
-	$(BIN)/ruff check --fix sdk runner functions infra tests bench
+	$(BIN)/ruff format $(LINTED)
+	$(BIN)/ruff check --fix $(LINTED)
 
 bench: setup
-	$(BIN)/python bench/run.py
+	$(BIN)/python -m bench.run
 
 lock:
 	rm -rf build/lockenv && $(PYTHON) -m venv build/lockenv

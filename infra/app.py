@@ -4,11 +4,6 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 from aws_cdk import App, Environment
 from taskfleet_infra.config import CONTEXT_KEY, DeploymentConfig, parse_config
 from taskfleet_infra.nag import add_checks

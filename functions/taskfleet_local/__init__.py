@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from taskfleet.client import Client
-    from taskfleet_functions.logic.engine import Orchestrator
+    from taskfleet_functions.orchestrator import Orchestrator
 
     from .api_server import LocalApi
     from .emulator import Emulator
@@ -81,7 +81,7 @@ class LocalStack:
         from taskfleet_functions.dal.dynamo import Dynamo
         from taskfleet_functions.dal.queues import Queues
         from taskfleet_functions.dal.table import table_spec
-        from taskfleet_functions.logic import engine
+        from taskfleet_functions import orchestrator as engine
         from taskfleet_functions.settings import Settings
 
         from .api_server import LocalApi

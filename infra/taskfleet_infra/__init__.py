@@ -8,3 +8,4 @@ from pathlib import Path
 INFRA_DIR = Path(__file__).resolve().parent.parent
 REPO_ROOT = INFRA_DIR.parent
 FUNCTIONS_DIR = REPO_ROOT / "functions"
+SDK_DIR = REPO_ROOT / "sdk"

@@ -2,9 +2,10 @@
 
 The asset is a folder: the pinned dependencies of `infra/lambda-requirements.txt` installed as wheels for
 the Lambda platform (`pip install --platform manylinux2014_aarch64 --only-binary=:all: --no-deps`), plus a
-copy of `functions/taskfleet_functions`. Everything is byte-compiled ahead of time with
-`--invalidation-mode unchecked-hash`: Lambda's file system is read-only, so without shipped .pyc files
-every cold start compiles every imported module again.
+copy of `functions/taskfleet_functions` and of what the functions import of the user package `taskfleet`
+(the pure rules they share with the SDK: SDK_MODULES of `sdk/taskfleet`). Everything is byte-compiled ahead
+of time with `--invalidation-mode unchecked-hash`: Lambda's file system is read-only, so without shipped .pyc
+files every cold start compiles every imported module again.
 
 Dependencies are cached under `build/lambda/deps-<platform>-<hash of the requirements>`: pip runs only
 when the pins change, so later synths need no network. The asset folder is content-addressed too, so
@@ -23,7 +24,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from . import FUNCTIONS_DIR, INFRA_DIR, REPO_ROOT
+from . import FUNCTIONS_DIR, INFRA_DIR, REPO_ROOT, SDK_DIR
 
 LAMBDA_PLATFORM = "manylinux2014_aarch64"  # the functions run on arm64 (Graviton)
 PYTHON_VERSION = "3.11"  # the Lambda runtime, python3.11
@@ -31,8 +32,12 @@ REQUIREMENTS = INFRA_DIR / "lambda-requirements.txt"
 TRACING_REQUIREMENTS = INFRA_DIR / "lambda-requirements-tracing.txt"
 BUILD_DIR = REPO_ROOT / "build" / "lambda"
 PACKAGE = "taskfleet_functions"
+SDK_PACKAGE = "taskfleet"
+# What the functions import of the user package: its lazy __init__ and the shared rules, nothing else (the
+# client, the CLI and the examples stay out, so that changing them does not change the deployed code).
+SDK_MODULES = ("__init__.py", "rules.py")
 # Bump when the layout of the bundle changes, to invalidate cached builds.
-_FORMAT = "3"
+_FORMAT = "4"
 # What pip leaves that nothing imports at run time.
 _PRUNE_DIRS = ("bin",)
 _IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo", ".mypy_cache", ".pytest_cache")
@@ -43,7 +48,7 @@ class BundleError(RuntimeError):
 
 
 def build_bundle(platform: str = LAMBDA_PLATFORM, *, tracing: bool = False, build_dir: Path = BUILD_DIR,
-                 functions_dir: Path = FUNCTIONS_DIR) -> Path:
+                 functions_dir: Path = FUNCTIONS_DIR, sdk_dir: Path = SDK_DIR) -> Path:
     """Return the folder of the Lambda asset for `platform`, building what is not cached yet. With
     `tracing`, the X-Ray SDK is added (the handlers import it only when tracing is on)."""
     requirements = [REQUIREMENTS, TRACING_REQUIREMENTS] if tracing else [REQUIREMENTS]
@@ -51,7 +56,12 @@ def build_bundle(platform: str = LAMBDA_PLATFORM, *, tracing: bool = False, buil
     source = functions_dir / PACKAGE
     if not (source / "__init__.py").is_file():
         raise BundleError(f"{source} is not a Python package")
-    key = _digest(deps.name.encode(), _tree_digest(source).encode())
+    sdk = [sdk_dir / SDK_PACKAGE / name for name in SDK_MODULES]
+    missing = [str(path) for path in sdk if not path.is_file()]
+    if missing:
+        raise BundleError(f"the user package's modules the functions import are missing: {', '.join(missing)}")
+    key = _digest(deps.name.encode(), _tree_digest(source).encode(),
+                  *(part for path in sdk for part in (path.name.encode(), path.read_bytes())))
     asset = build_dir / f"asset-{platform}-{key}"
     if asset.is_dir():
         return asset
@@ -59,7 +69,11 @@ def build_bundle(platform: str = LAMBDA_PLATFORM, *, tracing: bool = False, buil
     def fill(tmp: Path) -> None:
         shutil.copytree(deps, tmp, dirs_exist_ok=True, symlinks=False)
         shutil.copytree(source, tmp / PACKAGE, ignore=_IGNORE)
+        (tmp / SDK_PACKAGE).mkdir()
+        for path in sdk:
+            shutil.copyfile(path, tmp / SDK_PACKAGE / path.name)
         _compile(tmp / PACKAGE)
+        _compile(tmp / SDK_PACKAGE)
 
     _build_atomically(asset, fill)
     _remove_stale(build_dir, f"asset-{platform}-", keep=asset)

@@ -2,17 +2,9 @@
 
 from __future__ import annotations
 
-import sys
-
 from aws_cdk import RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
 from constructs import Construct
-
-from . import FUNCTIONS_DIR
-
-if str(FUNCTIONS_DIR) not in sys.path:
-    sys.path.insert(0, str(FUNCTIONS_DIR))
-
 from taskfleet_functions.dal import table as table_module
 
 _ATTRIBUTE_TYPES = {"S": dynamodb.AttributeType.STRING, "N": dynamodb.AttributeType.NUMBER,

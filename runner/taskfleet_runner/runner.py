@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import FrameType
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from taskfleet.errors import ApiError, ApiUnavailableError, ConflictError, DuplicateTaskError, ServerError
@@ -29,9 +29,6 @@ from taskfleet.rules import can_run
 from taskfleet.task import Task, task_identifier
 
 from .executor import Failure, Outcome, Success, execute
-
-if TYPE_CHECKING:
-    from taskfleet.client import Client
 
 log = logging.getLogger("taskfleet.runner")
 
@@ -74,6 +71,14 @@ def prefetch_count(window: float, average_seconds: float | None, buffered: int) 
     return max(0, limit - buffered)
 
 
+class ApiClient(Protocol):
+    """What a runner needs of its client: the API's transport (`taskfleet.Client` has one). The runner makes
+    its own few calls (GET /config, GET /clusters/<slug>, the runner routes), so it does not import the client;
+    `Client.runner()` is the one edge from the client to the runner."""
+
+    transport: Transport
+
+
 class Lifecycle(Protocol):
     """Told when the runner goes busy or idle (ECS task scale-in protection implements it)."""
 
@@ -96,7 +101,7 @@ class _Pending:
 class TaskRunner:
     def __init__(
         self,
-        client: Client,
+        client: ApiClient,
         cluster: str,
         tasks: Sequence[type[Task]],
         *,
@@ -169,12 +174,12 @@ class TaskRunner:
             return
         import boto3
 
-        config = self.client.config()
+        api = self.client.transport
+        config = dict(api.request("GET", "/config"))
         self.lease_seconds = int(config.get("lease_seconds", 60))
         runner_url = config.get("runner_url")
-        self._api = Transport(runner_url) if runner_url else self.client.transport
-        cluster = self.client.clusters().find(self.cluster)
-        self._queue_url = cluster.queue_url
+        self._api = Transport(runner_url) if runner_url else api
+        self._queue_url = api.request("GET", f"/clusters/{self.cluster or 'default'}").get("queue_url")
         kwargs: dict[str, Any] = {"region_name": config.get("region") or "us-east-1"}
         parts = urlsplit(self._queue_url or "")
         if parts.hostname and not parts.hostname.endswith("amazonaws.com"):
@@ -206,7 +211,7 @@ class TaskRunner:
 
     # --- the loop --------------------------------------------------------------------------------
 
-    def _loop(self, *, until_idle: bool) -> None:
+    def _loop(self, *, until_idle: bool) -> None:  # noqa: PLR0912 - the runner's one event loop: each branch is a step of a cycle, kept in one place to read in order
         self._connect()
         previous = self._install_signals()
         pending: _Pending | None = None
@@ -322,7 +327,7 @@ class TaskRunner:
             self.stopping.wait(min(LONG_POLL_SECONDS, 0.25 * 2 ** self._foreign_streak))
         return None
 
-    def _exchange(self, pending: _Pending | None, candidate: dict[str, Any] | None) -> _Pending | None:
+    def _exchange(self, pending: _Pending | None, candidate: dict[str, Any] | None) -> _Pending | None:  # noqa: PLR0911, PLR0912 - one API call and every outcome of it (failure, rejection, discard, busy, run)
         """One API call: report `pending` (if any) and claim `candidate` (if any)."""
         assert self._api is not None
         called_at = time.monotonic()

@@ -1,18 +1,14 @@
-"""The `taskfleet` command: `dev` (local stack), `runner` (a task runner), `demo` (the example, end to end)."""
+"""The `taskfleet` command: `runner` (a task runner); with the local stack installed (taskfleet-functions),
+also `dev` (the local stack) and `demo` (the example, end to end)."""
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.metadata
 import logging
 import os
-import signal
-import subprocess
 import sys
-import threading
-import time
-from collections import Counter
-from typing import Any
 
 from .task import Task
 
@@ -49,98 +45,24 @@ def cmd_runner(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_dev(args: argparse.Namespace) -> int:
-    from taskfleet_local import LocalStack
-
-    stack = LocalStack(port=args.port, lease_seconds=args.lease_seconds).start()
-    print(f"taskfleet local stack: {stack.url}   (emulated AWS at {stack.emulator.url if stack.emulator else '?'})")
-    print(f"  export TASKFLEET_URL={stack.url}")
-    print("  Ctrl-C stops it.", flush=True)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    try:
-        stop.wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        stack.stop()
-    return 0
+COMMANDS_GROUP = "taskfleet.commands"
+# Subcommands another distribution adds (entry points of COMMANDS_GROUP), and what to do without it.
+LOCAL_COMMANDS = {
+    "dev": "run the local stack (moto + handlers) on loopback",
+    "demo": "run the example workflow on the local stack, end to end",
+}
+LOCAL_MISSING = ("taskfleet {command}: the local stack (the taskfleet-functions distribution with its `local` "
+                 "extra) is not installed; run `make setup` in a clone of the taskfleet repository")
 
 
-def start_runner_process(url: str, cluster: str, tasks: list[str], *, log_level: str = "WARNING",
-                         extra_env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "TASKFLEET_LOG_LEVEL": log_level, **(extra_env or {})}
-    return subprocess.Popen(
-        [sys.executable, "-m", "taskfleet_runner", "--url", url, "--cluster", cluster, *tasks], env=env
-    )
-
-
-def cmd_demo(args: argparse.Namespace) -> int:
-    from taskfleet_local import LocalStack
-
-    from .examples import demo
-
-    started = time.monotonic()
-    print("starting the local stack (moto + the orchestrator's Lambda handlers) ...", flush=True)
-    with LocalStack(lease_seconds=10) as stack:
-        client = stack.client()
-        gpu = client.clusters().create("gpu")
-        cpu_tasks = [f"taskfleet.examples.demo:{t.__name__}" for t in demo.CPU_TASKS]
-        gpu_tasks = [f"taskfleet.examples.demo:{t.__name__}" for t in demo.GPU_TASKS]
-        runners = [start_runner_process(stack.url, "default", cpu_tasks) for _ in range(args.runners)]
-        runners.append(start_runner_process(stack.url, gpu.slug, gpu_tasks))
-        print(f"runners: {args.runners} on cluster 'default' (CPU tasks), 1 on cluster '{gpu.slug}' (GPU task)")
-        try:
-            job = client.jobs().submit("demo-survey", demo.SurveyWorkflow("alps", args.scenes, gpu.slug))
-            print(f"submitted job {job.id}")
-            submitted = time.monotonic()
-            last = ""
-            while True:
-                job = client.jobs().find(job)
-                tasks = client.jobs().tasks(job)
-                counts = Counter(t.state for t in tasks)
-                line = (f"  [{time.monotonic() - submitted:5.1f}s] job {job.state:<9} tasks {len(tasks):>3}: "
-                        + "  ".join(f"{s} {counts.get(s, 0)}" for s in ("QUEUED", "RUNNING", "COMPUTED", "FAILED")))
-                if line != last:
-                    print(line, flush=True)
-                    last = line
-                if job.state in ("COMPLETED", "FAILED", "CANCELED"):
-                    break
-                if time.monotonic() - submitted > args.timeout:
-                    print(f"timed out after {args.timeout} s")
-                    return 1
-                time.sleep(0.3)
-            job_wall = time.monotonic() - submitted
-            print_summary(job, tasks, job_wall, time.monotonic() - started)
-            return 0 if job.state == "COMPLETED" else 1
-        finally:
-            for proc in runners:
-                proc.send_signal(signal.SIGTERM)
-            for proc in runners:
-                try:
-                    proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-
-
-def print_summary(job: Any, tasks: list[Any], job_wall: float, total_wall: float) -> None:
-    by_name = Counter(t.name for t in tasks)
-    by_cluster = Counter(t.cluster for t in tasks)
-    print()
-    print(f"job {job.id} {job.state} in {job_wall:.1f} s ({total_wall:.1f} s including start-up)")
-    print(f"  {len(tasks)} tasks, {sum(t.completed for t in tasks)} completed, "
-          f"{sum(t.attempt for t in tasks)} executions")
-    for name, n in sorted(by_name.items()):
-        print(f"    {name:<20} {n:>4}")
-    print("  by cluster: " + ", ".join(f"{c}: {n}" for c, n in sorted(by_cluster.items())))
-    root = next((t for t in tasks if t.parent_id is None), None)
-    if root:
-        print(f"  root: {root.display}")
-    if job.failure:
-        print(f"  failure: {job.failure}")
+def command_plugins() -> dict[str, importlib.metadata.EntryPoint]:
+    """Subcommands that installed distributions add: entry points `name = module:add`, where `add(subparsers)`
+    adds the parser `name` and sets its `func`. Discovered from metadata; nothing is imported here."""
+    return {ep.name: ep for ep in importlib.metadata.entry_points(group=COMMANDS_GROUP)}
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     parser = argparse.ArgumentParser(prog="taskfleet", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -153,16 +75,18 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds a running task may finish after SIGTERM before it is given back")
     runner.set_defaults(func=cmd_runner)
 
-    dev = sub.add_parser("dev", help="run the local stack (moto + handlers) on loopback")
-    dev.add_argument("--port", type=int, default=8000)
-    dev.add_argument("--lease-seconds", type=int, default=60)
-    dev.set_defaults(func=cmd_dev)
-
-    demo = sub.add_parser("demo", help="run the example workflow on the local stack, end to end")
-    demo.add_argument("--scenes", type=int, default=12)
-    demo.add_argument("--runners", type=int, default=2)
-    demo.add_argument("--timeout", type=float, default=300)
-    demo.set_defaults(func=cmd_demo)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    if command != "runner":  # a runner imports no other distribution's code
+        plugins = command_plugins()
+        if command in LOCAL_COMMANDS and command not in plugins:
+            print(LOCAL_MISSING.format(command=command), file=sys.stderr)
+            return 2
+        others = sorted(n for n in plugins if n not in LOCAL_COMMANDS and n != "runner")
+        for name in [*LOCAL_COMMANDS, *others]:
+            if name in plugins:
+                plugins[name].load()(sub)
+            else:  # dev or demo: listed by --help, with how to get it
+                sub.add_parser(name, help=f"{LOCAL_COMMANDS[name]} (not installed: run `make setup` in the repository)")
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=os.environ.get("TASKFLEET_LOG_LEVEL", "WARNING").upper(),

@@ -8,16 +8,17 @@ import importlib.util
 import re
 import struct
 from pathlib import Path
-from types import ModuleType
 
 import pytest
-from taskfleet_infra.bundle import REQUIREMENTS, TRACING_REQUIREMENTS, build_bundle, folder_size
+from taskfleet_infra.bundle import REQUIREMENTS, SDK_MODULES, TRACING_REQUIREMENTS, build_bundle, folder_size
 
-from .conftest import ROOT, Synth
+from tests.support.lambda_runtime import cold_import_seconds, host_platform, runtime_dir
+
+from .conftest import Synth
 
 HANDLERS = ("jobs", "clusters", "runner", "sweeper")
 PROVIDED_BY_THE_RUNTIME = ("boto3", "botocore", "s3transfer", "jmespath", "urllib3", "dateutil", "six.py")
-NOT_FOR_LAMBDA = ("taskfleet", "taskfleet_runner", "moto", "tests", "bin", "pip", "setuptools")
+NOT_FOR_LAMBDA = ("taskfleet_runner", "taskfleet_local", "moto", "tests", "bin", "pip", "setuptools")
 MAX_BUNDLE_MB = 25
 
 
@@ -31,8 +32,10 @@ def _deployed_bundle(s: Synth) -> Path:
 def test_the_bundle_holds_the_functions_and_their_dependencies_only(synth: Synth) -> None:
     bundle = _deployed_bundle(synth)
     top = {p.name for p in bundle.iterdir()}
-    for package in ("taskfleet_functions", "aws_lambda_powertools", "pydantic", "pydantic_core"):
+    for package in ("taskfleet_functions", "taskfleet", "aws_lambda_powertools", "pydantic", "pydantic_core"):
         assert package in top
+    # Of the user package, only the shared rules the functions import (no client, CLI or examples).
+    assert {p.name for p in (bundle / "taskfleet").iterdir() if p.is_file()} == set(SDK_MODULES)
     for name in PROVIDED_BY_THE_RUNTIME + NOT_FOR_LAMBDA:
         assert name not in top, f"{name} does not belong in the Lambda bundle"
     for handler in HANDLERS:
@@ -55,7 +58,7 @@ def test_native_extensions_are_built_for_arm64(cli_synth: Synth) -> None:
 def test_every_module_is_byte_compiled_for_python311_without_source_checks(cli_synth: Synth) -> None:
     """Lambda's file system is read-only: without shipped .pyc every cold start compiles again."""
     bundle = _deployed_bundle(cli_synth)
-    sources = [p for p in (bundle / "taskfleet_functions").rglob("*.py")]
+    sources = [p for package in ("taskfleet_functions", "taskfleet") for p in (bundle / package).rglob("*.py")]
     assert sources
     for source in sources:
         compiled = source.parent / "__pycache__" / f"{source.stem}.cpython-311.pyc"
@@ -73,28 +76,13 @@ def test_the_bundle_pins_are_the_versions_the_tests_run_against() -> None:
                 assert importlib.metadata.version(pin.group(1)) == pin.group(2), line
 
 
-def _bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_bundle_size", ROOT / "bench" / "bundle_size.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.parametrize("tracing", [False, True], ids=["plain", "tracing"])
 def test_every_handler_imports_from_the_bundle_and_the_lambda_runtime_alone(tmp_path: Path, tracing: bool) -> None:
     """Built for this machine from the same pins (arm64 wheels cannot load here), imported in a fresh
     isolated interpreter whose path holds only the bundle and the runtime's own packages."""
-    bench = _bench()
-    bundle = build_bundle(bench.host_platform(), tracing=tracing)
-    runtime = bench.runtime_dir(tmp_path / "runtime")
+    bundle = build_bundle(host_platform(), tracing=tracing)
+    runtime = runtime_dir(tmp_path / "runtime")
     env = {"TASKFLEET_TRACING": "1"} if tracing else {}
-    saved = dict(bench.LAMBDA_LIKE_ENV)
-    bench.LAMBDA_LIKE_ENV.update(env)
-    try:
-        for handler in HANDLERS:
-            seconds = bench.cold_import_seconds(bundle, runtime, f"taskfleet_functions.handlers.{handler}")
-            assert seconds > 0
-    finally:
-        bench.LAMBDA_LIKE_ENV.clear()
-        bench.LAMBDA_LIKE_ENV.update(saved)
+    for handler in HANDLERS:
+        seconds = cold_import_seconds(bundle, runtime, f"taskfleet_functions.handlers.{handler}", env)
+        assert seconds > 0

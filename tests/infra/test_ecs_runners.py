@@ -8,14 +8,14 @@ from typing import Any
 import pytest
 from taskfleet_infra.config import FargateCompute, GpuCompute
 
-from .conftest import ROOT, Synth, logical_id, render
+from .conftest import ROOT, Synth, logical_id, ref_id, render
 
 
 def _services(s: Synth) -> dict[str, tuple[str, dict[str, Any], dict[str, Any]]]:
     """slug -> (service id, service properties, runner container definition)."""
     found = {}
     for sid, service in s.of_type("AWS::ECS::Service").items():
-        task = s.resources[logical_id(service["Properties"]["TaskDefinition"])]["Properties"]
+        task = s.resources[ref_id(service["Properties"]["TaskDefinition"])]["Properties"]
         (container,) = task["ContainerDefinitions"]
         env = {e["Name"]: e["Value"] for e in container["Environment"]}
         found[env["TASKFLEET_CLUSTER"]] = (sid, service["Properties"], {**container, "task": task, "env": env})
@@ -165,10 +165,10 @@ def test_gpu_cluster_runs_on_an_asg_capacity_provider_with_the_al2023_gpu_ami(fu
     asg_props = provider["Properties"]["AutoScalingGroupProvider"]
     assert asg_props["ManagedScaling"]["Status"] == "ENABLED"
     assert asg_props["ManagedTerminationProtection"] == "ENABLED"
-    asg = s.resources[logical_id(asg_props["AutoScalingGroupArn"])]["Properties"]
+    asg = s.resources[ref_id(asg_props["AutoScalingGroupArn"])]["Properties"]
     assert asg["NewInstancesProtectedFromScaleIn"] is True
     assert (asg["MinSize"], asg["MaxSize"]) == (str(compute.min_instances), str(compute.max_instances))
-    template = s.resources[logical_id(asg["LaunchTemplate"]["LaunchTemplateId"])]["Properties"]["LaunchTemplateData"]
+    template = s.resources[ref_id(asg["LaunchTemplate"]["LaunchTemplateId"])]["Properties"]["LaunchTemplateData"]
     assert template["InstanceType"] == compute.instance_type
     assert template["MetadataOptions"]["HttpTokens"] == "required"
     ami_parameter = s.template["Parameters"][logical_id(template["ImageId"])]
@@ -189,10 +189,11 @@ def test_runner_image_is_built_from_runner_dockerfile_with_a_lean_context(synth:
         assert source["dockerFile"] == "runner/Dockerfile"
         context = synth.outdir / source["directory"]
         staged = {p.relative_to(context).parts[0] for p in context.iterdir()}
-        # .dockerignore itself is always staged (Docker reads it); nothing else but the sources.
-        assert staged == {".dockerignore", "pyproject.toml", "README.md", "sdk", "runner", "functions"}
+        # .dockerignore itself is always staged (Docker reads it); nothing else but the user package's
+        # sources: a runner needs nothing server-side (no functions/, no local stack).
+        assert staged == {".dockerignore", "pyproject.toml", "README.md", "sdk", "runner"}
         assert not list(context.rglob("__pycache__"))
-        for package in ("sdk/taskfleet", "runner/taskfleet_runner", "functions/taskfleet_functions"):
+        for package in ("sdk/taskfleet", "runner/taskfleet_runner"):
             assert (context / package / "__init__.py").is_file()
 
 
@@ -207,3 +208,11 @@ def test_dockerfile_runs_the_runner_cli_as_non_root_and_stops_on_sigterm() -> No
     assert lines[-1] == 'CMD ["taskfleet", "runner"]'
     assert instructions.index("USER") < instructions.index("CMD")
     assert any(line.startswith("RUN pip install .") for line in lines)
+
+
+def test_dockerfile_copies_and_installs_the_user_package_only() -> None:
+    """The root pyproject.toml builds `taskfleet` (sdk/, runner/); the functions are no runner's business."""
+    lines = [line.strip() for line in (ROOT / "runner" / "Dockerfile").read_text().splitlines()
+             if line.strip() and not line.startswith("#")]
+    copied = [source for line in lines if line.startswith("COPY ") for source in line.split()[1:-1]]
+    assert copied == ["pyproject.toml", "README.md", "sdk/", "runner/"]
