@@ -110,3 +110,12 @@ def test_jobs_list_filters_and_paginates_newest_first(client, cluster):
     for job in jobs:
         client.jobs().cancel(job)
     assert {j.id for j in client.jobs().list(state="CANCELED", name="paged")} == {j.id for j in jobs}
+
+
+def test_a_body_over_the_lambda_payload_limit_answers_413_and_changes_nothing(stack, client):
+    before = job_count(client)
+    body = json.dumps({"name": "big", "tasks": [{"name": "T", "input": "x" * (6 * 1024 * 1024)}]}).encode()
+    status, payload = raw(stack, "POST", "/jobs", body)
+    assert status == 413
+    assert payload["error"]["code"] == "TooLarge" and "bytes" in payload["error"]["message"]
+    assert job_count(client) == before

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from taskfleet import rules
 
@@ -21,11 +22,11 @@ def ticket_for(task: Item) -> Ticket:
                   DeferredRef(*ref) if ref else None)
 
 
+@dataclass(kw_only=True)
 class Dispatcher:
-    def __init__(self, clusters: Clusters, queues: Queues, tree: Tree) -> None:
-        self.clusters = clusters
-        self.queues = queues
-        self.tree = tree
+    clusters: Clusters
+    queues: Queues
+    tree: Tree
 
     def send(self, tasks: Iterable[Item], *, suffix: str = "") -> None:
         """Tickets for `tasks`. `suffix` extends the deduplication id: a repair or resume re-sends a

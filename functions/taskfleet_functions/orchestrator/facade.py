@@ -35,8 +35,8 @@ class Orchestrator:
         self.clusters = Clusters(self.table, queues, settings, clock)
         self.jobs = Jobs(self.table, clock)
         self.tree = Tree(self.table)
-        self.dispatcher = Dispatcher(self.clusters, queues, self.tree)
-        self.propagation = Propagation(self.table, self.jobs, self.dispatcher)
+        self.dispatcher = Dispatcher(clusters=self.clusters, queues=queues, tree=self.tree)
+        self.propagation = Propagation(table=self.table, jobs=self.jobs, dispatcher=self.dispatcher)
         self.leases = Leases(table=self.table, jobs=self.jobs, tree=self.tree, propagation=self.propagation,
                              settings=settings, clock=clock)
         self.reports = Reports(table=self.table, jobs=self.jobs, clusters=self.clusters, dispatcher=self.dispatcher,

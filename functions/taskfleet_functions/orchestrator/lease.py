@@ -5,6 +5,7 @@ RUNNING task whose lease ran out is taken over as a new attempt (a lease loss, n
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from taskfleet import rules
@@ -33,16 +34,18 @@ def _discard(code: Reason, reason: str) -> ClaimResult:
     return ClaimResult(status=ClaimStatus.DISCARD, code=code, reason=reason)
 
 
+@dataclass(kw_only=True)
 class Leases:
-    def __init__(self, *, table: Table, jobs: Jobs, tree: Tree, propagation: Propagation, settings: Settings,
-                 clock: Callable[[], int]) -> None:
-        self.table = table
-        self.jobs = jobs
-        self.tree = tree
-        self.propagation = propagation
-        self.settings = settings
-        self.clock = clock
-        self.lease_ms = settings.lease_seconds * 1000
+    table: Table
+    jobs: Jobs
+    tree: Tree
+    propagation: Propagation
+    settings: Settings
+    clock: Callable[[], int]
+
+    @property
+    def lease_ms(self) -> int:
+        return self.settings.lease_seconds * 1000
 
     def claim(self, claim: Claim, runner_id: str, *, job: Item | None = None) -> ClaimResult:
         """Claim the task a ticket names for `runner_id`. `job` is the job's brief item if the caller read

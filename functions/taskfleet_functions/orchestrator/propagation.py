@@ -4,6 +4,8 @@ completed parents and the completed job. Every step is idempotent, so `repair` c
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from taskfleet import rules
 
 from .. import faults
@@ -22,11 +24,11 @@ def sibling_id(task: Item, index: int) -> str:
     return rules.root_task_id(task["job_id"], index)
 
 
+@dataclass(kw_only=True)
 class Propagation:
-    def __init__(self, table: Table, jobs: Jobs, dispatcher: Dispatcher) -> None:
-        self.table = table
-        self.jobs = jobs
-        self.dispatcher = dispatcher
+    table: Table
+    jobs: Jobs
+    dispatcher: Dispatcher
 
     def signal(self, owner: Owner, kind: str, member: int, bucketed: bool) -> tuple[bool, Item | None]:
         """Record `member` in the owner's latch; returns (latch full, owner item). Idempotent: a replayed

@@ -4,7 +4,7 @@ sweeper (overdue outboxes, tickets in the dead-letter queues)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from .. import faults
@@ -21,18 +21,17 @@ from .states import ACTIVE_JOB_STATES, TaskState
 from .tree import Tree
 
 
+@dataclass(kw_only=True)
 class Recovery:
-    def __init__(self, *, table: Table, queues: Queues, jobs: Jobs, tree: Tree, dispatcher: Dispatcher,
-                 propagation: Propagation, leases: Leases, clock: Callable[[], int], outbox_ms: int) -> None:
-        self.table = table
-        self.queues = queues
-        self.jobs = jobs
-        self.tree = tree
-        self.dispatcher = dispatcher
-        self.propagation = propagation
-        self.leases = leases
-        self.clock = clock
-        self.outbox_ms = outbox_ms
+    table: Table
+    queues: Queues
+    jobs: Jobs
+    tree: Tree
+    dispatcher: Dispatcher
+    propagation: Propagation
+    leases: Leases
+    clock: Callable[[], int]
+    outbox_ms: int
 
     def retry_job(self, job_id: str) -> int:
         """FAILED/CANCELED -> RUNNING; failed tasks are queued again, ready tasks dispatched. Returns how

@@ -7,7 +7,7 @@ attempt's result, and each recognizes its own earlier write (a retried report) a
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from taskfleet import rules
@@ -36,16 +36,15 @@ def _already(status: ReportStatus) -> ReportResult:
     return ReportResult(status=status, code=Reason.ALREADY_RECORDED, message="already recorded")
 
 
+@dataclass(kw_only=True)
 class Reports:
-    def __init__(self, *, table: Table, jobs: Jobs, clusters: Clusters, dispatcher: Dispatcher,
-                 propagation: Propagation, clock: Callable[[], int], dispatch_window: int) -> None:
-        self.table = table
-        self.jobs = jobs
-        self.clusters = clusters
-        self.dispatcher = dispatcher
-        self.propagation = propagation
-        self.clock = clock
-        self.dispatch_window = dispatch_window  # in latch buckets
+    table: Table
+    jobs: Jobs
+    clusters: Clusters
+    dispatcher: Dispatcher
+    propagation: Propagation
+    clock: Callable[[], int]
+    dispatch_window: int  # in latch buckets
 
     def report(self, report: Report, *, job: Item | None = None) -> ReportResult:
         job = job if job is not None else self.jobs.brief(report.job_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from taskfleet import rules
 
@@ -22,17 +22,19 @@ from .siblings import build_siblings
 from .states import JobState
 
 
+@dataclass(kw_only=True)
 class Submission:
-    def __init__(self, *, table: Table, clusters: Clusters, dispatcher: Dispatcher, settings: Settings,
-                 clock: Callable[[], int], resume: Callable[[Item], int]) -> None:
-        self.table = table
-        self.clusters = clusters
-        self.dispatcher = dispatcher
-        self.clock = clock
-        self.resume = resume  # finishes the dispatch of a job whose outbox is still set
+    table: Table
+    clusters: Clusters
+    dispatcher: Dispatcher
+    settings: Settings
+    clock: Callable[[], int]
+    resume: Callable[[Item], int]  # finishes the dispatch of a job whose outbox is still set
+
+    def __post_init__(self) -> None:
         # a submit/retry that has not confirmed its dispatch by then is redone by the sweeper
-        self.outbox_ms = int(settings.outbox_grace_seconds * 1000)
-        self.lock_ms = int(settings.submit_lock_seconds * 1000)
+        self.outbox_ms = int(self.settings.outbox_grace_seconds * 1000)
+        self.lock_ms = int(self.settings.submit_lock_seconds * 1000)
 
     def submit(self, name: str, tasks: Sequence[TaskSpec], *, cluster: str | None = None, max_retries: int = 0,
                client_token: str | None = None) -> Item:
