@@ -1,7 +1,7 @@
 """The Lambda bundle: its size, and the cold import time of each handler module.
 
-    python bench/bundle_size.py             # 7 fresh interpreters per handler
-    python bench/bundle_size.py --runs 15 --json build/bundle.json
+    python -m bench.bundle_size             # 7 fresh interpreters per handler (from the repository root)
+    python -m bench.bundle_size --runs 15 --json build/bundle.json
 
 Size: the arm64 bundle CDK deploys (infra/taskfleet_infra/bundle.py), unzipped and zipped.
 Cold import: the bundle's arm64 wheels cannot load on an x86_64 machine, so the same pins are built
@@ -17,65 +17,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import zipfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "infra"))
+from taskfleet_infra.bundle import LAMBDA_PLATFORM, build_bundle, folder_size
 
-from taskfleet_infra.bundle import LAMBDA_PLATFORM, build_bundle, folder_size  # noqa: E402
+from tests.support.lambda_runtime import cold_import_seconds, host_platform, runtime_dir
 
 HANDLERS = ("jobs", "clusters", "runner", "sweeper")
-# What the python3.11 Lambda runtime provides next to the function's code.
-RUNTIME_PACKAGES = ("boto3", "botocore", "jmespath", "s3transfer", "urllib3", "dateutil", "six.py")
-LAMBDA_LIKE_ENV = {
-    "AWS_LAMBDA_FUNCTION_NAME": "bench",
-    "AWS_REGION": "us-east-1",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "TASKFLEET_TABLE": "bench",
-    "TASKFLEET_QUEUE_PREFIX": "bench",
-    "POWERTOOLS_SERVICE_NAME": "taskfleet",
-    "POWERTOOLS_METRICS_NAMESPACE": "Taskfleet",
-    "POWERTOOLS_TRACE_DISABLED": "true",
-}
-
-
-def host_platform() -> str:
-    machine = platform.machine().lower()
-    return {"x86_64": "manylinux2014_x86_64", "amd64": "manylinux2014_x86_64",
-            "aarch64": "manylinux2014_aarch64", "arm64": "manylinux2014_aarch64"}[machine]
-
-
-def runtime_dir(into: Path) -> Path:
-    """A folder with only the packages the Lambda runtime provides (linked from this environment)."""
-    import boto3
-
-    site = Path(boto3.__file__).resolve().parent.parent
-    into.mkdir(parents=True, exist_ok=True)
-    for name in RUNTIME_PACKAGES:
-        if (site / name).exists() and not (into / name).exists():
-            (into / name).symlink_to(site / name)
-    return into
-
-
-def cold_import_seconds(bundle: Path, runtime: Path, module: str) -> float:
-    code = ("import sys, time\n"
-            f"sys.path[:0] = [{str(bundle)!r}, {str(runtime)!r}]\n"
-            "t = time.perf_counter()\n"
-            f"import {module}\n"
-            "print(time.perf_counter() - t)\n")
-    env = {"PATH": os.environ.get("PATH", ""), **LAMBDA_LIKE_ENV}
-    done = subprocess.run([sys.executable, "-I", "-B", "-S", "-c", code], capture_output=True, text=True,
-                          env=env, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"importing {module} from the bundle failed:\n{done.stderr[-3000:]}")
-    return float(done.stdout.strip().splitlines()[-1])
 
 
 def zipped_size(folder: Path) -> int:

@@ -26,7 +26,7 @@ LAMBDA_MEMORY_GB = 0.25  # the functions' configured memory
 LAMBDA_MS_PER_CALL = 30.0  # estimated duration of a runner call on AWS (a handful of ~5 ms DynamoDB calls)
 
 
-def attribute_size(value: dict[str, Any]) -> int:
+def attribute_size(value: dict[str, Any]) -> int:  # noqa: PLR0911 - one return per DynamoDB type, as in the sizing rules
     """Bytes DynamoDB bills for one attribute value (its documented sizing rules, approximately)."""
     (kind, v), = value.items()
     if kind == "S":

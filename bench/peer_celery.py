@@ -19,7 +19,8 @@ Workloads, measured the way taskfleet is measured:
 AWS requests are counted at the emulator (everyone) and, in this process, per botocore HTTP attempt
 (the waiting client); Celery's own requests (workers: broker + backend) are the difference.
 
-Usage: python bench/peer_celery.py [--fanout N] [--chain N] [--json out.json] [--pool prefork|solo]
+Usage (from the repository root):
+    python -m bench.peer_celery [--fanout N] [--chain N] [--json out.json] [--pool prefork|solo]
 """
 
 from __future__ import annotations
@@ -44,11 +45,6 @@ from typing import Any
 
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
-# peer_tasks (beside this file) and taskfleet's emulator (sdk/), whether or not the caller has them on the path.
-for _p in (str(BENCH_DIR), str(ROOT / "sdk")):
-    if _p not in sys.path:
-        sys.path.append(_p)
-
 FAKE_AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
@@ -289,7 +285,7 @@ def _run_chain(app: Any, length: int, timeout: float, interval: float) -> tuple[
     return wall, ids
 
 
-def run_peer(
+def run_peer(  # noqa: PLR0915 - one linear script: set up, warm up, measure, tear down, then the figures
     fanout: int = 500,
     chain: int = 30,
     *,
@@ -311,8 +307,9 @@ def run_peer(
     import boto3
     import celery
     import kombu
-    from peer_tasks import make_app
     from taskfleet_local.emulator import Emulator
+
+    from bench.peer_tasks import make_app
 
     fanout_timeout = timeout_s or 120.0 + 0.5 * fanout
     chain_timeout = timeout_s or 60.0 + 2.0 * chain

@@ -1,8 +1,10 @@
 """taskfleet's benchmark suite, on the local stack, side by side with the Celery peer.
 
-    python bench/run.py                    # default size (fan-out 500, chain 30, 60 s idle), ~5 minutes
-    python bench/run.py --size small       # what CI runs (tests/bench)
-    python bench/run.py --fanout 10000     # cost flatness and hot items at 10,000 tasks
+    python -m bench.run                    # default size (fan-out 500, chain 30, 60 s idle), ~5 minutes
+    python -m bench.run --size small       # what CI runs (tests/bench)
+    python -m bench.run --fanout 10000     # cost flatness and hot items at 10,000 tasks
+
+Run from the repository root.
 
 Prints a table and writes bench/results.json. Every AWS request is counted where it arrives (the
 emulator for DynamoDB and SQS, the local API for the requests that front the handlers), so handlers,
@@ -27,12 +29,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.append(str(ROOT / "bench"))
+from bench import cost
+from bench.workloads import Chain, FanOut, Mixed, NoOp, SleepFanOut
 
-from bench import cost  # noqa: E402
-from bench.workloads import Chain, FanOut, Mixed, NoOp, SleepFanOut  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 SIZES: dict[str, dict[str, Any]] = {
     "small": {"fanout": 60, "chain": 10, "mixed": 30, "scaling_tasks": 24, "idle_s": 10, "peer_fanout": 20,
@@ -162,7 +162,6 @@ def cold_imports() -> dict[str, float]:
 
 def bundle_mb() -> float:
     """Unzipped size of the arm64 bundle the CDK app deploys (built, or reused from its cache)."""
-    sys.path.insert(0, str(ROOT / "infra"))
     from taskfleet_infra.bundle import build_bundle, folder_size
 
     return round(folder_size(build_bundle()) / 1e6, 2)
@@ -227,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     })
     results["cold_import_ms_max"] = max(results["cold_import_ms"].values())
     if not args.no_peer:
-        from peer_celery import run_peer
+        from bench.peer_celery import run_peer
 
         peer = run_peer(size["peer_fanout"], size["peer_chain"])
         results["peer"] = {k: peer[k] for k in ("throughput_tasks_per_s", "chain_hop_ms_median", "requests_per_task")}

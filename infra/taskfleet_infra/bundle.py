@@ -35,9 +35,9 @@ PACKAGE = "taskfleet_functions"
 SDK_PACKAGE = "taskfleet"
 # What the functions import of the user package: its lazy __init__ and the shared rules, nothing else (the
 # client, the CLI and the examples stay out, so that changing them does not change the deployed code).
-SDK_MODULES = ("__init__.py", "rules.py")
+SDK_MODULES = ("__init__.py", "protocol.py", "rules.py")
 # Bump when the layout of the bundle changes, to invalidate cached builds.
-_FORMAT = "4"
+_FORMAT = "5"
 # What pip leaves that nothing imports at run time.
 _PRUNE_DIRS = ("bin",)
 _IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo", ".mypy_cache", ".pytest_cache")

@@ -197,7 +197,7 @@ class DeploymentConfig:
     def dlq_name(self, slug: str) -> str:
         return f"{self.queue_prefix}-{slug}{_DLQ_SUFFIX}"
 
-    def validate(self) -> DeploymentConfig:
+    def validate(self) -> DeploymentConfig:  # noqa: PLR0912 - a flat list of independent checks, each with its own error
         if not re.fullmatch(r"[A-Za-z][A-Za-z0-9-]{0,63}", self.name):
             raise ConfigError(f"name {self.name!r}: a letter, then letters, digits and '-' (CloudFormation)")
         if not _PREFIX.fullmatch(self.queue_prefix):

@@ -12,8 +12,10 @@ The attributes, and why:
   next receiver can take the task over at once.
 - Retention 14 days (the maximum): a cluster whose runners are all off (an on-prem cluster over a long
   weekend) keeps its tickets.
-- DLQ after 100 receives: runners that cannot run a ticket hide it with backoff (1 s .. 60 s), so a ticket
-  may be received many times before the right runner sees it; only a ticket received 100 times lands in
+- DLQ after 100 receives: a runner that cannot run a ticket (another task set shares the cluster) hides it
+  for about 2 s, so a runner that can run it gets it soon, and while it sees only such tickets it backs off
+  its own polling (0.5 s, 1 s, ... up to 20 s); see docs/architecture.md, "Queue protocol". A ticket may
+  thus be received many times before the right runner sees it; only a ticket received 100 times lands in
   the DLQ, which the sweeper drains back (tickets of live tasks are sent again).
 - SSE with SQS-managed keys (no KMS cost, no key policy to manage) and a queue policy denying non-TLS
   requests.

@@ -17,7 +17,7 @@ KEYS = ("throughput_tasks_per_s", "chain_hop_ms_median", "scaling_1_to_4", "requ
 
 def test_small_benchmark_produces_every_figure(tmp_path: Path):
     out = tmp_path / "results.json"
-    proc = subprocess.run([sys.executable, "bench/run.py", "--size", "small", "--no-peer", "--json", str(out)],
+    proc = subprocess.run([sys.executable, "-m", "bench.run", "--size", "small", "--no-peer", "--json", str(out)],
                           check=False, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads(out.read_text())

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.conftest import executions, job_done, marked, open_gate, queue_depth, wait_until
 from tests.e2e.workflows import Fail, FailTimes, FlakyUntilFixed, Gated, Noop
+from tests.support.observe import executions, marked, open_gate, queue_depth
+from tests.support.waits import job_done, wait_until
 
 
 def test_exception_is_captured_and_fails_the_task_and_the_job(client, cluster, runners, tmp_path: Path):

@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import executions, job_done, marked, open_gate, wait_until
 from tests.e2e.workflows import Gated, Noop, Sleepy
+from tests.support.observe import executions, marked, open_gate
+from tests.support.waits import job_done, wait_until
 
 
 def visible(stack: Any, slug: str) -> int:

@@ -11,8 +11,9 @@ from taskfleet import Client, ServerError
 from taskfleet.http import Transport
 from taskfleet_functions import faults
 
-from tests.conftest import executions, job_done, marked, open_gate, wait_until
 from tests.e2e.workflows import FanOut, Gated, Noop
+from tests.support.observe import executions, marked, open_gate
+from tests.support.waits import job_done, wait_until
 
 
 @pytest.fixture(autouse=True)

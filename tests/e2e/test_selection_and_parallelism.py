@@ -5,16 +5,18 @@ from __future__ import annotations
 import concurrent.futures
 import itertools
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from taskfleet import Task
 
-from tests.conftest import executions, job_done, queue_depth, wait_until
 from tests.e2e.workflows import Noop, OtherNoop, Sleepy
+from tests.support.observe import executions, queue_depth
+from tests.support.waits import job_done, wait_until
 
 
-def versioned(version: str) -> type[Task]:
+def versioned(version: str) -> Callable[[str], Task]:
     class Versioned(Task):
         label: str
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.conftest import executions, job_done, wait_until
 from tests.e2e.workflows import FanOut, Tree
+from tests.support.observe import executions
+from tests.support.waits import job_done, wait_until
 
 
 def test_dependants_wait_for_the_whole_subtree_and_may_run_on_another_cluster(client, cluster, runners,
@@ -18,8 +19,8 @@ def test_dependants_wait_for_the_whole_subtree_and_may_run_on_another_cluster(cl
     assert wait_until(job_done(client, job), timeout=60, what="tree job").state == "COMPLETED"
 
     runs = executions(tmp_path)
-    first = {}
-    last = {}
+    first: dict[str, float] = {}
+    last: dict[str, float] = {}
     for e in runs:
         first.setdefault(e["label"], e["t"])
         last[e["label"]] = e["t"]

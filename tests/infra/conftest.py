@@ -15,7 +15,6 @@ import importlib.util
 import json
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,8 +26,6 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
 CDK = ROOT / "node_modules" / ".bin" / "cdk"
-if str(INFRA) not in sys.path:
-    sys.path.insert(0, str(INFRA))
 # jsii warns loudly on every start that Node 20 is past its end of life; the warning is known (see
 # docs/deploy.md) and would drown the test output.
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
@@ -161,6 +158,13 @@ def logical_id(value: Any) -> str | None:
     return None
 
 
+def ref_id(value: Any) -> str:
+    """The logical id of a value that must be a Ref or Fn::GetAtt (fails the test otherwise)."""
+    found = logical_id(value)
+    assert found is not None, f"not a Ref or Fn::GetAtt: {value!r}"
+    return found
+
+
 def statements(policy_document: dict[str, Any]) -> list[dict[str, Any]]:
     found = policy_document["Statement"]
     return found if isinstance(found, list) else [found]
@@ -193,7 +197,7 @@ def role_statements(s: Synth, role_id: str) -> list[dict[str, Any]]:
     return found
 
 
-def render(value: Any) -> str:
+def render(value: Any) -> str:  # noqa: PLR0911 - one return per CloudFormation intrinsic, a flat dispatch
     """A readable string for an ARN built with Fn::Join / Fn::Sub / Ref / GetAtt (tokens in <>)."""
     if isinstance(value, str):
         return value

@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 from taskfleet_runner.ecs_protection import EcsTaskProtection, from_environment
 
-from tests.conftest import job_done, marked, open_gate, wait_until
+from tests.support.observe import marked, open_gate
+from tests.support.waits import job_done, wait_until
 
 # ECS's container stop timeout for the runner (infra: STOP_TIMEOUT_SECONDS); SIGKILL follows it.
 STOP_TIMEOUT_SECONDS = 120

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from taskfleet_infra.api import ROUTES
 
-from .conftest import Synth, function_by_handler, logical_id, render
+from .conftest import Synth, function_by_handler, logical_id, ref_id, render
 
 HANDLERS = {name: f"taskfleet_functions.handlers.{name}.lambda_handler"
             for name in ("jobs", "clusters", "runner", "sweeper")}
@@ -38,9 +38,9 @@ def _routes(s: Synth) -> dict[tuple[str, str], dict[str, Any]]:
 
 
 def _function_of_route(s: Synth, route: dict[str, Any]) -> dict[str, Any]:
-    integration_id = logical_id(route["Target"]["Fn::Join"][1][1])
+    integration_id = ref_id(route["Target"]["Fn::Join"][1][1])
     uri = s.resources[integration_id]["Properties"]["IntegrationUri"]
-    return s.resources[logical_id(uri)]
+    return s.resources[ref_id(uri)]
 
 
 def test_the_api_has_exactly_the_contract_routes(synth: Synth) -> None:
@@ -139,7 +139,7 @@ def test_every_function_logs_to_its_own_group_with_a_retention(synth: Synth) -> 
     seen = set()
     for handler in HANDLERS.values():
         _, function = function_by_handler(synth, handler)
-        group_id = logical_id(function["Properties"]["LoggingConfig"]["LogGroup"])
+        group_id = ref_id(function["Properties"]["LoggingConfig"]["LogGroup"])
         assert groups[group_id]["Properties"]["RetentionInDays"] == synth.config.log_retention_days
         seen.add(group_id)
     assert len(seen) == len(HANDLERS)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .conftest import Synth, as_list, logical_id, render, role_statements, statements
+from .conftest import Synth, as_list, logical_id, ref_id, render, role_statements, statements
 
 RUNNER_ROUTES = {"GET/config", "POST/runner/next", "POST/runner/extend"}
 
@@ -18,7 +18,7 @@ def _onprem_statements(s: Synth) -> tuple[str, list[list[dict[str, Any]]]]:
     for user in s.of_type("AWS::IAM::User").values():
         found: list[dict[str, Any]] = []
         for arn in user["Properties"].get("ManagedPolicyArns", []):
-            found += statements(s.resources[logical_id(arn)]["Properties"]["PolicyDocument"])
+            found += statements(s.resources[ref_id(arn)]["Properties"]["PolicyDocument"])
         granted.append(found)
     description = s.resources[role]["Properties"]["Description"]
     slug = next(c.slug for c in s.config.clusters if f"'{c.slug}'" in description or c.slug in description)

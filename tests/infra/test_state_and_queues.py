@@ -8,7 +8,7 @@ from typing import Any
 from taskfleet_functions.dal import queues as dal_queues
 from taskfleet_functions.dal.table import table_spec
 
-from .conftest import Synth, logical_id
+from .conftest import Synth, logical_id, ref_id
 
 
 def _table(s: Synth) -> dict[str, Any]:
@@ -81,7 +81,7 @@ def test_every_queue_denies_requests_without_tls(synth: Synth) -> None:
         for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
             insecure = statement.get("Condition") == {"Bool": {"aws:SecureTransport": "false"}}
             if statement["Effect"] == "Deny" and insecure:
-                guarded |= {logical_id(q) for q in policy["Properties"]["Queues"]}
+                guarded |= {ref_id(q) for q in policy["Properties"]["Queues"]}
     assert guarded == set(synth.of_type("AWS::SQS::Queue"))
 
 

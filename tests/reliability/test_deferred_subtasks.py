@@ -10,19 +10,19 @@ import pytest
 from taskfleet import rules
 from taskfleet_functions import faults
 from taskfleet_functions.dal.queues import Ticket
-from taskfleet_functions.logic.engine import Report, TaskSpec
+from taskfleet_functions.orchestrator import Claim, Outcome, Report, TaskSpec
 
-from .invariants import check_job
+from tests.support.invariants import check_job
 
 
 def parent_with_children(stack: Any, cluster: str, children: list[TaskSpec]) -> tuple[str, str]:
     """A job whose root reported `children`; returns (job id, root id). The root's ticket is consumed."""
     engine = stack.orchestrator
-    job = engine.submit_job("deferred", [TaskSpec("Root", "v0.0")], cluster=cluster)
+    job = engine.submit_job("deferred", [TaskSpec(name="Root", version="v0.0")], cluster=cluster)
     root = next(iter(engine.walk(job)))["task_id"]
     drain(stack, cluster)
-    assert engine.claim(job["job_id"], root, "r1").status == "run"
-    report = engine.report(Report(root, job["job_id"], 1, "computed", subtasks=children), "r1")
+    assert engine.claim(Claim(job_id=job["job_id"], task_id=root), "r1").status == "run"
+    report = engine.report(Report(task_id=root, job_id=job["job_id"], attempt=1, outcome=Outcome.COMPUTED, subtasks=tuple(children)))
     assert report.status == "ok"
     return job["job_id"], root
 
@@ -40,8 +40,8 @@ def drain(stack: Any, cluster: str) -> list[Ticket]:
 
 def test_subtasks_outside_dependencies_are_stored_as_specs_and_created_by_their_first_claim(stack, cluster):
     engine = stack.orchestrator
-    children = [TaskSpec("Leaf", "v0.0", {"i": i}) for i in range(150)]
-    children.append(TaskSpec("After", "v0.0", depends_on=[0]))  # 0 has a dependant: not deferred
+    children = [TaskSpec(name="Leaf", version="v0.0", input={"i": i}) for i in range(150)]
+    children.append(TaskSpec(name="After", version="v0.0", depends_on=(0,)))  # 0 has a dependant: not deferred
     job_id, root = parent_with_children(stack, cluster, children)
     ids = [rules.child_task_id(root, 1, i) for i in range(151)]
 
@@ -58,42 +58,42 @@ def test_subtasks_outside_dependencies_are_stored_as_specs_and_created_by_their_
     assert set(tickets) == set(ids[:150])  # "After" waits for 0
     assert tickets[ids[0]].ref is None and tickets[ids[7]].ref == (root, 1, 7)
 
-    claim = engine.claim(job_id, ids[7], "r2", ref=tickets[ids[7]].ref)
+    claim = engine.claim(Claim(job_id=job_id, task_id=ids[7], ref=tickets[ids[7]].ref), "r2")
     assert claim.status == "run" and claim.task is not None
     assert claim.task["input"] == '{"i":7}' and claim.task["attempt"] == 1 and claim.task["parent_id"] == root
     item = engine.db.get(f"TASK#{ids[7]}", "META")
     assert item["state"] == "RUNNING" and item["lease_owner"] == "r2" and item["index"] == 7
     # the same ticket received twice: the second claim finds the item and does not run it again
-    again = engine.claim(job_id, ids[7], "r3", ref=tickets[ids[7]].ref)
+    again = engine.claim(Claim(job_id=job_id, task_id=ids[7], ref=tickets[ids[7]].ref), "r3")
     assert again.status == "busy"
     assert engine.db.get(f"TASK#{ids[7]}", "META")["attempt"] == 1
 
 
 def test_claims_with_a_ref_the_orchestrator_did_not_send_run_nothing(stack, cluster):
     engine = stack.orchestrator
-    job_id, root = parent_with_children(stack, cluster, [TaskSpec("Leaf", "v0.0") for _ in range(3)])
+    job_id, root = parent_with_children(stack, cluster, [TaskSpec(name="Leaf", version="v0.0") for _ in range(3)])
     child = rules.child_task_id(root, 1, 1)
-    assert engine.claim(job_id, child, "r", ref=(root, 1, 2)).status == "discard"  # id does not match
+    assert engine.claim(Claim(job_id=job_id, task_id=child, ref=(root, 1, 2)), "r").status == "discard"  # id does not match
     uncommitted = rules.child_task_id(root, 2, 1)
-    assert engine.claim(job_id, uncommitted, "r", ref=(root, 2, 1)).status == "discard"  # no such attempt
-    assert engine.claim(job_id, child, "r").status == "discard"  # no ref: nothing to create it from
+    assert engine.claim(Claim(job_id=job_id, task_id=uncommitted, ref=(root, 2, 1)), "r").status == "discard"  # no such attempt
+    assert engine.claim(Claim(job_id=job_id, task_id=child), "r").status == "discard"  # no ref: nothing to create it from
     assert engine.db.get(f"TASK#{child}", "META") is None
     assert engine.db.get(f"TASK#{uncommitted}", "META") is None
 
 
 def test_deferred_subtasks_complete_their_parent_and_the_job(stack, cluster):
     engine = stack.orchestrator
-    job_id, _ = parent_with_children(stack, cluster, [TaskSpec("Leaf", "v0.0") for _ in range(120)])
+    job_id, _ = parent_with_children(stack, cluster, [TaskSpec(name="Leaf", version="v0.0") for _ in range(120)])
     for ticket in drain(stack, cluster):
-        assert engine.claim(job_id, ticket.task_id, "r", ref=ticket.ref).status == "run"
-        assert engine.report(Report(ticket.task_id, job_id, 1, "computed"), "r").status == "ok"
+        assert engine.claim(Claim(job_id=job_id, task_id=ticket.task_id, ref=ticket.ref), "r").status == "run"
+        assert engine.report(Report(task_id=ticket.task_id, job_id=job_id, attempt=1, outcome=Outcome.COMPUTED)).status == "ok"
     assert engine.get_job(job_id)["state"] == "COMPLETED"
     assert check_job(engine, job_id) == []
 
 
 def test_lost_tickets_of_deferred_subtasks_are_sent_again_by_resume_and_redrive(stack, cluster):
     engine = stack.orchestrator
-    job_id, _ = parent_with_children(stack, cluster, [TaskSpec("Leaf", "v0.0") for _ in range(5)])
+    job_id, _ = parent_with_children(stack, cluster, [TaskSpec(name="Leaf", version="v0.0") for _ in range(5)])
     first = drain(stack, cluster)  # the tickets are lost
     engine.resume(engine.get_job(job_id))
     resent = {t.task_id: t.ref for t in drain(stack, cluster)}
@@ -101,29 +101,29 @@ def test_lost_tickets_of_deferred_subtasks_are_sent_again_by_resume_and_redrive(
 
     # a ticket that ended in the DLQ, as the sweeper receives it (called directly: the stack's own sweeper
     # runs on a timer and would race this test for the DLQ)
-    assert engine._redrive(engine.cluster(cluster), {"Body": first[0].body()}) is True
+    assert engine.recovery.redrive(engine.cluster(cluster), {"Body": first[0].body()}) is True
     assert [t.task_id for t in drain(stack, cluster)] == [first[0].task_id]
-    assert engine.claim(job_id, first[0].task_id, "r", ref=first[0].ref).status == "run"
+    assert engine.claim(Claim(job_id=job_id, task_id=first[0].task_id, ref=first[0].ref), "r").status == "run"
     assert check_job(engine, job_id, quiescent=False) == []
 
 
 def test_a_large_fan_out_sends_its_tickets_as_a_window_that_slides_with_completed_buckets(stack, cluster):
-    from taskfleet_functions.logic.engine import Orchestrator
+    from taskfleet_functions.orchestrator import Orchestrator
 
     shared = stack.orchestrator
     engine = Orchestrator(shared.db, shared.queues, shared.settings)
-    engine.dispatch_window = 2  # latch buckets of 100: 200 tickets out at a time
-    job = engine.submit_job("window", [TaskSpec("Root", "v0.0")], cluster=cluster)
+    engine.reports.dispatch_window = 2  # latch buckets of 100: 200 tickets out at a time
+    job = engine.submit_job("window", [TaskSpec(name="Root", version="v0.0")], cluster=cluster)
     root = next(iter(engine.walk(job)))["task_id"]
     drain(stack, cluster)
-    assert engine.claim(job["job_id"], root, "r").status == "run"
-    children = [TaskSpec("Leaf", "v0.0", i) for i in range(450)]
-    assert engine.report(Report(root, job["job_id"], 1, "computed", subtasks=children), "r").status == "ok"
+    assert engine.claim(Claim(job_id=job["job_id"], task_id=root), "r").status == "run"
+    children = [TaskSpec(name="Leaf", version="v0.0", input=i) for i in range(450)]
+    assert engine.report(Report(task_id=root, job_id=job["job_id"], attempt=1, outcome=Outcome.COMPUTED, subtasks=tuple(children))).status == "ok"
 
     def run(tickets: list[Ticket]) -> None:
         for ticket in tickets:
-            assert engine.claim(job["job_id"], ticket.task_id, "r", ref=ticket.ref).status == "run"
-            assert engine.report(Report(ticket.task_id, job["job_id"], 1, "computed"), "r").status == "ok"
+            assert engine.claim(Claim(job_id=job["job_id"], task_id=ticket.task_id, ref=ticket.ref), "r").status == "run"
+            assert engine.report(Report(task_id=ticket.task_id, job_id=job["job_id"], attempt=1, outcome=Outcome.COMPUTED)).status == "ok"
 
     def indexes(tickets: list[Ticket]) -> set[int]:
         return {t.ref[2] for t in tickets if t.ref}
@@ -140,15 +140,15 @@ def test_a_large_fan_out_sends_its_tickets_as_a_window_that_slides_with_complete
     bucket0 = sorted((t for t in out if t.ref and t.ref[2] < 100), key=lambda t: t.ref[2] if t.ref else 0)
     run(bucket0[:-1])
     filler = bucket0[-1]
-    assert engine.claim(job["job_id"], filler.task_id, "r", ref=filler.ref).status == "run"
+    assert engine.claim(Claim(job_id=job["job_id"], task_id=filler.task_id, ref=filler.ref), "r").status == "run"
     faults.arm("propagate.before_window_dispatch")
     try:
         with pytest.raises(faults.InjectedCrash):
-            engine.report(Report(filler.task_id, job["job_id"], 1, "computed"), "r")
+            engine.report(Report(task_id=filler.task_id, job_id=job["job_id"], attempt=1, outcome=Outcome.COMPUTED))
     finally:
         faults.disarm_all()
     assert drain(stack, cluster) == []
-    assert engine.report(Report(filler.task_id, job["job_id"], 1, "computed"), "r").status == "ok"
+    assert engine.report(Report(task_id=filler.task_id, job_id=job["job_id"], attempt=1, outcome=Outcome.COMPUTED)).status == "ok"
     later = drain(stack, cluster)
     assert indexes(later) == set(range(200, 300))
     run(nxt)  # bucket 3 opens bucket 5, which does not exist

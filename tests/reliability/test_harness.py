@@ -1,6 +1,6 @@
-"""The reliability harness (bench/faults.py) at CI size, against the session's local stack: each scenario
-must end with every job in the expected state, no task lost, no attempt executed twice and no invariant
-(tests/reliability/invariants.py) violated. `python bench/faults.py --size large` runs the same, bigger."""
+"""The reliability scenarios (tests/support/scenarios.py) at CI size, against the session's local stack: each
+scenario must end with every job in the expected state, no task lost, no attempt executed twice and no
+invariant (tests/support/invariants.py) violated. `python -m bench.faults --size large` runs the same, bigger."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from taskfleet_functions import faults
 
-from bench.faults import (
+from tests.support.scenarios import (
     CRASH_POINTS,
     SIZES,
     run_aws_faults,

@@ -12,7 +12,8 @@ from botocore.config import Config
 from botocore.exceptions import ClientError, ConnectTimeoutError
 from taskfleet_runner.aws_faults import FaultInjector
 
-from bench.faults import Fleet, wait_for
+from tests.support.fleet import Fleet
+from tests.support.waits import wait_for
 
 
 def test_a_runner_survives_an_sqs_outage_and_stops_cleanly(stack, cluster, tmp_path: Path):

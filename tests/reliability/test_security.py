@@ -20,8 +20,8 @@ from taskfleet import ConfigurationError
 from taskfleet.http import Transport
 from taskfleet_local import LocalStack
 
-from tests.conftest import job_done, wait_until
 from tests.e2e.workflows import Fail, Noop
+from tests.support.waits import job_done, wait_until
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.1.10", "example.com"])
@@ -99,7 +99,7 @@ def test_a_full_job_run_logs_no_input_values_or_secrets_at_the_default_level(cli
     from taskfleet_functions.handlers.common import logger
 
     # the functions' default level on Lambda is INFO (POWERTOOLS_LOG_LEVEL unset); runners default to WARNING
-    previous = logger.level
+    previous = logger.log_level
     logger.setLevel("INFO")
     functions_log = io.StringIO()  # what the functions log, formatted as on Lambda (JSON lines)
     capture = logging.StreamHandler(functions_log)

@@ -8,11 +8,13 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from taskfleet_functions.logic.engine import TaskSpec
-from taskfleet_functions.logic.errors import Conflict
+from taskfleet_functions.orchestrator.errors import Conflict
+from taskfleet_functions.orchestrator import TaskSpec
 
-from bench.faults import Fleet, read_executions, terminal, wait_for
-from tests.reliability.invariants import check_executions, check_job
+from tests.support.fleet import Fleet
+from tests.support.invariants import check_executions, check_job
+from tests.support.observe import executions
+from tests.support.waits import terminal, wait_for
 
 
 def test_a_duplicate_submit_racing_the_first_never_rewrites_its_running_tasks(stack, cluster, tmp_path: Path,
@@ -20,7 +22,7 @@ def test_a_duplicate_submit_racing_the_first_never_rewrites_its_running_tasks(st
     engine = stack.orchestrator
     fleet = Fleet(stack, cluster, tmp_path)
     fleet.start(2)
-    specs = [TaskSpec("Leaf", "v0.0", f"r{i}", cluster=cluster) for i in range(3)]
+    specs = [TaskSpec(name="Leaf", version="v0.0", input=f"r{i}", cluster=cluster) for i in range(3)]
     token = f"race-{tmp_path.name}"
     # Given a first submit that is slow: it stops right before writing its tasks, until released
     writes = engine.db.put_many
@@ -63,7 +65,7 @@ def test_a_duplicate_submit_racing_the_first_never_rewrites_its_running_tasks(st
     assert wait_for(terminal(stack, job_id), 60, "the job") == "COMPLETED"
     fleet.stop()
     assert check_job(engine, job_id) == []
-    violations, figures = check_executions(read_executions(tmp_path), engine, [job_id])
+    violations, figures = check_executions(executions(tmp_path), engine, [job_id])
     assert violations == []
     assert figures["executions_per_task"] == {"1": 3}  # each root ran exactly once
     assert Counter(j["job_id"] for j in engine.list_jobs(name="race", limit=500)[0])[job_id] == 1

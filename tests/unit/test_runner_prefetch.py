@@ -127,7 +127,8 @@ def make_runner(queue: FakeQueue, **options: Any) -> tuple[TaskRunner, FakeOrche
     api = FakeOrchestrator()
     runner = TaskRunner(None, "c", [Quick, Blocker], install_signal_handlers=False,  # type: ignore[arg-type]
                         shutdown_grace=5, **options)
-    runner._sqs, runner._queue_url, runner._api = queue, "q", api  # _connect() sees a connected runner
+    # _connect() sees a connected runner; the fake answers the API's requests in place of a Transport
+    runner._sqs, runner._queue_url, runner._api = queue, "q", api  # type: ignore[assignment]
     runner.lease_seconds = 60
     return runner, api
 

@@ -25,76 +25,11 @@ from urllib.parse import quote, urlencode
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-ADVERSARIAL = [
-    "", " ", "#state = :x", ":x", "#PK", "${}", "${jndi:ldap://x}", "'; DROP TABLE jobs; --", '" OR 1=1 --',
-    "../../etc/passwd", "%00", "\x00", "\u202e", "é", "日本語", "😀" * 50, "a" * 5000, "JOBS", "CLUSTERS",
-    "C#default", "TASK#x", "default", "-", "--", "0" * 64, "00000000-0000-0000-0000-000000000000",
-    "null", "true", "[]", "{}", "NaN", "1e999", "-1", "9" * 400, "<script>alert(1)</script>", "\\", "/",
-]
-NUMBERS = st.one_of(st.integers(min_value=-(2**70), max_value=2**70),
-                    st.sampled_from([0, 1, -1, 2**31, 2**63, 10**30, 1_000_001, 10_001]),
-                    st.floats(allow_nan=True, allow_infinity=True))
-STRINGS = st.one_of(st.sampled_from(ADVERSARIAL), st.text(max_size=300))
-SCALARS = st.one_of(st.none(), st.booleans(), NUMBERS, STRINGS)
+from tests.support.strategies import IDS, NUMBERS, RAW, STRINGS, body_strategy, task_spec
+
 MUTATIONS = {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems", "SendMessage",
              "SendMessageBatch", "DeleteMessage", "DeleteMessageBatch", "ChangeMessageVisibility",
              "ChangeMessageVisibilityBatch", "CreateQueue", "DeleteQueue", "SetQueueAttributes", "PurgeQueue"}
-JSON = st.recursive(SCALARS, lambda inner: st.one_of(st.lists(inner, max_size=5),
-                                                     st.dictionaries(STRINGS, inner, max_size=5)), max_leaves=25)
-
-
-def _task() -> st.SearchStrategy[dict[str, Any]]:
-    return st.fixed_dictionaries(
-        {"name": st.sampled_from(["Leaf", "T"])},
-        optional={"version": st.sampled_from(["v0.0", "v1.2"]), "input": JSON,
-                  "depends_on": st.lists(st.integers(0, 3), max_size=3), "max_retries": st.integers(0, 3),
-                  "display": st.text(max_size=50)},
-    )
-
-
-def mutated(valid: st.SearchStrategy[dict[str, Any]]) -> st.SearchStrategy[dict[str, Any]]:
-    """A valid body with one key dropped, replaced by any JSON, or an unknown key added."""
-
-    @st.composite
-    def build(draw: Any) -> dict[str, Any]:
-        body = dict(draw(valid))
-        how = draw(st.sampled_from(["drop", "replace", "add", "deep"]))
-        key = draw(st.sampled_from(sorted(body))) if body else "x"
-        if how == "drop":
-            body.pop(key, None)
-        elif how == "replace":
-            body[key] = draw(JSON)
-        elif how == "add":
-            body[draw(STRINGS)] = draw(JSON)
-        else:  # the same key replaced inside a nested object, if there is one
-            for value in body.values():
-                if isinstance(value, dict) and value:
-                    value[draw(st.sampled_from(sorted(value)))] = draw(JSON)
-                elif isinstance(value, list) and value and isinstance(value[0], dict) and value[0]:
-                    value[0] = {**value[0], draw(st.sampled_from(sorted(value[0]))): draw(JSON)}
-        return body
-
-    return build()
-
-
-RAW = st.one_of(
-    st.text(max_size=200),
-    st.sampled_from([
-        "{", "[" * 5000 + "]" * 5000, '{"a":' * 3000 + "1" + "}" * 3000, "\x00", "null", "1", '"x"', "[]",
-        '{"name":"x","tasks":[{"name":"T","input":"\\ud800"}]}', '{"name":"\\udfff","tasks":[{"name":"T"}]}',
-        '{"name":"x","tasks":[{"name":"T","input":' + "[" * 990 + "]" * 990 + "}]}",
-        '{"name":"x","tasks":[{"name":"T","input":1e400}]}', '{"name":"x","tasks":[{"name":"T","input":NaN}]}',
-        '{"runner_id":"r","claim":{"job_id":"\\ud800","task_id":"t"}}', "\ufeff{}",
-    ]),
-)
-
-
-def body_strategy(valid: st.SearchStrategy[dict[str, Any]]) -> st.SearchStrategy[str]:
-    as_json = st.one_of(valid, mutated(valid), JSON).map(json.dumps)
-    return st.one_of(as_json, RAW)
-
-
-IDS = st.one_of(STRINGS, st.sampled_from(["<job>", "<task>"]))
 
 
 class Target:
@@ -104,7 +39,7 @@ class Target:
         from taskfleet_functions.dal.dynamo import Dynamo
         from taskfleet_functions.dal.queues import Queues
         from taskfleet_functions.dal.table import table_spec
-        from taskfleet_functions.logic.engine import Orchestrator, TaskSpec
+        from taskfleet_functions.orchestrator import Orchestrator, TaskSpec
         from taskfleet_functions.settings import Settings
         from taskfleet_functions.wiring import aws_config
 
@@ -122,7 +57,7 @@ class Target:
         self.engine = Orchestrator(Dynamo(dynamodb, name), Queues(self.sqs, visibility_seconds=stack.lease_seconds),
                                    settings)
         self.engine.cluster("default")
-        job = self.engine.submit_job("seed", [TaskSpec("Leaf", "v0.0", "x"), TaskSpec("Leaf", "v0.0", "y")])
+        job = self.engine.submit_job("seed", [TaskSpec(name="Leaf", version="v0.0", input="x"), TaskSpec(name="Leaf", version="v0.0", input="y")])
         self.job_id = str(job["job_id"])
         self.task_id = next(iter(self.engine.walk(job)))["task_id"]
         self.handlers = {
@@ -204,7 +139,7 @@ def fuzz_all_routes(stack: Any, examples: int) -> tuple[Counter[str], list[str]]
     fuzzer = Fuzzer(target)
     config = settings(max_examples=examples, deadline=None, database=None, derandomize=True,
                       suppress_health_check=list(HealthCheck))
-    submit = st.fixed_dictionaries({"name": st.text(min_size=1, max_size=30), "tasks": st.lists(_task(), min_size=1,
+    submit = st.fixed_dictionaries({"name": st.text(min_size=1, max_size=30), "tasks": st.lists(task_spec(), min_size=1,
                                                                                                  max_size=3)},
                                    optional={"max_retries": st.integers(0, 3), "client_token": STRINGS,
                                              "cluster": st.sampled_from(["default", "nope"])})
@@ -214,7 +149,7 @@ def fuzz_all_routes(stack: Any, examples: int) -> tuple[Counter[str], list[str]]
                   "report": st.fixed_dictionaries({"job_id": IDS, "task_id": IDS, "attempt": NUMBERS,
                                                    "outcome": st.sampled_from(["computed", "failed", "released",
                                                                                "x"])},
-                                                  optional={"subtasks": st.lists(_task(), max_size=2),
+                                                  optional={"subtasks": st.lists(task_spec(), max_size=2),
                                                             "display": STRINGS,
                                                             "failure": st.fixed_dictionaries({"message": STRINGS})})})
     extend = st.fixed_dictionaries({"runner_id": st.text(min_size=1, max_size=20), "task_id": IDS,

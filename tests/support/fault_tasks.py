@@ -1,5 +1,5 @@
-"""Task classes of the reliability harness (bench/faults.py), run by runner subprocesses as
-`bench.fault_tasks:<Class>`.
+"""Task classes of the reliability scenarios (tests/support/scenarios.py), run by runner subprocesses as
+`tests.support.fault_tasks:<Class>`.
 
 Every execution appends a `start` line and, however it ends, an `end` line (JSON, one O_APPEND write
 each, so concurrent runners never interleave) to $TASKFLEET_FAULTS_DIR/executions.log, and holds a

@@ -1,5 +1,5 @@
 """Invariants of a job's stored state, and of what runners executed, checked after every reliability
-scenario (tests/reliability/, bench/faults.py). Each check returns a list of violations (empty: holds).
+scenario (tests/reliability/, tests/support/scenarios.py). Each check returns a list of violations (empty: holds).
 
 Stored state (`check_job`), read straight from DynamoDB:
 - the tree: every root exists; every COMPUTED task's children exist, name it as parent and its attempt;
@@ -31,20 +31,16 @@ from typing import Any
 
 from taskfleet import rules
 from taskfleet_functions.dal.dynamo import deserialize
-from taskfleet_functions.logic.engine import (
-    ACTIVE_JOB_STATES,
-    COMPLETED,
-    COMPUTED,
-    FAILED,
-    QUEUED,
-    RUNNING,
-    Orchestrator,
-    job_pk,
-    task_pk,
-)
+from taskfleet_functions.dal.repository import job_pk, task_pk
+from taskfleet_functions.orchestrator import JobState as Job
+from taskfleet_functions.orchestrator import Orchestrator
+from taskfleet_functions.orchestrator import TaskState as Task
+from taskfleet_functions.orchestrator.states import ACTIVE_JOB_STATES
 
-TASK_STATES = {QUEUED, RUNNING, COMPUTED, FAILED}
-JOB_STATES = {"SUBMITTED", "RUNNING", "COMPLETED", "FAILED", "CANCELED"}
+QUEUED, RUNNING, COMPUTED, FAILED = Task.QUEUED, Task.RUNNING, Task.COMPUTED, Task.FAILED
+COMPLETED = Job.COMPLETED
+TASK_STATES = set(Task)
+JOB_STATES = set(Job)
 
 
 class JobState:
@@ -122,7 +118,7 @@ def _latch_members(state: JobState, owner_pk: str, owner: dict[str, Any], kind: 
     return members, problems
 
 
-def check_job(engine: Orchestrator, job_id: str, *, quiescent: bool = True, now_ms: int | None = None) -> list[str]:
+def check_job(engine: Orchestrator, job_id: str, *, quiescent: bool = True, now_ms: int | None = None) -> list[str]:  # noqa: PLR0912, PLR0915 - the module docstring's list of invariants, each an independent check
     """Violations of the stored-state invariants of one job (see the module docstring)."""
     state = JobState(engine, job_id)
     v: list[str] = []
@@ -245,7 +241,7 @@ def state_counts(engine: Orchestrator, job_id: str) -> Counter[str]:
 # --- executions --------------------------------------------------------------------------------------
 
 
-def check_executions(
+def check_executions(  # noqa: PLR0912 - the execution invariants, each an independent check
     records: Iterable[dict[str, Any]],
     engine: Orchestrator,
     job_ids: Iterable[str],
