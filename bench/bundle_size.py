@@ -55,14 +55,20 @@ def main(argv: list[str] | None = None) -> int:
     lambda_bundle = build_bundle(LAMBDA_PLATFORM)
     size = folder_size(lambda_bundle)
     zipped = zipped_size(lambda_bundle)
-    parts = sorted(((folder_size(p) if p.is_dir() else p.stat().st_size, p.name)
-                    for p in lambda_bundle.iterdir()), reverse=True)
+    parts = sorted(
+        ((folder_size(p) if p.is_dir() else p.stat().st_size, p.name) for p in lambda_bundle.iterdir()), reverse=True
+    )
     print(f"Lambda bundle ({LAMBDA_PLATFORM}): {size / 1e6:.1f} MB unzipped, {zipped / 1e6:.1f} MB zipped")
     for part_size, name in parts[:8]:
         print(f"  {part_size / 1e6:6.2f} MB  {name}")
 
-    results: dict[str, object] = {"bundle_mb": round(size / 1e6, 2), "bundle_zip_mb": round(zipped / 1e6, 2),
-                                  "runs": args.runs, "cold_import_ms": {}, "cold_import_ms_sources_only": {}}
+    results: dict[str, object] = {
+        "bundle_mb": round(size / 1e6, 2),
+        "bundle_zip_mb": round(zipped / 1e6, 2),
+        "runs": args.runs,
+        "cold_import_ms": {},
+        "cold_import_ms_sources_only": {},
+    }
     host_bundle = build_bundle(host_platform())
     with tempfile.TemporaryDirectory() as tmp:
         runtime = runtime_dir(Path(tmp) / "runtime")

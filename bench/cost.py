@@ -28,7 +28,7 @@ LAMBDA_MS_PER_CALL = 30.0  # estimated duration of a runner call on AWS (a handf
 
 def attribute_size(value: dict[str, Any]) -> int:  # noqa: PLR0911 - one return per DynamoDB type, as in the sizing rules
     """Bytes DynamoDB bills for one attribute value (its documented sizing rules, approximately)."""
-    (kind, v), = value.items()
+    ((kind, v),) = value.items()
     if kind == "S":
         return len(v.encode())
     if kind == "N":
@@ -58,8 +58,9 @@ def item_sizes(stack: Any) -> dict[tuple[str, str], int]:
     return sizes
 
 
-def model(requests: dict[str, int], writes_per_item: Counter[tuple[str, str]], sizes: dict[tuple[str, str], int],
-          tasks: int) -> dict[str, Any]:
+def model(
+    requests: dict[str, int], writes_per_item: Counter[tuple[str, str]], sizes: dict[tuple[str, str], int], tasks: int
+) -> dict[str, Any]:
     """Dollars per million tasks by service, and AWS requests per task (the waiting client's polls apart)."""
     polls = requests.get("api:GET /jobs", 0)  # the benchmark's own waiting: one job read each
     write_units = sum(n * max(1, math.ceil(sizes.get(key, 1024) / 1024)) for key, n in writes_per_item.items())

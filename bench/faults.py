@@ -24,14 +24,35 @@ from tests.support.scenarios import SCENARIOS, SIZES, Result
 
 
 def table(results: list[Result]) -> str:
-    rows = [("scenario", "jobs", "tasks", "executions", "runners killed", "faults/crashes injected",
-             "duplicate exec.", "tasks lost", "violations")]
+    rows = [
+        (
+            "scenario",
+            "jobs",
+            "tasks",
+            "executions",
+            "runners killed",
+            "faults/crashes injected",
+            "duplicate exec.",
+            "tasks lost",
+            "violations",
+        )
+    ]
     for r in results:
         f = r.figures
         injected = sum((f.get("faults_injected") or {}).values()) + sum((f.get("crashes_injected") or {}).values())
-        rows.append((r.scenario, str(f.get("jobs", "")), str(f.get("tasks", f.get("fuzz_cases_total", ""))),
-                     str(f.get("executions", "")), str(f.get("runners_killed", "")), str(injected or ""),
-                     str(f.get("duplicate_executions", "")), str(f.get("tasks_lost", "")), str(len(r.violations))))
+        rows.append(
+            (
+                r.scenario,
+                str(f.get("jobs", "")),
+                str(f.get("tasks", f.get("fuzz_cases_total", ""))),
+                str(f.get("executions", "")),
+                str(f.get("runners_killed", "")),
+                str(injected or ""),
+                str(f.get("duplicate_executions", "")),
+                str(f.get("tasks_lost", "")),
+                str(len(r.violations)),
+            )
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |" for row in rows]
     lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
@@ -52,8 +73,10 @@ def main(argv: list[str] | None = None) -> int:
     size = SIZES[args.size]
     chosen = [s for s in (args.only.split(",") if args.only else SCENARIOS) if s]
     results: list[Result] = []
-    with LocalStack(lease_seconds=3, sweep_interval=0.5, outbox_grace_seconds=1.0, submit_lock_seconds=3.0) as stack, \
-            tempfile.TemporaryDirectory(prefix="taskfleet-faults-") as tmp:
+    with (
+        LocalStack(lease_seconds=3, sweep_interval=0.5, outbox_grace_seconds=1.0, submit_lock_seconds=3.0) as stack,
+        tempfile.TemporaryDirectory(prefix="taskfleet-faults-") as tmp,
+    ):
         for name in chosen:
             print(f"--- {name} ({args.size})", flush=True)
             workdir = Path(tmp) / name
@@ -65,10 +88,19 @@ def main(argv: list[str] | None = None) -> int:
                 print("  VIOLATION:", v, flush=True)
     print()
     print(table(results))
-    Path(args.json).write_text(json.dumps(
-        {"size": args.size, "command": " ".join(["python", "-m", "bench.faults", *(argv or sys.argv[1:])]),
-         "results": [{"scenario": r.scenario, "figures": r.figures, "violations": r.violations} for r in results]},
-        indent=1) + "\n")
+    Path(args.json).write_text(
+        json.dumps(
+            {
+                "size": args.size,
+                "command": " ".join(["python", "-m", "bench.faults", *(argv or sys.argv[1:])]),
+                "results": [
+                    {"scenario": r.scenario, "figures": r.figures, "violations": r.violations} for r in results
+                ],
+            },
+            indent=1,
+        )
+        + "\n"
+    )
     return 1 if any(r.violations for r in results) else 0
 
 

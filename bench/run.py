@@ -35,10 +35,24 @@ from bench.workloads import Chain, FanOut, Mixed, NoOp, SleepFanOut
 ROOT = Path(__file__).resolve().parent.parent
 
 SIZES: dict[str, dict[str, Any]] = {
-    "small": {"fanout": 60, "chain": 10, "mixed": 30, "scaling_tasks": 24, "idle_s": 10, "peer_fanout": 20,
-              "peer_chain": 5},
-    "default": {"fanout": 500, "chain": 30, "mixed": 100, "scaling_tasks": 60, "idle_s": 60, "peer_fanout": 500,
-                "peer_chain": 30},
+    "small": {
+        "fanout": 60,
+        "chain": 10,
+        "mixed": 30,
+        "scaling_tasks": 24,
+        "idle_s": 10,
+        "peer_fanout": 20,
+        "peer_chain": 5,
+    },
+    "default": {
+        "fanout": 500,
+        "chain": 30,
+        "mixed": 100,
+        "scaling_tasks": 60,
+        "idle_s": 60,
+        "peer_fanout": 500,
+        "peer_chain": 30,
+    },
 }
 SLEEP_TASK_S = 0.1
 WORKERS = 2  # runner processes for fan-out, chain and mixed; the peer gets the same number
@@ -73,10 +87,17 @@ class Bench:
 
     def start_runners(self, n: int, cluster: str = "default") -> list[subprocess.Popen[bytes]]:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-        tasks = [f"bench.workloads:{t}" for t in ("NoOp", "Sleep", "FanOut", "SleepFanOut", "Chain", "Hop", "Mixed",
-                                                  "Gather")]
-        started = [subprocess.Popen([sys.executable, "-m", "taskfleet_runner", "--url", self.stack.url,
-                                     "--cluster", cluster, *tasks], env=env) for _ in range(n)]
+        tasks = [
+            f"bench.workloads:{t}"
+            for t in ("NoOp", "Sleep", "FanOut", "SleepFanOut", "Chain", "Hop", "Mixed", "Gather")
+        ]
+        started = [
+            subprocess.Popen(
+                [sys.executable, "-m", "taskfleet_runner", "--url", self.stack.url, "--cluster", cluster, *tasks],
+                env=env,
+            )
+            for _ in range(n)
+        ]
         self.procs.extend(started)
         # Warm up: every runner has connected once the warm-up job of n tasks ran.
         job = self.client.jobs().submit("warm-up", [NoOp(i) for i in range(n)], cluster=cluster)
@@ -146,16 +167,28 @@ def idle_requests(bench: Bench, runners: int, seconds: float, clusters: int) -> 
 
 def cold_imports() -> dict[str, float]:
     # The deployed functions' environment (infra/): Powertools settings, no pydantic plugin discovery.
-    env = {**os.environ, "POWERTOOLS_SERVICE_NAME": "taskfleet", "POWERTOOLS_METRICS_NAMESPACE": "taskfleet",
-           "TASKFLEET_TABLE": "t", "TASKFLEET_QUEUE_PREFIX": "q", "AWS_DEFAULT_REGION": "us-east-1",
-           "PYDANTIC_DISABLE_PLUGINS": "__all__"}
+    env = {
+        **os.environ,
+        "POWERTOOLS_SERVICE_NAME": "taskfleet",
+        "POWERTOOLS_METRICS_NAMESPACE": "taskfleet",
+        "TASKFLEET_TABLE": "t",
+        "TASKFLEET_QUEUE_PREFIX": "q",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "PYDANTIC_DISABLE_PLUGINS": "__all__",
+    }
     out = {}
     for name in ("jobs", "clusters", "runner", "sweeper"):
         module = f"taskfleet_functions.handlers.{name}"
-        code = ("import time; t = time.perf_counter(); import importlib; "
-                f"importlib.import_module({module!r}); print((time.perf_counter() - t) * 1000)")
-        runs = [float(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                                     check=True).stdout) for _ in range(3)]
+        code = (
+            "import time; t = time.perf_counter(); import importlib; "
+            f"importlib.import_module({module!r}); print((time.perf_counter() - t) * 1000)"
+        )
+        runs = [
+            float(
+                subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+            )
+            for _ in range(3)
+        ]
         out[name] = round(statistics.median(runs), 1)
     return out
 
@@ -173,8 +206,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fanout", type=int, default=None, help="fan-out size (10000 for the large run)")
     parser.add_argument("--json", default=str(ROOT / "bench" / "results.json"))
     parser.add_argument("--no-peer", action="store_true", help="skip the Celery peer")
-    parser.add_argument("--fanout-only", action="store_true",
-                        help="only the fan-out: throughput, requests, cost and hot items (for --fanout 10000)")
+    parser.add_argument(
+        "--fanout-only",
+        action="store_true",
+        help="only the fan-out: throughput, requests, cost and hot items (for --fanout 10000)",
+    )
     args = parser.parse_args(argv)
     size = dict(SIZES[args.size])
     if args.fanout:
@@ -213,17 +249,19 @@ def main(argv: list[str] | None = None) -> int:
     starts = sorted(float(t.display) for t in chain_tasks if t.name == "Hop")  # each hop's start time
     hop_ms = [(b - a) * 1000 for a, b in itertools.pairwise(starts)]
     results.update(fanout_figures(fan, fan_tasks, sizes))
-    results.update({
-        "chain_hop_ms_median": round(statistics.median(hop_ms), 1),
-        "chain_hop_ms_p90": round(percentile(hop_ms, 0.9), 1),
-        "mixed_wall_s": round(mixed.wall_s, 2),
-        "mixed_tasks_per_s": round(mixed.tasks_per_s, 1),
-        "scaling_tasks_per_s": {str(k): round(v, 2) for k, v in scaling.items()},
-        "scaling_1_to_4": round(scaling[4] / scaling[1], 2),
-        "idle_requests_per_runner_minute": round(idle, 2),
-        "cold_import_ms": cold_imports(),
-        "bundle_mb": bundle_mb(),
-    })
+    results.update(
+        {
+            "chain_hop_ms_median": round(statistics.median(hop_ms), 1),
+            "chain_hop_ms_p90": round(percentile(hop_ms, 0.9), 1),
+            "mixed_wall_s": round(mixed.wall_s, 2),
+            "mixed_tasks_per_s": round(mixed.tasks_per_s, 1),
+            "scaling_tasks_per_s": {str(k): round(v, 2) for k, v in scaling.items()},
+            "scaling_1_to_4": round(scaling[4] / scaling[1], 2),
+            "idle_requests_per_runner_minute": round(idle, 2),
+            "cold_import_ms": cold_imports(),
+            "bundle_mb": bundle_mb(),
+        }
+    )
     results["cold_import_ms_max"] = max(results["cold_import_ms"].values())
     if not args.no_peer:
         from bench.peer_celery import run_peer
@@ -258,8 +296,7 @@ def fanout_figures(fan: Measured, tasks: list[Any], sizes: dict[tuple[str, str],
 def format_table(r: dict[str, Any]) -> str:
     peer = r.get("peer", {})
     rows = [
-        ("fan-out throughput (tasks/s)", r["throughput_tasks_per_s"], peer.get("throughput_tasks_per_s"),
-         "peer x1.5"),
+        ("fan-out throughput (tasks/s)", r["throughput_tasks_per_s"], peer.get("throughput_tasks_per_s"), "peer x1.5"),
         ("chain hop p50 (ms)", r["chain_hop_ms_median"], peer.get("chain_hop_ms_median"), "<= peer"),
         ("chain hop p90 (ms)", r["chain_hop_ms_p90"], (peer.get("details") or {}).get("chain_hop_ms_p90"), ""),
         ("AWS requests per task", r["requests_per_task"], peer.get("requests_per_task"), "<= peer"),
@@ -268,15 +305,21 @@ def format_table(r: dict[str, Any]) -> str:
         ("hottest item's share of writes", r["hot_item_write_share"], None, "<= 0.01 at 10,000"),
         ("idle requests / runner / minute", r["idle_requests_per_runner_minute"], None, "<= 3"),
         ("cold import, slowest handler (ms)", r["cold_import_ms_max"], None, "<= 300"),
-        ("duplicate executions", r["duplicate_executions"], (peer.get("details") or {}).get("duplicate_executions"),
-         "0"),
+        (
+            "duplicate executions",
+            r["duplicate_executions"],
+            (peer.get("details") or {}).get("duplicate_executions"),
+            "0",
+        ),
     ]
     lines = [f"{'figure':<36}{'taskfleet':>12}{'celery':>12}  goal", "-" * 72]
     for name, ours, theirs, goal in rows:
         lines.append(f"{name:<36}{_fmt(ours):>12}{_fmt(theirs):>12}  {goal}")
     lines.append("")
-    lines.append(f"fan-out of {r['fanout_tasks']} tasks in {r['fanout_wall_s']} s with {r['workers']} runners; "
-                 f"mixed DAG {r['mixed_wall_s']} s; scaling {r['scaling_tasks_per_s']} tasks/s")
+    lines.append(
+        f"fan-out of {r['fanout_tasks']} tasks in {r['fanout_wall_s']} s with {r['workers']} runners; "
+        f"mixed DAG {r['mixed_wall_s']} s; scaling {r['scaling_tasks_per_s']} tasks/s"
+    )
     lines.append("cost per million: " + ", ".join(f"{k} ${v}" for k, v in r["cost_breakdown_usd_per_million"].items()))
     return "\n".join(lines)
 

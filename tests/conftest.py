@@ -24,8 +24,9 @@ LEASE_SECONDS = 3
 def stack() -> Iterator[Any]:
     from taskfleet_local import LocalStack
 
-    with LocalStack(lease_seconds=LEASE_SECONDS, sweep_interval=0.5, outbox_grace_seconds=1.0,
-                    submit_lock_seconds=3.0) as s:
+    with LocalStack(
+        lease_seconds=LEASE_SECONDS, sweep_interval=0.5, outbox_grace_seconds=1.0, submit_lock_seconds=3.0
+    ) as s:
         yield s
 
 

@@ -11,10 +11,15 @@ from .orchestrator.contracts import iso
 
 def job_view(job: dict[str, Any]) -> dict[str, Any]:
     return {
-        "id": job["job_id"], "name": job.get("name"), "state": job.get("state"),
-        "cluster": job.get("cluster"), "submitted_at": iso(job.get("submitted_at")),
-        "started_at": iso(job.get("started_at")), "finished_at": iso(job.get("finished_at")),
-        "max_retries": job.get("max_retries", 0), "root_tasks": job.get("roots"),
+        "id": job["job_id"],
+        "name": job.get("name"),
+        "state": job.get("state"),
+        "cluster": job.get("cluster"),
+        "submitted_at": iso(job.get("submitted_at")),
+        "started_at": iso(job.get("started_at")),
+        "finished_at": iso(job.get("finished_at")),
+        "max_retries": job.get("max_retries", 0),
+        "root_tasks": job.get("roots"),
         "failure": job.get("failure"),
     }
 
@@ -26,19 +31,34 @@ def task_view(task: dict[str, Any]) -> dict[str, Any]:
         return rules.child_task_id(parent, attempt, i) if parent else rules.root_task_id(job, i)
 
     return {
-        "id": task["task_id"], "job_id": job, "parent_id": parent, "index": task.get("index"),
-        "name": task.get("name"), "version": task.get("version"), "cluster": task.get("cluster"),
-        "state": task.get("state"), "completed": bool(task.get("completed")),
-        "attempt": int(task.get("attempt", 0)), "retry_count": int(task.get("retry_count", 0)),
-        "max_retries": int(task.get("max_retries", 0)), "lease_losses": int(task.get("lease_losses", 0)),
+        "id": task["task_id"],
+        "job_id": job,
+        "parent_id": parent,
+        "index": task.get("index"),
+        "name": task.get("name"),
+        "version": task.get("version"),
+        "cluster": task.get("cluster"),
+        "state": task.get("state"),
+        "completed": bool(task.get("completed")),
+        "attempt": int(task.get("attempt", 0)),
+        "retry_count": int(task.get("retry_count", 0)),
+        "max_retries": int(task.get("max_retries", 0)),
+        "lease_losses": int(task.get("lease_losses", 0)),
         "depends_on": [sibling(i) for i in task.get("depends_on") or ()],
-        "subtasks": int(task.get("children", 0) or 0), "display": task.get("display") or task.get("name"),
-        "failure": task.get("failure"), "last_failure": task.get("last_failure"),
-        "submitted_at": iso(task.get("submitted_at")), "started_at": iso(task.get("started_at")),
+        "subtasks": int(task.get("children", 0) or 0),
+        "display": task.get("display") or task.get("name"),
+        "failure": task.get("failure"),
+        "last_failure": task.get("last_failure"),
+        "submitted_at": iso(task.get("submitted_at")),
+        "started_at": iso(task.get("started_at")),
         "finished_at": iso(task.get("finished_at")),
     }
 
 
 def cluster_view(cluster: dict[str, Any]) -> dict[str, Any]:
-    return {"slug": cluster["slug"], "name": cluster.get("name"), "queue_url": cluster.get("queue_url"),
-            "created_at": iso(cluster.get("created_at"))}
+    return {
+        "slug": cluster["slug"],
+        "name": cluster.get("name"),
+        "queue_url": cluster.get("queue_url"),
+        "created_at": iso(cluster.get("created_at")),
+    }

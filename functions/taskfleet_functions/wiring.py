@@ -47,5 +47,6 @@ def build_from_env() -> Orchestrator:
     session = boto3.session.Session(region_name=settings.region)
     dynamodb = session.client("dynamodb", config=config, endpoint_url=settings.endpoint_url)
     sqs = session.client("sqs", config=config, endpoint_url=settings.endpoint_url)
-    return Orchestrator(Dynamo(dynamodb, settings.table_name), Queues(sqs, visibility_seconds=settings.lease_seconds),
-                        settings)
+    return Orchestrator(
+        Dynamo(dynamodb, settings.table_name), Queues(sqs, visibility_seconds=settings.lease_seconds), settings
+    )

@@ -71,17 +71,18 @@ class LocalStack:
         import boto3
 
         assert self.emulator is not None
-        return boto3.session.Session().client(service, endpoint_url=self.emulator.url, region_name="us-east-1",
-                                              config=config, **FAKE_CREDENTIALS)
+        return boto3.session.Session().client(
+            service, endpoint_url=self.emulator.url, region_name="us-east-1", config=config, **FAKE_CREDENTIALS
+        )
 
     def start(self) -> LocalStack:
         for key, value in _POWERTOOLS_LOCAL_ENV.items():
             os.environ.setdefault(key, value)
+        from taskfleet_functions import orchestrator as engine
         from taskfleet_functions import wiring
         from taskfleet_functions.dal.dynamo import Dynamo
         from taskfleet_functions.dal.queues import Queues
         from taskfleet_functions.dal.table import table_spec
-        from taskfleet_functions import orchestrator as engine
         from taskfleet_functions.settings import Settings
 
         from .api_server import LocalApi
@@ -92,12 +93,18 @@ class LocalStack:
         dynamodb, sqs = self.boto_client("dynamodb", wiring.aws_config()), self.boto_client("sqs", wiring.aws_config())
         dynamodb.create_table(**table_spec(self.name))
         self.api = LocalApi(host=self.host, port=self.port)
-        settings = Settings(table_name=self.name, queue_prefix=self.name, lease_seconds=self.lease_seconds,
-                            local=True, endpoint_url=self.emulator.url,
-                            outbox_grace_seconds=self.outbox_grace_seconds,
-                            submit_lock_seconds=self.submit_lock_seconds)
-        self.orchestrator = engine.Orchestrator(Dynamo(dynamodb, self.name),
-                                                Queues(sqs, visibility_seconds=self.lease_seconds), settings)
+        settings = Settings(
+            table_name=self.name,
+            queue_prefix=self.name,
+            lease_seconds=self.lease_seconds,
+            local=True,
+            endpoint_url=self.emulator.url,
+            outbox_grace_seconds=self.outbox_grace_seconds,
+            submit_lock_seconds=self.submit_lock_seconds,
+        )
+        self.orchestrator = engine.Orchestrator(
+            Dynamo(dynamodb, self.name), Queues(sqs, visibility_seconds=self.lease_seconds), settings
+        )
         wiring.configure(self.orchestrator)
         self.orchestrator.cluster("default")
         self.api.start()

@@ -34,8 +34,11 @@ def _moto_missing(command: str) -> bool:
     """taskfleet-functions installed without its `local` extra: say so in one line (exit status 2)."""
     if importlib.util.find_spec("moto") is not None:
         return False
-    print(f"taskfleet {command}: the local stack needs moto (the `local` extra of taskfleet-functions), which is "
-          "not installed; run `make setup` in a clone of the taskfleet repository", file=sys.stderr)
+    print(
+        f"taskfleet {command}: the local stack needs moto (the `local` extra of taskfleet-functions), which is "
+        "not installed; run `make setup` in a clone of the taskfleet repository",
+        file=sys.stderr,
+    )
     return True
 
 
@@ -59,8 +62,9 @@ def cmd_dev(args: argparse.Namespace) -> int:
     return 0
 
 
-def start_runner_process(url: str, cluster: str, tasks: list[str], *, log_level: str = "WARNING",
-                         extra_env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+def start_runner_process(
+    url: str, cluster: str, tasks: list[str], *, log_level: str = "WARNING", extra_env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     env = {**os.environ, "TASKFLEET_LOG_LEVEL": log_level, **(extra_env or {})}
     return subprocess.Popen(
         [sys.executable, "-m", "taskfleet_runner", "--url", url, "--cluster", cluster, *tasks], env=env
@@ -93,8 +97,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 job = client.jobs().find(job)
                 tasks = client.jobs().tasks(job)
                 counts = Counter(t.state for t in tasks)
-                line = (f"  [{time.monotonic() - submitted:5.1f}s] job {job.state:<9} tasks {len(tasks):>3}: "
-                        + "  ".join(f"{s} {counts.get(s, 0)}" for s in ("QUEUED", "RUNNING", "COMPUTED", "FAILED")))
+                line = (
+                    f"  [{time.monotonic() - submitted:5.1f}s] job {job.state:<9} tasks {len(tasks):>3}: "
+                    + "  ".join(f"{s} {counts.get(s, 0)}" for s in ("QUEUED", "RUNNING", "COMPUTED", "FAILED"))
+                )
                 if line != last:
                     print(line, flush=True)
                     last = line
@@ -122,8 +128,9 @@ def print_summary(job: Any, tasks: list[Any], job_wall: float, total_wall: float
     by_cluster = Counter(t.cluster for t in tasks)
     print()
     print(f"job {job.id} {job.state} in {job_wall:.1f} s ({total_wall:.1f} s including start-up)")
-    print(f"  {len(tasks)} tasks, {sum(t.completed for t in tasks)} completed, "
-          f"{sum(t.attempt for t in tasks)} executions")
+    print(
+        f"  {len(tasks)} tasks, {sum(t.completed for t in tasks)} completed, {sum(t.attempt for t in tasks)} executions"
+    )
     for name, n in sorted(by_name.items()):
         print(f"    {name:<20} {n:>4}")
     print("  by cluster: " + ", ".join(f"{c}: {n}" for c, n in sorted(by_cluster.items())))

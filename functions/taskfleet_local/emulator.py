@@ -53,8 +53,10 @@ def _make_server(host: str, port: int, *, fast_clock: bool, fast_dynamodb: bool)
             create_backend_app,
         )
     except ImportError as e:  # moto 5.2.1 has no MotoRequestHandler
-        raise EmulatorError(f"moto {moto_patches.moto_version()} does not provide the server the emulator runs "
-                            f"({e}); taskfleet is tested with moto {moto_patches.TESTED_MOTO}") from e
+        raise EmulatorError(
+            f"moto {moto_patches.moto_version()} does not provide the server the emulator runs "
+            f"({e}); taskfleet is tested with moto {moto_patches.TESTED_MOTO}"
+        ) from e
     from werkzeug.serving import make_server
 
     moto_patches.apply_patches(moto_patches.select(fast_clock=fast_clock, fast_dynamodb=fast_dynamodb))
@@ -79,8 +81,15 @@ class Emulator:
     fast_clock (the SQS clock, the SQS retention check and the module list) and fast_dynamodb turn the
     speed-ups of moto_patches.py on (the default) or off; its correctness patches always apply."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, fast_clock: bool = True,
-                 fast_dynamodb: bool = True, in_process: bool = False) -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        fast_clock: bool = True,
+        fast_dynamodb: bool = True,
+        in_process: bool = False,
+    ) -> None:
         self._fast_clock = fast_clock
         self._fast_dynamodb = fast_dynamodb
         self._host = host
@@ -115,17 +124,25 @@ class Emulator:
         if not self._fast_dynamodb:
             command.append("--no-fast-dynamodb")
         package_root = str(Path(__file__).resolve().parents[1])  # the child imports this very package
-        env = {**os.environ,
-               "PYTHONPATH": os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p)}
-        self._proc = proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                             stderr=subprocess.PIPE, env=env)
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p),
+        }
+        self._proc = proc = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+        )
         assert proc.stdout is not None and proc.stderr is not None
-        self._stderr_thread = threading.Thread(target=self._forward_stderr, args=(proc.stderr,),
-                                               name="emulator-stderr", daemon=True)
+        self._stderr_thread = threading.Thread(
+            target=self._forward_stderr, args=(proc.stderr,), name="emulator-stderr", daemon=True
+        )
         self._stderr_thread.start()
         lines: list[bytes] = []
-        reader = threading.Thread(target=lambda stream: lines.append(stream.readline()), args=(proc.stdout,),
-                                  name="emulator-start", daemon=True)
+        reader = threading.Thread(
+            target=lambda stream: lines.append(stream.readline()),
+            args=(proc.stdout,),
+            name="emulator-start",
+            daemon=True,
+        )
         reader.start()
         reader.join(START_TIMEOUT_S)
         line = lines[0].decode().strip() if lines else ""
@@ -150,8 +167,9 @@ class Emulator:
 
     def _start_in_process(self) -> Emulator:
         # Only the fast clock here: the DynamoDB patch would change moto for everything else in this process.
-        self._server, self.middleware = _make_server(self._host, self._port, fast_clock=self._fast_clock,
-                                                     fast_dynamodb=False)
+        self._server, self.middleware = _make_server(
+            self._host, self._port, fast_clock=self._fast_clock, fast_dynamodb=False
+        )
         self._url = _server_url(self._server)
         self._thread = threading.Thread(target=self._server.serve_forever, name="moto", daemon=True)
         self._thread.start()
@@ -194,8 +212,9 @@ class Emulator:
             proc.stdout.close()
 
     def _control(self, method: str, name: str, query: str = "", timeout: float = 30) -> Any:
-        request = urllib.request.Request(f"{self.url}{CONTROL_PREFIX}{name}{query}", method=method,
-                                         data=b"" if method == "POST" else None)
+        request = urllib.request.Request(
+            f"{self.url}{CONTROL_PREFIX}{name}{query}", method=method, data=b"" if method == "POST" else None
+        )
         with self._opener.open(request, timeout=timeout) as response:
             return json.loads(response.read())
 

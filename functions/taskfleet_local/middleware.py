@@ -110,7 +110,7 @@ class CountingSerializingMiddleware:
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         if path.startswith(CONTROL_PREFIX):
-            return self._control(environ, start_response, path[len(CONTROL_PREFIX):])
+            return self._control(environ, start_response, path[len(CONTROL_PREFIX) :])
         service, action = _service_and_action(environ)
         with self._counts_lock:
             self.counts[(service, action)] += 1

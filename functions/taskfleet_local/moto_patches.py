@@ -91,6 +91,7 @@ def moto_version() -> str:
 
 # --- checks ----------------------------------------------------------------------------------------------
 
+
 def _parameters(owner: Any, attr: str, expected: tuple[str, ...]) -> str | None:
     """None when owner.attr is a function of exactly these parameters, else the reason."""
     function = getattr(owner, attr, None)
@@ -125,6 +126,7 @@ def _first(*reasons: Callable[[], str | None]) -> str | None:
 
 # --- module-list -----------------------------------------------------------------------------------------
 
+
 def _check_module_list(backends: ModuleType) -> str | None:
     def called_through_the_module() -> str | None:
         # the dispatcher must look the function up on moto.backends at each call, or replacing it does nothing
@@ -146,9 +148,12 @@ def _apply_module_list(backends: ModuleType) -> None:
 
 # --- sqs-clock -------------------------------------------------------------------------------------------
 
+
 def _check_sqs_clock(sqs_models: ModuleType) -> str | None:
-    return _first(lambda: _parameters(sqs_models, "unix_time", ("dt",)),
-                  lambda: _parameters(sqs_models, "unix_time_millis", ("dt",)))
+    return _first(
+        lambda: _parameters(sqs_models, "unix_time", ("dt",)),
+        lambda: _parameters(sqs_models, "unix_time_millis", ("dt",)),
+    )
 
 
 def _apply_sqs_clock(sqs_models: ModuleType) -> None:
@@ -166,6 +171,7 @@ def _apply_sqs_clock(sqs_models: ModuleType) -> None:
 
 # --- sqs-retention ---------------------------------------------------------------------------------------
 
+
 def _check_sqs_retention(sqs_models: ModuleType) -> str | None:
     backend = getattr(sqs_models, "SQSBackend", None)
     method = "is_message_valid_based_on_retention_period"
@@ -174,8 +180,13 @@ def _check_sqs_retention(sqs_models: ModuleType) -> str | None:
         lambda: _parameters(backend, method, ("self", "queue_name", "message")),
         lambda: _parameters(backend, "get_queue", ("self", "queue_name")),
         lambda: _parameters(sqs_models, "unix_time", ("dt",)),
-        lambda: _source_has(getattr(backend, method), f"SQSBackend.{method}", "MessageRetentionPeriod",
-                            "message.sent_timestamp / 1000", "unix_time()"),
+        lambda: _source_has(
+            getattr(backend, method),
+            f"SQSBackend.{method}",
+            "MessageRetentionPeriod",
+            "message.sent_timestamp / 1000",
+            "unix_time()",
+        ),
     )
 
 
@@ -189,6 +200,7 @@ def _apply_sqs_retention(sqs_models: ModuleType) -> None:
 
 
 # --- sqs-inflight-copy -----------------------------------------------------------------------------------
+
 
 def _pending_message_groups(sqs_models: ModuleType) -> Any:
     return sqs_models.Queue.__dict__["pending_message_groups"].fget
@@ -263,8 +275,9 @@ def dynamodb_json_body(result: Any, context: Any) -> str | None:
         result = {**result, "ConsumedCapacity": _ints_to_floats(result["ConsumedCapacity"])}
     try:
         # bytes, datetime, Decimal, sets, enums... raise TypeError; NaN and infinities ValueError.
-        return json.dumps(result, default=_not_json_native, allow_nan=False,
-                          indent=4 if settings.PRETTIFY_RESPONSES else None)
+        return json.dumps(
+            result, default=_not_json_native, allow_nan=False, indent=4 if settings.PRETTIFY_RESPONSES else None
+        )
     except (TypeError, ValueError):
         return None
 
@@ -280,12 +293,21 @@ def _check_dynamodb_json(responses: ModuleType) -> str | None:
         lambda: None if isinstance(dynamo_result, type) else "moto.dynamodb.responses.DynamoResult is missing",
         lambda: _parameters(dynamo_result, "execute_result", ("self", "context")),
         # the shortcut stands in for the generic serializer, which DynamoResult must still inherit
-        lambda: None if getattr(dynamo_result, "execute_result", None) is getattr(action_result, "execute_result", 0)
-        else "DynamoResult.execute_result is not moto.core.responses.ActionResult's",
-        lambda: None if isinstance(getattr(dynamo_result, "result", None), property)
-        else "DynamoResult.result is not a property",
-        lambda: None if {"service_model", "operation_model", "response"} <= context_fields
-        else "moto.core.responses.ActionContext lacks service_model, operation_model or response",
+        lambda: (
+            None
+            if getattr(dynamo_result, "execute_result", None) is getattr(action_result, "execute_result", 0)
+            else "DynamoResult.execute_result is not moto.core.responses.ActionResult's"
+        ),
+        lambda: (
+            None
+            if isinstance(getattr(dynamo_result, "result", None), property)
+            else "DynamoResult.result is not a property"
+        ),
+        lambda: (
+            None
+            if {"service_model", "operation_model", "response"} <= context_fields
+            else "moto.core.responses.ActionContext lacks service_model, operation_model or response"
+        ),
         lambda: None if hasattr(settings, "PRETTIFY_RESPONSES") else "moto.settings.PRETTIFY_RESPONSES is missing",
     )
 
@@ -310,16 +332,39 @@ def _apply_dynamodb_json(responses: ModuleType) -> None:
 PATCHES: dict[str, Patch] = {
     p.name: p
     for p in (
-        Patch("module-list", "speed-up", "moto.backends", _check_module_list,
-              lambda m: m.list_of_moto_modules, _apply_module_list),
-        Patch("sqs-clock", "speed-up", "moto.sqs.models", _check_sqs_clock,
-              lambda m: m.unix_time, _apply_sqs_clock),
-        Patch("sqs-retention", "speed-up", "moto.sqs.models", _check_sqs_retention,
-              lambda m: m.SQSBackend.is_message_valid_based_on_retention_period, _apply_sqs_retention),
-        Patch("sqs-inflight-copy", "correctness", "moto.sqs.models", _check_sqs_inflight_copy,
-              _pending_message_groups, _apply_sqs_inflight_copy),
-        Patch("dynamodb-json", "speed-up", "moto.dynamodb.responses", _check_dynamodb_json,
-              lambda m: m.DynamoResult.execute_result, _apply_dynamodb_json),
+        Patch(
+            "module-list",
+            "speed-up",
+            "moto.backends",
+            _check_module_list,
+            lambda m: m.list_of_moto_modules,
+            _apply_module_list,
+        ),
+        Patch("sqs-clock", "speed-up", "moto.sqs.models", _check_sqs_clock, lambda m: m.unix_time, _apply_sqs_clock),
+        Patch(
+            "sqs-retention",
+            "speed-up",
+            "moto.sqs.models",
+            _check_sqs_retention,
+            lambda m: m.SQSBackend.is_message_valid_based_on_retention_period,
+            _apply_sqs_retention,
+        ),
+        Patch(
+            "sqs-inflight-copy",
+            "correctness",
+            "moto.sqs.models",
+            _check_sqs_inflight_copy,
+            _pending_message_groups,
+            _apply_sqs_inflight_copy,
+        ),
+        Patch(
+            "dynamodb-json",
+            "speed-up",
+            "moto.dynamodb.responses",
+            _check_dynamodb_json,
+            lambda m: m.DynamoResult.execute_result,
+            _apply_dynamodb_json,
+        ),
     )
 }
 CLOCK_SPEED_UPS = ("module-list", "sqs-clock", "sqs-retention")
@@ -362,10 +407,15 @@ def ensure(patch: Patch) -> bool:
         if patch.kind == "correctness":
             raise MotoPatchError(
                 f"moto patch {patch.name!r} (correctness) does not fit moto {version}: {reason}. "
-                f"Without it the emulator serves wrong answers; taskfleet is tested with moto {TESTED_MOTO}.")
+                f"Without it the emulator serves wrong answers; taskfleet is tested with moto {TESTED_MOTO}."
+            )
         _skipped[patch.name] = reason
-        warnings.warn(f"moto patch {patch.name!r} (speed-up) skipped, it does not fit moto {version}: {reason} "
-                      f"(taskfleet is tested with moto {TESTED_MOTO})", MotoPatchSkipped, stacklevel=2)
+        warnings.warn(
+            f"moto patch {patch.name!r} (speed-up) skipped, it does not fit moto {version}: {reason} "
+            f"(taskfleet is tested with moto {TESTED_MOTO})",
+            MotoPatchSkipped,
+            stacklevel=2,
+        )
         return False
 
 
@@ -399,5 +449,4 @@ def skipped_patches() -> dict[str, str]:
 
 def report() -> dict[str, Any]:
     """moto's version, the tested range, and the patches applied and skipped in this process."""
-    return {"moto": moto_version(), "tested": TESTED_MOTO, "applied": applied_patches(),
-            "skipped": skipped_patches()}
+    return {"moto": moto_version(), "tested": TESTED_MOTO, "applied": applied_patches(), "skipped": skipped_patches()}

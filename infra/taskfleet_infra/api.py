@@ -39,19 +39,21 @@ STAGE = "$default"
 RATE_LIMIT = 500
 BURST_LIMIT = 1000
 
-_ACCESS_LOG_FORMAT = json.dumps({
-    "requestId": "$context.requestId",
-    "time": "$context.requestTime",
-    "ip": "$context.identity.sourceIp",
-    "caller": "$context.identity.userArn",
-    "route": "$context.routeKey",
-    "status": "$context.status",
-    "latencyMs": "$context.responseLatency",
-    "integrationStatus": "$context.integrationStatus",
-    "integrationError": "$context.integrationErrorMessage",
-    "authError": "$context.authorizer.error",
-    "bytes": "$context.responseLength",
-})
+_ACCESS_LOG_FORMAT = json.dumps(
+    {
+        "requestId": "$context.requestId",
+        "time": "$context.requestTime",
+        "ip": "$context.identity.sourceIp",
+        "caller": "$context.identity.userArn",
+        "route": "$context.routeKey",
+        "status": "$context.status",
+        "latencyMs": "$context.responseLatency",
+        "integrationStatus": "$context.integrationStatus",
+        "integrationError": "$context.integrationErrorMessage",
+        "authError": "$context.authorizer.error",
+        "bytes": "$context.responseLength",
+    }
+)
 
 
 @jsii.implements(apigwv2.IAccessLogSettings)
@@ -72,8 +74,9 @@ class _AccessLogs:
 
 
 class Api(Construct):
-    def __init__(self, scope: Construct, id: str, *, config: DeploymentConfig,
-                 functions: OrchestratorFunctions) -> None:
+    def __init__(
+        self, scope: Construct, id: str, *, config: DeploymentConfig, functions: OrchestratorFunctions
+    ) -> None:
         super().__init__(scope, id)
         self.http_api = apigwv2.HttpApi(
             self,
@@ -96,19 +99,22 @@ class Api(Construct):
             stage_name=STAGE,
             auto_deploy=True,
             throttle=apigwv2.ThrottleSettings(rate_limit=RATE_LIMIT, burst_limit=BURST_LIMIT),
-            access_log_settings=_AccessLogs(apigwv2.LogGroupLogDestination(access_logs),
-                                            apigw.AccessLogFormat.custom(_ACCESS_LOG_FORMAT)),
+            access_log_settings=_AccessLogs(
+                apigwv2.LogGroupLogDestination(access_logs), apigw.AccessLogFormat.custom(_ACCESS_LOG_FORMAT)
+            ),
         )
         self.access_logs = access_logs
         integration_of = {
             name: integrations.HttpLambdaIntegration(f"{name}-integration", fn)
-            for name, fn in functions.functions.items() if name != "sweeper"
+            for name, fn in functions.functions.items()
+            if name != "sweeper"
         }
         methods = {"GET": GET, "POST": POST, "DELETE": DELETE}
         self.routes: dict[tuple[str, str], apigwv2.HttpRoute] = {}
         for method, path, function in ROUTES:
-            (route,) = self.http_api.add_routes(path=path, methods=[methods[method]],
-                                                integration=integration_of[function])
+            (route,) = self.http_api.add_routes(
+                path=path, methods=[methods[method]], integration=integration_of[function]
+            )
             self.routes[(method, path)] = route
         self.url = self.http_api.api_endpoint
 

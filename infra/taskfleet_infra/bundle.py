@@ -47,8 +47,14 @@ class BundleError(RuntimeError):
     """The Lambda bundle could not be built."""
 
 
-def build_bundle(platform: str = LAMBDA_PLATFORM, *, tracing: bool = False, build_dir: Path = BUILD_DIR,
-                 functions_dir: Path = FUNCTIONS_DIR, sdk_dir: Path = SDK_DIR) -> Path:
+def build_bundle(
+    platform: str = LAMBDA_PLATFORM,
+    *,
+    tracing: bool = False,
+    build_dir: Path = BUILD_DIR,
+    functions_dir: Path = FUNCTIONS_DIR,
+    sdk_dir: Path = SDK_DIR,
+) -> Path:
     """Return the folder of the Lambda asset for `platform`, building what is not cached yet. With
     `tracing`, the X-Ray SDK is added (the handlers import it only when tracing is on)."""
     requirements = [REQUIREMENTS, TRACING_REQUIREMENTS] if tracing else [REQUIREMENTS]
@@ -60,8 +66,11 @@ def build_bundle(platform: str = LAMBDA_PLATFORM, *, tracing: bool = False, buil
     missing = [str(path) for path in sdk if not path.is_file()]
     if missing:
         raise BundleError(f"the user package's modules the functions import are missing: {', '.join(missing)}")
-    key = _digest(deps.name.encode(), _tree_digest(source).encode(),
-                  *(part for path in sdk for part in (path.name.encode(), path.read_bytes())))
+    key = _digest(
+        deps.name.encode(),
+        _tree_digest(source).encode(),
+        *(part for path in sdk for part in (path.name.encode(), path.read_bytes())),
+    )
     asset = build_dir / f"asset-{platform}-{key}"
     if asset.is_dir():
         return asset
@@ -89,10 +98,23 @@ def _dependencies(platform: str, build_dir: Path, requirements: list[Path]) -> P
 
     def fill(tmp: Path) -> None:
         command = [
-            sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-            "--no-deps", "--no-compile", "--only-binary=:all:", "--implementation", "cp",
-            "--python-version", PYTHON_VERSION, "--platform", platform,
-            "--target", str(tmp),
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-deps",
+            "--no-compile",
+            "--only-binary=:all:",
+            "--implementation",
+            "cp",
+            "--python-version",
+            PYTHON_VERSION,
+            "--platform",
+            platform,
+            "--target",
+            str(tmp),
         ]
         for file in requirements:
             command += ["--requirement", str(file)]
@@ -113,13 +135,29 @@ def _dependencies(platform: str, build_dir: Path, requirements: list[Path]) -> P
 def _compile(folder: Path) -> None:
     """Byte-compile for the Lambda runtime; only possible with the same minor version of Python."""
     if f"{sys.version_info.major}.{sys.version_info.minor}" != PYTHON_VERSION:
-        print(f"warning: Python {sys.version.split()[0]} cannot byte-compile for {PYTHON_VERSION}; "
-              "the bundle ships sources only (slower cold starts)", file=sys.stderr)
+        print(
+            f"warning: Python {sys.version.split()[0]} cannot byte-compile for {PYTHON_VERSION}; "
+            "the bundle ships sources only (slower cold starts)",
+            file=sys.stderr,
+        )
         return
     done = subprocess.run(
-        [sys.executable, "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash",
-         "-d", "", str(folder)],
-        capture_output=True, text=True, check=False,
+        [
+            sys.executable,
+            "-m",
+            "compileall",
+            "-q",
+            "-j",
+            "0",
+            "--invalidation-mode",
+            "unchecked-hash",
+            "-d",
+            "",
+            str(folder),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if done.returncode != 0:
         raise BundleError(f"compileall failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")

@@ -35,13 +35,36 @@ _FARGATE_MEMORY: dict[int, range] = {
 # SQS visibility timeout (= the lease) is at most 12 hours.
 _MAX_LEASE_SECONDS = 12 * 3600
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
-                   2922, 3288, 3653)
+_RETENTION_DAYS = (
+    1,
+    3,
+    5,
+    7,
+    14,
+    30,
+    60,
+    90,
+    120,
+    150,
+    180,
+    365,
+    400,
+    545,
+    731,
+    1096,
+    1827,
+    2192,
+    2557,
+    2922,
+    3288,
+    3653,
+)
 
 
 # The demo's CPU task classes (sdk/taskfleet/examples/demo.py), what the default runner image can run.
-DEMO_TASKS = tuple(f"taskfleet.examples.demo:{name}"
-                   for name in ("SurveyWorkflow", "FetchScene", "MakeTile", "PublishReport"))
+DEMO_TASKS = tuple(
+    f"taskfleet.examples.demo:{name}" for name in ("SurveyWorkflow", "FetchScene", "MakeTile", "PublishReport")
+)
 
 
 class ConfigError(ValueError):
@@ -212,8 +235,9 @@ class DeploymentConfig:
             raise ConfigError("nat_gateways must be 0..3")
         if not 128 <= self.function_memory_mb <= 10240:
             raise ConfigError("function_memory_mb must be 128..10240")
-        if not re.fullmatch(r"[A-Za-z0-9_./#:-]{1,255}", self.metrics_namespace) or \
-                self.metrics_namespace.startswith("AWS/"):
+        if not re.fullmatch(r"[A-Za-z0-9_./#:-]{1,255}", self.metrics_namespace) or self.metrics_namespace.startswith(
+            "AWS/"
+        ):
             raise ConfigError(f"metrics_namespace {self.metrics_namespace!r} is not a custom namespace")
         slugs = self.cluster_slugs
         if "default" not in slugs:
@@ -258,8 +282,11 @@ def _compute(raw: Any, where: str) -> Compute:
     compute: Compute = _build(_COMPUTE_TYPES[raw["type"]], raw, f"{where}.compute")
     for f in fields(compute):
         value = getattr(compute, f.name)
-        if f.type in ("int", "int | None") and value is not None and (
-                not isinstance(value, int) or isinstance(value, bool)):
+        if (
+            f.type in ("int", "int | None")
+            and value is not None
+            and (not isinstance(value, int) or isinstance(value, bool))
+        ):
             raise ConfigError(f"{where}.compute.{f.name}: expected an integer, got {value!r}")
     return compute
 

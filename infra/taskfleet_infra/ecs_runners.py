@@ -93,9 +93,12 @@ def deficit_metric(queue: sqs.IQueue, cluster: ecs.ICluster, service: ecs.BaseSe
         using_metrics={
             **_ticket_metrics(queue, period),
             "desired": cloudwatch.Metric(
-                namespace="ECS/ContainerInsights", metric_name="DesiredTaskCount",
+                namespace="ECS/ContainerInsights",
+                metric_name="DesiredTaskCount",
                 dimensions_map={"ClusterName": cluster.cluster_name, "ServiceName": service.service_name},
-                period=period, statistic="Maximum"),
+                period=period,
+                statistic="Maximum",
+            ),
         },
         period=period,
         label="tickets without a runner",
@@ -103,8 +106,17 @@ def deficit_metric(queue: sqs.IQueue, cluster: ecs.ICluster, service: ecs.BaseSe
 
 
 class EcsRunners(Construct):
-    def __init__(self, scope: Construct, id: str, *, config: DeploymentConfig, api_url: str,
-                 queues: ClusterQueues, access: RunnerAccess, alarm_topic: sns.ITopic) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        config: DeploymentConfig,
+        api_url: str,
+        queues: ClusterQueues,
+        access: RunnerAccess,
+        alarm_topic: sns.ITopic,
+    ) -> None:
         super().__init__(scope, id)
         self.config = config
         self.api_url = api_url
@@ -114,27 +126,39 @@ class EcsRunners(Construct):
         public = config.nat_gateways == 0
         subnets = [ec2.SubnetConfiguration(name="public", subnet_type=ec2.SubnetType.PUBLIC, cidr_mask=22)]
         if not public:
-            subnets.append(ec2.SubnetConfiguration(name="runners", subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS,
-                                                   cidr_mask=20))
+            subnets.append(
+                ec2.SubnetConfiguration(name="runners", subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS, cidr_mask=20)
+            )
         self.vpc = ec2.Vpc(self, "Vpc", max_azs=2, nat_gateways=config.nat_gateways, subnet_configuration=subnets)
         self.vpc.add_flow_log(
             "FlowLogs",
-            destination=ec2.FlowLogDestination.to_cloud_watch_logs(logs.LogGroup(
-                self, "FlowLogGroup", retention=retention(config.log_retention_days),
-                removal_policy=RemovalPolicy.DESTROY,
-            )),
+            destination=ec2.FlowLogDestination.to_cloud_watch_logs(
+                logs.LogGroup(
+                    self,
+                    "FlowLogGroup",
+                    retention=retention(config.log_retention_days),
+                    removal_policy=RemovalPolicy.DESTROY,
+                )
+            ),
             traffic_type=ec2.FlowLogTrafficType.ALL,
         )
-        self.subnets = ec2.SubnetSelection(subnet_type=ec2.SubnetType.PUBLIC if public
-                                           else ec2.SubnetType.PRIVATE_WITH_EGRESS)
+        self.subnets = ec2.SubnetSelection(
+            subnet_type=ec2.SubnetType.PUBLIC if public else ec2.SubnetType.PRIVATE_WITH_EGRESS
+        )
         self.assign_public_ip = public
         self.security_group = ec2.SecurityGroup(
-            self, "RunnerSecurityGroup", vpc=self.vpc, allow_all_outbound=False,
+            self,
+            "RunnerSecurityGroup",
+            vpc=self.vpc,
+            allow_all_outbound=False,
             description="taskfleet runners: no inbound; HTTPS out (AWS APIs, ECR, the taskfleet API)",
         )
         self.security_group.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "HTTPS to AWS endpoints")
         self.cluster = ecs.Cluster(
-            self, "Cluster", vpc=self.vpc, container_insights_v2=ecs.ContainerInsights.ENABLED,
+            self,
+            "Cluster",
+            vpc=self.vpc,
+            container_insights_v2=ecs.ContainerInsights.ENABLED,
             enable_fargate_capacity_providers=True,
         )
         self.images: dict[tuple[str, str, str], ecs.ContainerImage] = {}
@@ -162,21 +186,27 @@ class EcsRunners(Construct):
 
     def _task_role(self, slug: str) -> iam.Role:
         role = iam.Role(
-            self, f"{slug}-task-role", assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
+            self,
+            f"{slug}-task-role",
+            assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
             description=f"taskfleet runners of cluster '{slug}' on ECS",
             managed_policies=[self.access.policies[slug]],
         )
         # Scale-in protection through the ECS agent endpoint, for this cluster's tasks only.
-        task_arns = Stack.of(self).format_arn(service="ecs", resource="task",
-                                              resource_name=f"{self.cluster.cluster_name}/*")
-        role.add_to_policy(iam.PolicyStatement(
-            sid="TaskScaleInProtection",
-            actions=["ecs:UpdateTaskProtection", "ecs:GetTaskProtection"],
-            resources=[task_arns],
-        ))
+        task_arns = Stack.of(self).format_arn(
+            service="ecs", resource="task", resource_name=f"{self.cluster.cluster_name}/*"
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="TaskScaleInProtection",
+                actions=["ecs:UpdateTaskProtection", "ecs:GetTaskProtection"],
+                resources=[task_arns],
+            )
+        )
         acknowledge(
-            role, "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ecs:<AWS::Region>:<AWS::AccountId>:task/"
-                  f"<{Stack.of(self).get_logical_id(typing.cast(CfnElement, self.cluster.node.default_child))}>/*]",
+            role,
+            "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ecs:<AWS::Region>:<AWS::AccountId>:task/"
+            f"<{Stack.of(self).get_logical_id(typing.cast(CfnElement, self.cluster.node.default_child))}>/*]",
             "Task ids are assigned at run time; the grant covers the tasks of this deployment's ECS "
             "cluster, and only the two task-protection actions.",
         )
@@ -184,7 +214,8 @@ class EcsRunners(Construct):
 
     def _acknowledge_environment(self, task_definition: ecs.TaskDefinition) -> None:
         acknowledge(
-            task_definition, "AwsSolutions-ECS2",
+            task_definition,
+            "AwsSolutions-ECS2",
             "The runner's environment is non-secret configuration (API URL, cluster slug, task class "
             "names, timeouts); the runner authenticates with its task role, there is no secret to inject.",
         )
@@ -203,20 +234,26 @@ class EcsRunners(Construct):
         }
 
     def _log_group(self, slug: str) -> logs.LogGroup:
-        return logs.LogGroup(self, f"{slug}-runner-logs", retention=retention(self.config.log_retention_days),
-                             removal_policy=RemovalPolicy.DESTROY)
+        return logs.LogGroup(
+            self,
+            f"{slug}-runner-logs",
+            retention=retention(self.config.log_retention_days),
+            removal_policy=RemovalPolicy.DESTROY,
+        )
 
     def _acknowledge_execution_role(self, task_definition: ecs.TaskDefinition) -> None:
         execution_role = task_definition.execution_role
         if execution_role is not None:
             acknowledge(
-                execution_role, "AwsSolutions-IAM5[Resource::*]",
+                execution_role,
+                "AwsSolutions-IAM5[Resource::*]",
                 "ecr:GetAuthorizationToken supports no resource-level permissions; the image pull "
                 "itself is scoped to the CDK asset repository.",
             )
 
-    def _scale_on_backlog(self, scaling: ecs.ScalableTaskCount, slug: str, service: ecs.BaseService,
-                          max_tasks: int) -> None:
+    def _scale_on_backlog(
+        self, scaling: ecs.ScalableTaskCount, slug: str, service: ecs.BaseService, max_tasks: int
+    ) -> None:
         """Scale out from zero on tickets without a runner; scale in to the minimum once no ticket is left.
 
         Scale-out metric: backlog - desired runners (each runner runs one task at a time, so a ticket
@@ -229,8 +266,11 @@ class EcsRunners(Construct):
         target = scaling.node.find_child("Target")
         cooldown = Duration.seconds(60)
         scale_out = appscaling.StepScalingAction(
-            self, f"{slug}-scale-out", scaling_target=target,  # type: ignore[arg-type]
-            adjustment_type=appscaling.AdjustmentType.CHANGE_IN_CAPACITY, cooldown=cooldown,
+            self,
+            f"{slug}-scale-out",
+            scaling_target=target,  # type: ignore[arg-type]
+            adjustment_type=appscaling.AdjustmentType.CHANGE_IN_CAPACITY,
+            cooldown=cooldown,
             metric_aggregation_type=appscaling.MetricAggregationType.MAXIMUM,
         )
         # Alarm threshold 1: bounds are relative to it (deficit 1 -> +1, 2..4 -> +2, 5..9 -> +5, ...).
@@ -238,22 +278,31 @@ class EcsRunners(Construct):
             upper = DEFICIT_STEPS[i + 1][0] - 1 if i + 1 < len(DEFICIT_STEPS) else None
             scale_out.add_adjustment(adjustment=change, lower_bound=low - 1, upper_bound=upper)
         out_alarm = cloudwatch.Alarm(
-            self, f"{slug}-scale-out-alarm", metric=deficit_metric(queue, self.cluster, service),
-            threshold=1, evaluation_periods=1,
+            self,
+            f"{slug}-scale-out-alarm",
+            metric=deficit_metric(queue, self.cluster, service),
+            threshold=1,
+            evaluation_periods=1,
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
             alarm_description=f"Cluster '{slug}': tickets without a runner (scale out)",
         )
         out_alarm.add_alarm_action(cw_actions.ApplicationScalingAction(scale_out))
         scale_in = appscaling.StepScalingAction(
-            self, f"{slug}-scale-in", scaling_target=target,  # type: ignore[arg-type]
-            adjustment_type=appscaling.AdjustmentType.CHANGE_IN_CAPACITY, cooldown=cooldown,
+            self,
+            f"{slug}-scale-in",
+            scaling_target=target,  # type: ignore[arg-type]
+            adjustment_type=appscaling.AdjustmentType.CHANGE_IN_CAPACITY,
+            cooldown=cooldown,
             metric_aggregation_type=appscaling.MetricAggregationType.MAXIMUM,
         )
         # Down by the maximum: capacity is clamped at the service's minimum.
         scale_in.add_adjustment(adjustment=-max(max_tasks, 1), upper_bound=0)
         in_alarm = cloudwatch.Alarm(
-            self, f"{slug}-scale-in-alarm", metric=backlog_metric(queue),
-            threshold=0, evaluation_periods=SCALE_IN_MINUTES,
+            self,
+            f"{slug}-scale-in-alarm",
+            metric=backlog_metric(queue),
+            threshold=0,
+            evaluation_periods=SCALE_IN_MINUTES,
             comparison_operator=cloudwatch.ComparisonOperator.LESS_THAN_OR_EQUAL_TO_THRESHOLD,
             alarm_description=f"Cluster '{slug}': no ticket queued or running (scale in to the minimum)",
         )
@@ -266,7 +315,10 @@ class EcsRunners(Construct):
         slug = cluster.slug
         arm = compute.architecture == "arm64"
         task_definition = ecs.FargateTaskDefinition(
-            self, f"{slug}-task", cpu=compute.cpu, memory_limit_mib=compute.memory,
+            self,
+            f"{slug}-task",
+            cpu=compute.cpu,
+            memory_limit_mib=compute.memory,
             task_role=self._task_role(slug),
             runtime_platform=ecs.RuntimePlatform(
                 cpu_architecture=ecs.CpuArchitecture.ARM64 if arm else ecs.CpuArchitecture.X86_64,
@@ -285,19 +337,27 @@ class EcsRunners(Construct):
         self._acknowledge_execution_role(task_definition)
         self._acknowledge_environment(task_definition)
         service = ecs.FargateService(
-            self, f"{slug}-service", cluster=self.cluster, task_definition=task_definition,
+            self,
+            f"{slug}-service",
+            cluster=self.cluster,
+            task_definition=task_definition,
             desired_count=compute.min_tasks,
-            min_healthy_percent=100, max_healthy_percent=200,
-            assign_public_ip=self.assign_public_ip, vpc_subnets=self.subnets,
+            min_healthy_percent=100,
+            max_healthy_percent=200,
+            assign_public_ip=self.assign_public_ip,
+            vpc_subnets=self.subnets,
             security_groups=[self.security_group],
-            capacity_provider_strategies=[ecs.CapacityProviderStrategy(
-                capacity_provider="FARGATE_SPOT" if compute.spot else "FARGATE", weight=1)],
+            capacity_provider_strategies=[
+                ecs.CapacityProviderStrategy(capacity_provider="FARGATE_SPOT" if compute.spot else "FARGATE", weight=1)
+            ],
             circuit_breaker=ecs.DeploymentCircuitBreaker(rollback=True),
             propagate_tags=ecs.PropagatedTagSource.SERVICE,
         )
         scaling = service.auto_scale_task_count(min_capacity=compute.min_tasks, max_capacity=compute.max_tasks)
         scaling.scale_on_cpu_utilization(
-            "Cpu", target_utilization_percent=CPU_TARGET_PERCENT, disable_scale_in=True,
+            "Cpu",
+            target_utilization_percent=CPU_TARGET_PERCENT,
+            disable_scale_in=True,
             scale_out_cooldown=Duration.seconds(60),
         )
         self._scale_on_backlog(scaling, slug, service, compute.max_tasks)
@@ -308,11 +368,14 @@ class EcsRunners(Construct):
     def _gpu(self, cluster: ClusterConfig, compute: GpuCompute) -> RunnerService:
         slug = cluster.slug
         instance_role = iam.Role(
-            self, f"{slug}-instance-role", assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"),
+            self,
+            f"{slug}-instance-role",
+            assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"),
             description=f"taskfleet GPU instances of cluster '{slug}' (ECS agent)",
         )
         launch_template = ec2.LaunchTemplate(
-            self, f"{slug}-launch-template",
+            self,
+            f"{slug}-launch-template",
             machine_image=ecs.EcsOptimizedImage.amazon_linux2023(ecs.AmiHardwareType.GPU),
             instance_type=ec2.InstanceType(compute.instance_type),
             role=instance_role,
@@ -323,37 +386,53 @@ class EcsRunners(Construct):
             # credentials through IMDS; they use their task role.
             http_put_response_hop_limit=1,
             associate_public_ip_address=self.assign_public_ip,
-            block_devices=[ec2.BlockDevice(
-                device_name="/dev/xvda",
-                volume=ec2.BlockDeviceVolume.ebs(compute.root_volume_gib, encrypted=True,
-                                                 volume_type=ec2.EbsDeviceVolumeType.GP3),
-            )],
+            block_devices=[
+                ec2.BlockDevice(
+                    device_name="/dev/xvda",
+                    volume=ec2.BlockDeviceVolume.ebs(
+                        compute.root_volume_gib, encrypted=True, volume_type=ec2.EbsDeviceVolumeType.GP3
+                    ),
+                )
+            ],
             detailed_monitoring=False,
         )
         group = autoscaling.AutoScalingGroup(
-            self, f"{slug}-asg", vpc=self.vpc, vpc_subnets=self.subnets, launch_template=launch_template,
-            min_capacity=compute.min_instances, max_capacity=compute.max_instances,
+            self,
+            f"{slug}-asg",
+            vpc=self.vpc,
+            vpc_subnets=self.subnets,
+            launch_template=launch_template,
+            min_capacity=compute.min_instances,
+            max_capacity=compute.max_instances,
             notifications=[autoscaling.NotificationConfiguration(topic=self.alarm_topic)],
         )
         capacity_provider = ecs.AsgCapacityProvider(
-            self, f"{slug}-capacity", auto_scaling_group=group,
-            enable_managed_scaling=True, enable_managed_termination_protection=True,
+            self,
+            f"{slug}-capacity",
+            auto_scaling_group=group,
+            enable_managed_scaling=True,
+            enable_managed_termination_protection=True,
             target_capacity_percent=100,
         )
         self.cluster.add_asg_capacity_provider(capacity_provider)
         acknowledge(
-            instance_role, "AwsSolutions-IAM5[Resource::*]",
+            instance_role,
+            "AwsSolutions-IAM5[Resource::*]",
             "The ECS container agent's own permissions (ecs:Poll, ecs:StartTelemetrySession, "
             "ecs:RegisterContainerInstance, ecr:GetAuthorizationToken, logs) as CDK grants them for an "
             "ECS capacity provider; several support no resource-level permissions.",
         )
         acknowledge(
-            instance_role, "AwsSolutions-IAM5[Action::ecs:Submit*]",
+            instance_role,
+            "AwsSolutions-IAM5[Action::ecs:Submit*]",
             "The ECS container agent reports container, task and attachment state changes "
             "(ecs:SubmitContainerStateChange, ...); this is CDK's grant for ECS container instances.",
         )
         task_definition = ecs.Ec2TaskDefinition(
-            self, f"{slug}-task", network_mode=ecs.NetworkMode.BRIDGE, task_role=self._task_role(slug),
+            self,
+            f"{slug}-task",
+            network_mode=ecs.NetworkMode.BRIDGE,
+            task_role=self._task_role(slug),
         )
         log_group = self._log_group(slug)
         task_definition.add_container(
@@ -370,18 +449,23 @@ class EcsRunners(Construct):
         self._acknowledge_execution_role(task_definition)
         self._acknowledge_environment(task_definition)
         service = ecs.Ec2Service(
-            self, f"{slug}-service", cluster=self.cluster, task_definition=task_definition,
+            self,
+            f"{slug}-service",
+            cluster=self.cluster,
+            task_definition=task_definition,
             desired_count=min(compute.min_instances, compute.task_limit),
             # GPUs are scarce: let a deployment stop an old runner (which drains) before starting anew.
-            min_healthy_percent=0, max_healthy_percent=100,
-            capacity_provider_strategies=[ecs.CapacityProviderStrategy(
-                capacity_provider=capacity_provider.capacity_provider_name, weight=1)],
+            min_healthy_percent=0,
+            max_healthy_percent=100,
+            capacity_provider_strategies=[
+                ecs.CapacityProviderStrategy(capacity_provider=capacity_provider.capacity_provider_name, weight=1)
+            ],
             circuit_breaker=ecs.DeploymentCircuitBreaker(rollback=True),
             propagate_tags=ecs.PropagatedTagSource.SERVICE,
         )
         # Warm instances (min_instances) are only useful with a runner on them: one task each.
-        scaling = service.auto_scale_task_count(min_capacity=min(compute.min_instances, compute.task_limit),
-                                                max_capacity=compute.task_limit)
+        scaling = service.auto_scale_task_count(
+            min_capacity=min(compute.min_instances, compute.task_limit), max_capacity=compute.task_limit
+        )
         self._scale_on_backlog(scaling, slug, service, compute.task_limit)
         return RunnerService(slug, service, log_group)
-

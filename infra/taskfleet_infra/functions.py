@@ -57,15 +57,35 @@ class FunctionSpec:
 
 
 SPECS: tuple[FunctionSpec, ...] = (
-    FunctionSpec("jobs", ("GSI1", "GSI2"), ("sqs:SendMessage",), API_TIMEOUT,
-                 "taskfleet jobs API: submit, list, inspect, cancel, retry"),
-    FunctionSpec("clusters", (), ("sqs:CreateQueue", "sqs:GetQueueUrl", "sqs:GetQueueAttributes",
-                                  "sqs:SetQueueAttributes", "sqs:DeleteQueue", "sqs:TagQueue"),
-                 API_TIMEOUT, "taskfleet clusters API and client configuration"),
-    FunctionSpec("runner", (), ("sqs:SendMessage",), API_TIMEOUT,
-                 "taskfleet runner hot path: report, claim, extend"),
-    FunctionSpec("sweeper", ("GSI2",), ("sqs:SendMessage", "sqs:ReceiveMessage", "sqs:DeleteMessage"),
-                 SWEEPER_TIMEOUT, "taskfleet sweeper: overdue dispatches and dead-lettered tickets"),
+    FunctionSpec(
+        "jobs",
+        ("GSI1", "GSI2"),
+        ("sqs:SendMessage",),
+        API_TIMEOUT,
+        "taskfleet jobs API: submit, list, inspect, cancel, retry",
+    ),
+    FunctionSpec(
+        "clusters",
+        (),
+        (
+            "sqs:CreateQueue",
+            "sqs:GetQueueUrl",
+            "sqs:GetQueueAttributes",
+            "sqs:SetQueueAttributes",
+            "sqs:DeleteQueue",
+            "sqs:TagQueue",
+        ),
+        API_TIMEOUT,
+        "taskfleet clusters API and client configuration",
+    ),
+    FunctionSpec("runner", (), ("sqs:SendMessage",), API_TIMEOUT, "taskfleet runner hot path: report, claim, extend"),
+    FunctionSpec(
+        "sweeper",
+        ("GSI2",),
+        ("sqs:SendMessage", "sqs:ReceiveMessage", "sqs:DeleteMessage"),
+        SWEEPER_TIMEOUT,
+        "taskfleet sweeper: overdue dispatches and dead-lettered tickets",
+    ),
 )
 
 
@@ -78,7 +98,8 @@ class OrchestratorFunctions(Construct):
         self.config = config
         self.code = lambda_.Code.from_asset(str(build_bundle(tracing=config.tracing)))
         self.queue_arn_pattern = stack.format_arn(
-            service="sqs", resource=f"{config.queue_prefix}-*.fifo",
+            service="sqs",
+            resource=f"{config.queue_prefix}-*.fifo",
             arn_format=ArnFormat.NO_RESOURCE_NAME,
         )
         self.functions: dict[str, lambda_.Function] = {}
@@ -126,25 +147,32 @@ class OrchestratorFunctions(Construct):
         )
         # Instead of AWSLambdaBasicExecutionRole (logs:CreateLogGroup on *): write to its own group only.
         log_group.grant_write(role)
-        role.add_to_policy(iam.PolicyStatement(
-            sid="Table",
-            actions=TABLE_ACTIONS,
-            resources=[state.table.table_arn],
-        ))
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="Table",
+                actions=TABLE_ACTIONS,
+                resources=[state.table.table_arn],
+            )
+        )
         if spec.indexes:
-            role.add_to_policy(iam.PolicyStatement(
-                sid="Indexes",
-                actions=INDEX_ACTIONS,
-                resources=[state.index_arn(name) for name in spec.indexes],
-            ))
-        role.add_to_policy(iam.PolicyStatement(
-            sid="ClusterQueues",
-            actions=list(spec.queue_actions),
-            resources=[self.queue_arn_pattern],
-        ))
+            role.add_to_policy(
+                iam.PolicyStatement(
+                    sid="Indexes",
+                    actions=INDEX_ACTIONS,
+                    resources=[state.index_arn(name) for name in spec.indexes],
+                )
+            )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ClusterQueues",
+                actions=list(spec.queue_actions),
+                resources=[self.queue_arn_pattern],
+            )
+        )
         acknowledge(
-            role, f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:sqs:<AWS::Region>:<AWS::AccountId>:"
-                  f"{config.queue_prefix}-*.fifo]",
+            role,
+            f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:sqs:<AWS::Region>:<AWS::AccountId>:"
+            f"{config.queue_prefix}-*.fifo]",
             "Cluster queues are created at run time by POST /clusters (named <prefix>-<slug>.fifo); the "
             "grant is scoped to this deployment's queue name prefix and to FIFO queues.",
         )
@@ -164,13 +192,15 @@ class OrchestratorFunctions(Construct):
             tracing=lambda_.Tracing.ACTIVE if config.tracing else lambda_.Tracing.DISABLED,
         )
         acknowledge(
-            function, "AwsSolutions-L1",
+            function,
+            "AwsSolutions-L1",
             "The python3.11 runtime is part of taskfleet's contract with its handlers (the bundle is "
             "byte-compiled for 3.11 and its wheels are cp311); moving runtimes is a deliberate upgrade.",
         )
         if config.tracing:
             acknowledge(
-                role, "AwsSolutions-IAM5[Resource::*]",
+                role,
+                "AwsSolutions-IAM5[Resource::*]",
                 "Tracing is on: X-Ray PutTraceSegments and PutTelemetryRecords support no resource-level "
                 "permissions, so CDK grants them on '*'.",
             )
@@ -179,11 +209,30 @@ class OrchestratorFunctions(Construct):
 
 
 def _retention_name(days: int) -> str:
-    names = {1: "ONE_DAY", 3: "THREE_DAYS", 5: "FIVE_DAYS", 7: "ONE_WEEK", 14: "TWO_WEEKS", 30: "ONE_MONTH",
-             60: "TWO_MONTHS", 90: "THREE_MONTHS", 120: "FOUR_MONTHS", 150: "FIVE_MONTHS", 180: "SIX_MONTHS",
-             365: "ONE_YEAR", 400: "THIRTEEN_MONTHS", 545: "EIGHTEEN_MONTHS", 731: "TWO_YEARS",
-             1096: "THREE_YEARS", 1827: "FIVE_YEARS", 2192: "SIX_YEARS", 2557: "SEVEN_YEARS",
-             2922: "EIGHT_YEARS", 3288: "NINE_YEARS", 3653: "TEN_YEARS"}
+    names = {
+        1: "ONE_DAY",
+        3: "THREE_DAYS",
+        5: "FIVE_DAYS",
+        7: "ONE_WEEK",
+        14: "TWO_WEEKS",
+        30: "ONE_MONTH",
+        60: "TWO_MONTHS",
+        90: "THREE_MONTHS",
+        120: "FOUR_MONTHS",
+        150: "FIVE_MONTHS",
+        180: "SIX_MONTHS",
+        365: "ONE_YEAR",
+        400: "THIRTEEN_MONTHS",
+        545: "EIGHTEEN_MONTHS",
+        731: "TWO_YEARS",
+        1096: "THREE_YEARS",
+        1827: "FIVE_YEARS",
+        2192: "SIX_YEARS",
+        2557: "SEVEN_YEARS",
+        2922: "EIGHT_YEARS",
+        3288: "NINE_YEARS",
+        3653: "TEN_YEARS",
+    }
     return names[days]
 
 

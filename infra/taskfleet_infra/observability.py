@@ -44,7 +44,8 @@ class AlarmTopic(Construct):
         if config.alarm_email:
             self.topic.add_subscription(subscriptions.EmailSubscription(config.alarm_email))
         acknowledge(
-            self.topic, "AwsSolutions-SNS2",
+            self.topic,
+            "AwsSolutions-SNS2",
             "The topic carries CloudWatch alarm and Auto Scaling notifications only (no user data). "
             "CloudWatch cannot publish to a topic encrypted with the AWS-managed SNS key, and a "
             "customer-managed key would cost money at idle for no confidentiality gain.",
@@ -52,18 +53,38 @@ class AlarmTopic(Construct):
 
 
 class Observability(Construct):
-    def __init__(self, scope: Construct, id: str, *, config: DeploymentConfig, topic: sns.ITopic,
-                 functions: OrchestratorFunctions, api: Api, queues: ClusterQueues,
-                 runners: EcsRunners | None) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        config: DeploymentConfig,
+        topic: sns.ITopic,
+        functions: OrchestratorFunctions,
+        api: Api,
+        queues: ClusterQueues,
+        runners: EcsRunners | None,
+    ) -> None:
         super().__init__(scope, id)
         self.config = config
         self.alarms: dict[str, cloudwatch.Alarm] = {}
         action = cw_actions.SnsAction(topic)
 
-        def alarm(name: str, metric: cloudwatch.IMetric, *, threshold: float, periods: int = 1,
-                  datapoints: int | None = None, description: str) -> cloudwatch.Alarm:
+        def alarm(
+            name: str,
+            metric: cloudwatch.IMetric,
+            *,
+            threshold: float,
+            periods: int = 1,
+            datapoints: int | None = None,
+            description: str,
+        ) -> cloudwatch.Alarm:
             created = cloudwatch.Alarm(
-                self, name, metric=metric, threshold=threshold, evaluation_periods=periods,
+                self,
+                name,
+                metric=metric,
+                threshold=threshold,
+                evaluation_periods=periods,
                 datapoints_to_alarm=datapoints,
                 comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
                 treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
@@ -77,98 +98,174 @@ class Observability(Construct):
         # --- alarms --------------------------------------------------------------------------------
         max_ages = {c.slug: c.max_ticket_age_seconds for c in config.clusters}
         for slug, cq in queues.by_slug.items():
-            alarm(f"{slug}-dlq-depth",
-                  cq.dlq.metric_approximate_number_of_messages_visible(period=FIVE_MINUTES, statistic="Minimum"),
-                  threshold=1, periods=3,
-                  description=f"Cluster '{slug}': tickets stayed in the dead-letter queue for 15 minutes "
-                              "(the sweeper is not draining it).")
+            alarm(
+                f"{slug}-dlq-depth",
+                cq.dlq.metric_approximate_number_of_messages_visible(period=FIVE_MINUTES, statistic="Minimum"),
+                threshold=1,
+                periods=3,
+                description=f"Cluster '{slug}': tickets stayed in the dead-letter queue for 15 minutes "
+                "(the sweeper is not draining it).",
+            )
             max_age = max_ages[slug]
-            alarm(f"{slug}-oldest-ticket",
-                  cq.queue.metric_approximate_age_of_oldest_message(period=FIVE_MINUTES, statistic="Maximum"),
-                  threshold=max_age, periods=3,
-                  description=f"Cluster '{slug}': a ticket is older than {max_age} s (no runner takes it).")
-        alarm("leases-expired", self.custom("LeasesExpired", FIVE_MINUTES), threshold=1, periods=3, datapoints=2,
-              description="Runners lost task leases in 2 of the last 3 five-minute windows (runners dying).")
+            alarm(
+                f"{slug}-oldest-ticket",
+                cq.queue.metric_approximate_age_of_oldest_message(period=FIVE_MINUTES, statistic="Maximum"),
+                threshold=max_age,
+                periods=3,
+                description=f"Cluster '{slug}': a ticket is older than {max_age} s (no runner takes it).",
+            )
+        alarm(
+            "leases-expired",
+            self.custom("LeasesExpired", FIVE_MINUTES),
+            threshold=1,
+            periods=3,
+            datapoints=2,
+            description="Runners lost task leases in 2 of the last 3 five-minute windows (runners dying).",
+        )
         for name, fn in functions.functions.items():
-            alarm(f"{name}-errors", fn.metric_errors(period=FIVE_MINUTES, statistic="Sum"), threshold=1,
-                  description=f"The {name} function failed (unhandled error or timeout).")
-        alarm("api-5xx", self._api_metric(api, "5xx", FIVE_MINUTES), threshold=5,
-              description="The API answered 5xx at least 5 times in 5 minutes.")
-        alarm("runner-url-5xx", self._url_metric(functions.runner, "Url5xxCount", FIVE_MINUTES), threshold=5,
-              description="The runner function URL answered 5xx at least 5 times in 5 minutes.")
+            alarm(
+                f"{name}-errors",
+                fn.metric_errors(period=FIVE_MINUTES, statistic="Sum"),
+                threshold=1,
+                description=f"The {name} function failed (unhandled error or timeout).",
+            )
+        alarm(
+            "api-5xx",
+            self._api_metric(api, "5xx", FIVE_MINUTES),
+            threshold=5,
+            description="The API answered 5xx at least 5 times in 5 minutes.",
+        )
+        alarm(
+            "runner-url-5xx",
+            self._url_metric(functions.runner, "Url5xxCount", FIVE_MINUTES),
+            threshold=5,
+            description="The runner function URL answered 5xx at least 5 times in 5 minutes.",
+        )
 
         # --- dashboard -----------------------------------------------------------------------------
-        self.dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=config.name,
-                                              default_interval=Duration.hours(3))
+        self.dashboard = cloudwatch.Dashboard(
+            self, "Dashboard", dashboard_name=config.name, default_interval=Duration.hours(3)
+        )
         self.dashboard.add_widgets(
             cloudwatch.GraphWidget(title="Jobs", width=8, left=[self.custom(m, ONE_MINUTE) for m in JOB_METRICS]),
             cloudwatch.GraphWidget(title="Tasks", width=8, left=[self.custom(m, ONE_MINUTE) for m in TASK_METRICS]),
-            cloudwatch.GraphWidget(title="API requests and errors", width=8,
-                                   left=[self._api_metric(api, "Count", ONE_MINUTE)],
-                                   right=[self._api_metric(api, "4xx", ONE_MINUTE),
-                                          self._api_metric(api, "5xx", ONE_MINUTE)]),
+            cloudwatch.GraphWidget(
+                title="API requests and errors",
+                width=8,
+                left=[self._api_metric(api, "Count", ONE_MINUTE)],
+                right=[self._api_metric(api, "4xx", ONE_MINUTE), self._api_metric(api, "5xx", ONE_MINUTE)],
+            ),
         )
         for slug, cq in queues.by_slug.items():
             widgets: list[cloudwatch.IWidget] = [
                 cloudwatch.GraphWidget(
-                    title=f"{slug}: queue depth", width=6,
-                    left=[cq.queue.metric_approximate_number_of_messages_visible(period=ONE_MINUTE,
-                                                                                 statistic="Maximum"),
-                          cq.queue.metric_approximate_number_of_messages_not_visible(period=ONE_MINUTE,
-                                                                                     statistic="Maximum"),
-                          backlog_metric(cq.queue)],
-                    right=[cq.dlq.metric_approximate_number_of_messages_visible(period=ONE_MINUTE,
-                                                                                statistic="Maximum",
-                                                                                label="dead-lettered")],
+                    title=f"{slug}: queue depth",
+                    width=6,
+                    left=[
+                        cq.queue.metric_approximate_number_of_messages_visible(period=ONE_MINUTE, statistic="Maximum"),
+                        cq.queue.metric_approximate_number_of_messages_not_visible(
+                            period=ONE_MINUTE, statistic="Maximum"
+                        ),
+                        backlog_metric(cq.queue),
+                    ],
+                    right=[
+                        cq.dlq.metric_approximate_number_of_messages_visible(
+                            period=ONE_MINUTE, statistic="Maximum", label="dead-lettered"
+                        )
+                    ],
                 ),
                 cloudwatch.GraphWidget(
-                    title=f"{slug}: age of oldest ticket (s)", width=6,
-                    left=[cq.queue.metric_approximate_age_of_oldest_message(period=ONE_MINUTE,
-                                                                            statistic="Maximum")],
+                    title=f"{slug}: age of oldest ticket (s)",
+                    width=6,
+                    left=[cq.queue.metric_approximate_age_of_oldest_message(period=ONE_MINUTE, statistic="Maximum")],
                     left_annotations=[cloudwatch.HorizontalAnnotation(value=max_ages[slug], label="alarm")],
                 ),
             ]
             if runners is not None and slug in runners.services:
                 service = runners.services[slug].service
-                widgets.append(cloudwatch.GraphWidget(
-                    title=f"{slug}: runners (ECS RunningTaskCount)", width=6,
-                    left=[cloudwatch.Metric(
-                        namespace="ECS/ContainerInsights", metric_name="RunningTaskCount",
-                        dimensions_map={"ClusterName": runners.cluster.cluster_name,
-                                        "ServiceName": service.service_name},
-                        period=ONE_MINUTE, statistic="Maximum", label="running")],
-                ))
+                widgets.append(
+                    cloudwatch.GraphWidget(
+                        title=f"{slug}: runners (ECS RunningTaskCount)",
+                        width=6,
+                        left=[
+                            cloudwatch.Metric(
+                                namespace="ECS/ContainerInsights",
+                                metric_name="RunningTaskCount",
+                                dimensions_map={
+                                    "ClusterName": runners.cluster.cluster_name,
+                                    "ServiceName": service.service_name,
+                                },
+                                period=ONE_MINUTE,
+                                statistic="Maximum",
+                                label="running",
+                            )
+                        ],
+                    )
+                )
             self.dashboard.add_widgets(*widgets)
         self.dashboard.add_widgets(
-            cloudwatch.GraphWidget(title="Lambda errors", width=8,
-                                   left=[fn.metric_errors(period=ONE_MINUTE, statistic="Sum", label=name)
-                                         for name, fn in functions.functions.items()]),
-            cloudwatch.GraphWidget(title="Lambda duration p99 (ms)", width=8,
-                                   left=[fn.metric_duration(period=ONE_MINUTE, statistic="p99", label=name)
-                                         for name, fn in functions.functions.items()]),
-            cloudwatch.GraphWidget(title="Lambda throttles and concurrency", width=8,
-                                   left=[fn.metric_throttles(period=ONE_MINUTE, statistic="Sum", label=name)
-                                         for name, fn in functions.functions.items()],
-                                   right=[fn.metric("ConcurrentExecutions", period=ONE_MINUTE,
-                                                    statistic="Maximum", label=name)
-                                          for name, fn in functions.functions.items()]),
+            cloudwatch.GraphWidget(
+                title="Lambda errors",
+                width=8,
+                left=[
+                    fn.metric_errors(period=ONE_MINUTE, statistic="Sum", label=name)
+                    for name, fn in functions.functions.items()
+                ],
+            ),
+            cloudwatch.GraphWidget(
+                title="Lambda duration p99 (ms)",
+                width=8,
+                left=[
+                    fn.metric_duration(period=ONE_MINUTE, statistic="p99", label=name)
+                    for name, fn in functions.functions.items()
+                ],
+            ),
+            cloudwatch.GraphWidget(
+                title="Lambda throttles and concurrency",
+                width=8,
+                left=[
+                    fn.metric_throttles(period=ONE_MINUTE, statistic="Sum", label=name)
+                    for name, fn in functions.functions.items()
+                ],
+                right=[
+                    fn.metric("ConcurrentExecutions", period=ONE_MINUTE, statistic="Maximum", label=name)
+                    for name, fn in functions.functions.items()
+                ],
+            ),
         )
-        self.dashboard_url = (f"https://console.aws.amazon.com/cloudwatch/home?region={Stack.of(self).region}"
-                              f"#dashboards:name={config.name}")
+        self.dashboard_url = (
+            f"https://console.aws.amazon.com/cloudwatch/home?region={Stack.of(self).region}"
+            f"#dashboards:name={config.name}"
+        )
 
     def custom(self, name: str, period: Duration) -> cloudwatch.Metric:
-        return cloudwatch.Metric(namespace=self.config.metrics_namespace, metric_name=name,
-                                 dimensions_map={"service": self.config.name}, period=period, statistic="Sum",
-                                 label=name)
+        return cloudwatch.Metric(
+            namespace=self.config.metrics_namespace,
+            metric_name=name,
+            dimensions_map={"service": self.config.name},
+            period=period,
+            statistic="Sum",
+            label=name,
+        )
 
     @staticmethod
     def _api_metric(api: Api, name: str, period: Duration) -> cloudwatch.Metric:
-        return cloudwatch.Metric(namespace="AWS/ApiGateway", metric_name=name,
-                                 dimensions_map={"ApiId": api.http_api.api_id}, period=period, statistic="Sum",
-                                 label=name)
+        return cloudwatch.Metric(
+            namespace="AWS/ApiGateway",
+            metric_name=name,
+            dimensions_map={"ApiId": api.http_api.api_id},
+            period=period,
+            statistic="Sum",
+            label=name,
+        )
 
     @staticmethod
     def _url_metric(fn: lambda_.IFunction, name: str, period: Duration) -> cloudwatch.Metric:
-        return cloudwatch.Metric(namespace="AWS/Lambda", metric_name=name,
-                                 dimensions_map={"FunctionName": fn.function_name}, period=period, statistic="Sum",
-                                 label=name)
+        return cloudwatch.Metric(
+            namespace="AWS/Lambda",
+            metric_name=name,
+            dimensions_map={"FunctionName": fn.function_name},
+            period=period,
+            statistic="Sum",
+            label=name,
+        )

@@ -29,8 +29,16 @@ def runner_api_requests(slug: str) -> list[tuple[str, str]]:
 
 
 class RunnerAccess(Construct):
-    def __init__(self, scope: Construct, id: str, *, config: DeploymentConfig, api: Api,
-                 functions: OrchestratorFunctions, queues: ClusterQueues) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        config: DeploymentConfig,
+        api: Api,
+        functions: OrchestratorFunctions,
+        queues: ClusterQueues,
+    ) -> None:
         super().__init__(scope, id)
         self.policies: dict[str, iam.ManagedPolicy] = {}
         self.roles: dict[str, iam.Role] = {}
@@ -91,4 +99,3 @@ def _principal(value: str) -> iam.IPrincipal:
     if value.startswith("arn:"):
         return iam.ArnPrincipal(value)
     raise ValueError(f"onprem.trusted_principals: {value!r} is neither an account id nor an ARN")
-

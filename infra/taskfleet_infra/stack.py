@@ -30,29 +30,50 @@ class TaskfleetStack(Stack):
         self.functions = OrchestratorFunctions(self, "Functions", config=config, state=self.state)
         self.api = Api(self, "Api", config=config, functions=self.functions)
         self.sweeper_schedule = events.Rule(
-            self, "SweeperSchedule",
+            self,
+            "SweeperSchedule",
             description="taskfleet sweeper: repair leases and tickets every minute",
             schedule=events.Schedule.rate(Duration.minutes(1)),
             # No retries: the next sweep is at most a minute away and does the same work.
-            targets=[targets.LambdaFunction(self.functions.sweeper, retry_attempts=0,
-                                            max_event_age=Duration.minutes(1))],
+            targets=[
+                targets.LambdaFunction(self.functions.sweeper, retry_attempts=0, max_event_age=Duration.minutes(1))
+            ],
         )
-        self.access = RunnerAccess(self, "RunnerAccess", config=config, api=self.api, functions=self.functions,
-                                   queues=self.queues)
+        self.access = RunnerAccess(
+            self, "RunnerAccess", config=config, api=self.api, functions=self.functions, queues=self.queues
+        )
         self.alarm_topic = AlarmTopic(self, "Alarms", config=config)
         self.runners = None
         if any(c.runs_on_ecs for c in config.clusters):
-            self.runners = EcsRunners(self, "Runners", config=config, api_url=self.api.url, queues=self.queues,
-                                      access=self.access, alarm_topic=self.alarm_topic.topic)
-        self.observability = Observability(self, "Observability", config=config, topic=self.alarm_topic.topic,
-                                           functions=self.functions, api=self.api, queues=self.queues,
-                                           runners=self.runners)
+            self.runners = EcsRunners(
+                self,
+                "Runners",
+                config=config,
+                api_url=self.api.url,
+                queues=self.queues,
+                access=self.access,
+                alarm_topic=self.alarm_topic.topic,
+            )
+        self.observability = Observability(
+            self,
+            "Observability",
+            config=config,
+            topic=self.alarm_topic.topic,
+            functions=self.functions,
+            api=self.api,
+            queues=self.queues,
+            runners=self.runners,
+        )
         self._outputs()
 
     def _outputs(self) -> None:
         CfnOutput(self, "ApiUrl", value=self.api.url, description="TASKFLEET_URL for clients and runners")
-        CfnOutput(self, "RunnerUrl", value=self.functions.runner_url.url,
-                  description="The runner function URL (runners learn it from GET /config)")
+        CfnOutput(
+            self,
+            "RunnerUrl",
+            value=self.functions.runner_url.url,
+            description="The runner function URL (runners learn it from GET /config)",
+        )
         CfnOutput(self, "TableName", value=self.state.table.table_name)
         CfnOutput(self, "DashboardUrl", value=self.observability.dashboard_url)
         CfnOutput(self, "AlarmTopicArn", value=self.alarm_topic.topic.topic_arn)
@@ -60,14 +81,26 @@ class TaskfleetStack(Stack):
             key = _camel(slug)
             CfnOutput(self, f"QueueUrl{key}", value=cq.queue.queue_url, description=f"cluster '{slug}' queue")
             CfnOutput(self, f"DlqUrl{key}", value=cq.dlq.queue_url, description=f"cluster '{slug}' DLQ")
-            CfnOutput(self, f"RunnerPolicyArn{key}", value=self.access.policies[slug].managed_policy_arn,
-                      description=f"IAM managed policy for runners of cluster '{slug}'")
+            CfnOutput(
+                self,
+                f"RunnerPolicyArn{key}",
+                value=self.access.policies[slug].managed_policy_arn,
+                description=f"IAM managed policy for runners of cluster '{slug}'",
+            )
         for slug, role in self.access.roles.items():
-            CfnOutput(self, f"OnPremRoleArn{_camel(slug)}", value=role.role_arn,
-                      description=f"role for on-prem runners of cluster '{slug}'")
+            CfnOutput(
+                self,
+                f"OnPremRoleArn{_camel(slug)}",
+                value=role.role_arn,
+                description=f"role for on-prem runners of cluster '{slug}'",
+            )
         for slug, user in self.access.users.items():
-            CfnOutput(self, f"OnPremUserName{_camel(slug)}", value=user.user_name,
-                      description=f"IAM user for on-prem runners of cluster '{slug}' (create its access key)")
+            CfnOutput(
+                self,
+                f"OnPremUserName{_camel(slug)}",
+                value=user.user_name,
+                description=f"IAM user for on-prem runners of cluster '{slug}' (create its access key)",
+            )
         if self.runners is not None:
             CfnOutput(self, "EcsClusterName", value=self.runners.cluster.cluster_name)
 

@@ -1,4 +1,4 @@
-"""Injected AWS errors, for reliability tests only (bench/faults.py, tests/reliability/).
+"""Injected AWS errors, for reliability tests only (tests/support/scenarios.py, tests/reliability/).
 
 `FaultInjector(rate).install(client)` registers a botocore `before-send` hook on a DynamoDB or SQS client
 that answers a share `rate` of its calls with a synthetic failure instead of sending them:
@@ -54,8 +54,11 @@ class _Body:
 def _error_response(url: str, service: str, status: int, code: str) -> AWSResponse:
     prefix = "com.amazonaws.dynamodb.v20120810#" if service == "dynamodb" else "com.amazonaws.sqs#"
     body = json.dumps({"__type": f"{prefix}{code}", "message": "injected by taskfleet fault tests"}).encode()
-    headers = {"x-amzn-RequestId": "injected", "Content-Type": "application/x-amz-json-1.0",
-               "Content-Length": str(len(body))}
+    headers = {
+        "x-amzn-RequestId": "injected",
+        "Content-Type": "application/x-amz-json-1.0",
+        "Content-Length": str(len(body)),
+    }
     if service == "sqs":  # the JSON protocol of SQS carries the query-compatible code in a header
         headers["x-amzn-query-error"] = f"{code};Sender"
     return AWSResponse(url, status, headers, _Body(body))
@@ -154,7 +157,8 @@ def install_from_environment(client: Any) -> FaultInjector | None:
         return None
     kinds = tuple(k for k in os.environ.get("TASKFLEET_FAULT_KINDS", ",".join(KINDS)).split(",") if k)
     operations = tuple(o for o in os.environ.get("TASKFLEET_FAULT_OPERATIONS", "").split(",") if o)
-    injector = FaultInjector(float(rate), kinds=kinds, operations=operations,
-                             log_path=os.environ.get("TASKFLEET_FAULT_LOG") or None)
+    injector = FaultInjector(
+        float(rate), kinds=kinds, operations=operations, log_path=os.environ.get("TASKFLEET_FAULT_LOG") or None
+    )
     injector.install(client)
     return injector

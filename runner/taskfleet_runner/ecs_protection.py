@@ -35,8 +35,9 @@ TIMEOUT_SECONDS = 5.0
 class EcsTaskProtection:
     """Scale-in protection for the ECS task this process runs in (no-op without an agent URI)."""
 
-    def __init__(self, agent_uri: str | None, *, minutes: int = DEFAULT_MINUTES,
-                 timeout: float = TIMEOUT_SECONDS) -> None:
+    def __init__(
+        self, agent_uri: str | None, *, minutes: int = DEFAULT_MINUTES, timeout: float = TIMEOUT_SECONDS
+    ) -> None:
         self.agent_uri = agent_uri.rstrip("/") if agent_uri else None
         self.minutes = max(1, min(MAX_MINUTES, int(minutes)))
         self.timeout = timeout
@@ -110,8 +111,7 @@ class EcsTaskProtection:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 answer = json.loads(response.read() or b"{}")
         except urllib.error.HTTPError as err:
-            log.warning("ECS task protection %s failed: HTTP %s %s", _verb(enabled), err.code,
-                        _error_text(err))
+            log.warning("ECS task protection %s failed: HTTP %s %s", _verb(enabled), err.code, _error_text(err))
             return False
         except (OSError, ValueError) as err:  # URLError, timeouts, connection refused, bad JSON
             log.warning("ECS task protection %s failed: %s", _verb(enabled), err)

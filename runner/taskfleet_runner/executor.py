@@ -34,19 +34,23 @@ class Failure:
     display: str | None = None
 
 
-Outcome = Success | Failure
+ExecutionResult = Success | Failure
 
 
 def current_task_from_claim(payload: dict[str, Any]) -> CurrentTask:
     return CurrentTask(
-        id=payload["id"], job=JobRef(payload["job_id"], payload.get("job_name", "")),
-        identifier=(payload["name"], payload["version"]), retry_count=int(payload.get("retry_count", 0)),
-        attempt=int(payload["attempt"]), parent_id=payload.get("parent_id"), cluster=payload["cluster"],
+        id=payload["id"],
+        job=JobRef(payload["job_id"], payload.get("job_name", "")),
+        identifier=(payload["name"], payload["version"]),
+        retry_count=int(payload.get("retry_count", 0)),
+        attempt=int(payload["attempt"]),
+        parent_id=payload.get("parent_id"),
+        cluster=payload["cluster"],
         display=payload.get("display"),
     )
 
 
-def execute(task_class: type[Task], payload: dict[str, Any]) -> Outcome:
+def execute(task_class: type[Task], payload: dict[str, Any]) -> ExecutionResult:
     context = ExecutionContext(current_task_from_claim(payload))
     try:
         task = deserialize_input(task_class, json.loads(payload.get("input") or "null"))

@@ -25,10 +25,11 @@ from urllib.parse import urlsplit
 
 from taskfleet.errors import ApiError, ApiUnavailableError, ConflictError, DuplicateTaskError, ServerError
 from taskfleet.http import Transport
+from taskfleet.protocol import ClaimStatus, Outcome, ReportStatus
 from taskfleet.rules import can_run
 from taskfleet.task import Task, task_identifier
 
-from .executor import Failure, Outcome, Success, execute
+from .executor import ExecutionResult, Failure, Success, execute
 
 log = logging.getLogger("taskfleet.runner")
 
@@ -188,8 +189,7 @@ class TaskRunner:
             kwargs.update(aws_access_key_id="local", aws_secret_access_key="local")
         from botocore.config import Config
 
-        kwargs["config"] = Config(retries={"max_attempts": 5, "mode": "standard"},
-                                  read_timeout=LONG_POLL_SECONDS + 10)
+        kwargs["config"] = Config(retries={"max_attempts": 5, "mode": "standard"}, read_timeout=LONG_POLL_SECONDS + 10)
         self._sqs = boto3.session.Session().client("sqs", **kwargs)
         if os.environ.get("TASKFLEET_FAULT_RATE"):  # reliability tests inject AWS errors (aws_faults.py)
             from .aws_faults import install_from_environment
@@ -229,8 +229,11 @@ class TaskRunner:
                     if candidate is None and not (pending and self._drained):
                         wait = 0 if pending else (RUN_ALL_POLL_SECONDS if until_idle else LONG_POLL_SECONDS)
                         candidate = self._receive_runnable(wait)
-                if self._finished and (candidate is None or len(self._finished) >= 10
-                                        or time.monotonic() - self._finished_since > DELETE_BATCH_SECONDS):
+                if self._finished and (
+                    candidate is None
+                    or len(self._finished) >= 10
+                    or time.monotonic() - self._finished_since > DELETE_BATCH_SECONDS
+                ):
                     self._delete_finished()
                 if pending is None and candidate is None:
                     if self.lifecycle:
@@ -238,7 +241,7 @@ class TaskRunner:
                     if until_idle:
                         break
                     continue
-                pending = self._exchange(pending, candidate)
+                pending = self._next(pending, candidate)
         finally:
             self._hand_back_buffered()
             if pending is not None:
@@ -283,7 +286,9 @@ class TaskRunner:
         self._in_long_poll = wait > 0
         try:
             resp = self._sqs.receive_message(
-                QueueUrl=self._queue_url, MaxNumberOfMessages=asked, WaitTimeSeconds=wait,
+                QueueUrl=self._queue_url,
+                MaxNumberOfMessages=asked,
+                WaitTimeSeconds=wait,
                 MessageSystemAttributeNames=["ApproximateReceiveCount"],
             )
         except _Interrupted:
@@ -292,7 +297,7 @@ class TaskRunner:
             self._in_long_poll = False  # a signal now ends the wait below (stopping), not by raising
             self._receive_errors += 1
             log.warning("receiving from the queue failed (%s in a row): %s", self._receive_errors, err)
-            self.stopping.wait(min(LONG_POLL_SECONDS, 0.5 * 2 ** self._receive_errors) * random.uniform(0.5, 1))
+            self.stopping.wait(min(LONG_POLL_SECONDS, 0.5 * 2**self._receive_errors) * random.uniform(0.5, 1))
             return None
         finally:
             self._in_long_poll = False
@@ -324,10 +329,10 @@ class TaskRunner:
             return runnable[0]
         if foreign:
             self._foreign_streak += 1
-            self.stopping.wait(min(LONG_POLL_SECONDS, 0.25 * 2 ** self._foreign_streak))
+            self.stopping.wait(min(LONG_POLL_SECONDS, 0.25 * 2**self._foreign_streak))
         return None
 
-    def _exchange(self, pending: _Pending | None, candidate: dict[str, Any] | None) -> _Pending | None:  # noqa: PLR0911, PLR0912 - one API call and every outcome of it (failure, rejection, discard, busy, run)
+    def _next(self, pending: _Pending | None, candidate: dict[str, Any] | None) -> _Pending | None:  # noqa: PLR0911, PLR0912 - one API call and every outcome of it (failure, rejection, discard, busy, run)
         """One API call: report `pending` (if any) and claim `candidate` (if any)."""
         assert self._api is not None
         called_at = time.monotonic()
@@ -348,8 +353,10 @@ class TaskRunner:
             if pending:
                 pending.attempts += 1
                 if pending.attempts >= REPORT_ATTEMPTS:
-                    log.error("giving up reporting task %s; its ticket will reappear and be repaired",
-                              pending.report["task_id"])
+                    log.error(
+                        "giving up reporting task %s; its ticket will reappear and be repaired",
+                        pending.report["task_id"],
+                    )
                     return None
             return pending
         except ApiError as err:  # 4xx: the report itself is unacceptable; drop it, keep the ticket
@@ -358,15 +365,15 @@ class TaskRunner:
                 self._hide(candidate["ReceiptHandle"], 0)
             return None
         if pending:
-            self._settle(pending, response.get("report", {}).get("status", "lease_lost"))
+            self._settle(pending, response.get("report", {}).get("status", ReportStatus.LEASE_LOST))
         if not candidate:
             return None
         claim = response.get("claim") or {}
         status = claim.get("status")
-        if status == "discard":
+        if status == ClaimStatus.DISCARD:
             self._delete(candidate["ReceiptHandle"])
             return None
-        if status == "busy":
+        if status == ClaimStatus.BUSY:
             self._hide(candidate["ReceiptHandle"], max(1, int(claim.get("retry_after_ms", 1000)) // 1000))
             return None
         return self._run(claim["task"], candidate["ReceiptHandle"], called_at)
@@ -376,12 +383,14 @@ class TaskRunner:
         assert cls is not None
         if self.lifecycle:
             self.lifecycle.busy()
-        result: list[Outcome] = []
-        worker = threading.Thread(target=lambda: result.append(execute(cls, payload)), daemon=True,
-                                  name=f"task-{payload['id'][:8]}")
+        result: list[ExecutionResult] = []
+        worker = threading.Thread(
+            target=lambda: result.append(execute(cls, payload)), daemon=True, name=f"task-{payload['id'][:8]}"
+        )
         lease_lost = threading.Event()
-        heartbeat = threading.Thread(target=self._heartbeat, args=(payload, receipt, worker, lease_lost),
-                                     daemon=True, name="heartbeat")
+        heartbeat = threading.Thread(
+            target=self._heartbeat, args=(payload, receipt, worker, lease_lost), daemon=True, name="heartbeat"
+        )
         started = time.monotonic()
         worker.start()
         heartbeat.start()
@@ -399,26 +408,38 @@ class TaskRunner:
         self.executed += 1
         base = {"task_id": payload["id"], "job_id": payload["job_id"], "attempt": payload["attempt"]}
         if worker.is_alive():
-            log.warning("task %s did not finish within the %.0f s grace period; giving it back",
-                        payload["id"], self.shutdown_grace)
-            return _Pending({**base, "outcome": "released"}, receipt)
+            log.warning(
+                "task %s did not finish within the %.0f s grace period; giving it back",
+                payload["id"],
+                self.shutdown_grace,
+            )
+            return _Pending({**base, "outcome": Outcome.RELEASED}, receipt)
         # what each buffered ticket waits for: the call that claimed this task (and reported the last) and its run
         elapsed = time.monotonic() - claimed_at
         average = self._average_seconds
         self._average_seconds = elapsed if average is None else average + AVERAGE_WEIGHT * (elapsed - average)
         outcome = result[0]
         if isinstance(outcome, Success):
-            report = {**base, "outcome": "computed", "display": outcome.display,
-                      "subtasks": [s.wire() for s in outcome.subtasks]}
+            report = {
+                **base,
+                "outcome": Outcome.COMPUTED,
+                "display": outcome.display,
+                "subtasks": [s.wire() for s in outcome.subtasks],
+            }
         else:
             assert isinstance(outcome, Failure)
             log.info("task %s failed: %s", payload["id"], outcome.message)
-            report = {**base, "outcome": "failed", "display": outcome.display,
-                      "failure": {"message": outcome.message, "traceback": outcome.traceback}}
+            report = {
+                **base,
+                "outcome": Outcome.FAILED,
+                "display": outcome.display,
+                "failure": {"message": outcome.message, "traceback": outcome.traceback},
+            }
         return _Pending({k: v for k, v in report.items() if v is not None}, receipt)
 
-    def _heartbeat(self, payload: dict[str, Any], receipt: str, worker: threading.Thread,
-                   lease_lost: threading.Event) -> None:
+    def _heartbeat(
+        self, payload: dict[str, Any], receipt: str, worker: threading.Thread, lease_lost: threading.Event
+    ) -> None:
         interval = max(0.5, self.lease_seconds / 3)
         assert self._api is not None
         while not lease_lost.is_set():
@@ -426,8 +447,11 @@ class TaskRunner:
             if not worker.is_alive():
                 return
             try:
-                self._api.request("POST", "/runner/extend", {"runner_id": self.runner_id, "task_id": payload["id"],
-                                                             "attempt": payload["attempt"]})
+                self._api.request(
+                    "POST",
+                    "/runner/extend",
+                    {"runner_id": self.runner_id, "task_id": payload["id"], "attempt": payload["attempt"]},
+                )
                 self._hide(receipt, self.lease_seconds)
             except ConflictError:
                 log.warning("lease on task %s lost; its result will be rejected", payload["id"])
@@ -436,11 +460,11 @@ class TaskRunner:
                 log.warning("lease extension failed: %s", err)
 
     def _settle(self, pending: _Pending, status: str) -> None:
-        if status in ("ok", "failed"):
+        if status in (ReportStatus.OK, ReportStatus.FAILED):
             if not self._finished:
                 self._finished_since = time.monotonic()
             self._finished.append(pending.receipt)
-        elif status == "requeued":
+        elif status == ReportStatus.REQUEUED:
             self._hide(pending.receipt, 0)
         else:
             log.warning("report for task %s was not accepted (%s)", pending.report["task_id"], status)
@@ -449,7 +473,7 @@ class TaskRunner:
         """Report the last task before the loop ends (shutdown or run_all)."""
         remaining: _Pending | None = pending
         while remaining is not None and remaining.attempts < REPORT_ATTEMPTS:
-            remaining = self._exchange(remaining, None)
+            remaining = self._next(remaining, None)
 
     # --- SQS helpers -----------------------------------------------------------------------------
 
@@ -470,8 +494,10 @@ class TaskRunner:
 
     def _hide_many(self, receipts: list[str], seconds: float) -> None:
         for start in range(0, len(receipts), 10):
-            entries = [{"Id": str(i), "ReceiptHandle": r, "VisibilityTimeout": int(seconds)}
-                       for i, r in enumerate(receipts[start : start + 10])]
+            entries = [
+                {"Id": str(i), "ReceiptHandle": r, "VisibilityTimeout": int(seconds)}
+                for i, r in enumerate(receipts[start : start + 10])
+            ]
             try:
                 self._sqs.change_message_visibility_batch(QueueUrl=self._queue_url, Entries=entries)
             except Exception as err:
@@ -479,8 +505,9 @@ class TaskRunner:
 
     def _hide(self, receipt: str, seconds: float) -> None:
         try:
-            self._sqs.change_message_visibility(QueueUrl=self._queue_url, ReceiptHandle=receipt,
-                                                VisibilityTimeout=int(seconds))
+            self._sqs.change_message_visibility(
+                QueueUrl=self._queue_url, ReceiptHandle=receipt, VisibilityTimeout=int(seconds)
+            )
         except Exception as err:
             log.debug("visibility change failed: %s", err)
 
@@ -503,8 +530,9 @@ class TaskRunner:
         if self._signals > 1:
             log.warning("second signal: exiting at once")
             os._exit(128 + signum)
-        log.info("signal %s: finishing the current task (grace %.0f s), taking no new work",
-                 signum, self.shutdown_grace)
+        log.info(
+            "signal %s: finishing the current task (grace %.0f s), taking no new work", signum, self.shutdown_grace
+        )
         self.stopping.set()
         if self._in_long_poll:
             raise _Interrupted()

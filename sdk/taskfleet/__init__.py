@@ -29,16 +29,43 @@ if TYPE_CHECKING:
 
 _WHERE = {
     **dict.fromkeys(("Client", "Cluster", "Job", "TaskInfo"), "client"),
-    **dict.fromkeys(("ApiError", "ApiUnavailableError", "ConfigurationError", "ConflictError",
-                     "DuplicateTaskError", "InvalidRequestError", "NotFoundError", "ServerError",
-                     "TaskfleetError", "TaskValidationError"), "errors"),
+    **dict.fromkeys(
+        (
+            "ApiError",
+            "ApiUnavailableError",
+            "ConfigurationError",
+            "ConflictError",
+            "DuplicateTaskError",
+            "InvalidRequestError",
+            "NotFoundError",
+            "ServerError",
+            "TaskfleetError",
+            "TaskValidationError",
+        ),
+        "errors",
+    ),
     **dict.fromkeys(("CurrentTask", "ExecutionContext", "FutureTask", "Task"), "task"),
 }
 
 __all__ = [
-    "ApiError", "ApiUnavailableError", "Client", "Cluster", "ConfigurationError", "ConflictError",
-    "CurrentTask", "DuplicateTaskError", "ExecutionContext", "FutureTask", "InvalidRequestError", "Job",
-    "NotFoundError", "ServerError", "Task", "TaskInfo", "TaskValidationError", "TaskfleetError",
+    "ApiError",
+    "ApiUnavailableError",
+    "Client",
+    "Cluster",
+    "ConfigurationError",
+    "ConflictError",
+    "CurrentTask",
+    "DuplicateTaskError",
+    "ExecutionContext",
+    "FutureTask",
+    "InvalidRequestError",
+    "Job",
+    "NotFoundError",
+    "ServerError",
+    "Task",
+    "TaskInfo",
+    "TaskValidationError",
+    "TaskfleetError",
 ]
 
 

@@ -34,10 +34,12 @@ def cmd_runner(args: argparse.Namespace) -> int:
     if not specs:
         raise SystemExit("name at least one task class (module:ClassName) or set TASKFLEET_TASKS")
     tasks = [load_task(s) for s in specs]
-    runner = Client(args.url).runner(args.cluster or os.environ.get("TASKFLEET_CLUSTER") or "default", tasks,
-                                     shutdown_grace=args.grace)
-    logging.getLogger("taskfleet").info("runner %s on cluster %s: %s", runner.runner_id, runner.cluster,
-                                        ", ".join(t.__name__ for t in tasks))
+    runner = Client(args.url).runner(
+        args.cluster or os.environ.get("TASKFLEET_CLUSTER") or "default", tasks, shutdown_grace=args.grace
+    )
+    logging.getLogger("taskfleet").info(
+        "runner %s on cluster %s: %s", runner.runner_id, runner.cluster, ", ".join(t.__name__ for t in tasks)
+    )
     if args.until_idle:
         runner.run_all()
     else:
@@ -51,8 +53,10 @@ LOCAL_COMMANDS = {
     "dev": "run the local stack (moto + handlers) on loopback",
     "demo": "run the example workflow on the local stack, end to end",
 }
-LOCAL_MISSING = ("taskfleet {command}: the local stack (the taskfleet-functions distribution with its `local` "
-                 "extra) is not installed; run `make setup` in a clone of the taskfleet repository")
+LOCAL_MISSING = (
+    "taskfleet {command}: the local stack (the taskfleet-functions distribution with its `local` "
+    "extra) is not installed; run `make setup` in a clone of the taskfleet repository"
+)
 
 
 def command_plugins() -> dict[str, importlib.metadata.EntryPoint]:
@@ -71,8 +75,12 @@ def main(argv: list[str] | None = None) -> int:
     runner.add_argument("--url", default=None, help="API URL (default: TASKFLEET_URL)")
     runner.add_argument("--cluster", default=None, help="cluster slug (default: TASKFLEET_CLUSTER or 'default')")
     runner.add_argument("--until-idle", action="store_true", help="exit when no runnable task is left")
-    runner.add_argument("--grace", type=float, default=float(os.environ.get("TASKFLEET_SHUTDOWN_GRACE", "20")),
-                        help="seconds a running task may finish after SIGTERM before it is given back")
+    runner.add_argument(
+        "--grace",
+        type=float,
+        default=float(os.environ.get("TASKFLEET_SHUTDOWN_GRACE", "20")),
+        help="seconds a running task may finish after SIGTERM before it is given back",
+    )
     runner.set_defaults(func=cmd_runner)
 
     command = next((a for a in argv if not a.startswith("-")), None)
@@ -89,8 +97,10 @@ def main(argv: list[str] | None = None) -> int:
                 sub.add_parser(name, help=f"{LOCAL_COMMANDS[name]} (not installed: run `make setup` in the repository)")
 
     args = parser.parse_args(argv)
-    logging.basicConfig(level=os.environ.get("TASKFLEET_LOG_LEVEL", "WARNING").upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=os.environ.get("TASKFLEET_LOG_LEVEL", "WARNING").upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     return int(args.func(args))
 
 

@@ -15,12 +15,12 @@ from taskfleet import rules
 
 from .errors import ConfigurationError, ConflictError, TaskValidationError
 from .http import Transport
+from .protocol import TERMINAL_JOB_STATES
 from .task import Task, task_spec
 
 if TYPE_CHECKING:
     from taskfleet_runner.runner import TaskRunner
 
-TERMINAL_JOB_STATES = ("COMPLETED", "FAILED", "CANCELED")
 SUBMIT_IN_PROGRESS_WAIT = 45.0  # > the API's token lock (30 s): a dead first attempt is taken over
 
 
@@ -39,9 +39,18 @@ class Job:
 
     @classmethod
     def from_api(cls, data: dict[str, Any]) -> Job:
-        return cls(data["id"], data.get("name") or "", data.get("state") or "", data.get("cluster") or "",
-                   data.get("submitted_at"), data.get("started_at"), data.get("finished_at"),
-                   int(data.get("max_retries") or 0), int(data.get("root_tasks") or 0), data.get("failure"))
+        return cls(
+            id=data["id"],
+            name=data.get("name") or "",
+            state=data.get("state") or "",
+            cluster=data.get("cluster") or "",
+            submitted_at=data.get("submitted_at"),
+            started_at=data.get("started_at"),
+            finished_at=data.get("finished_at"),
+            max_retries=int(data.get("max_retries") or 0),
+            root_tasks=int(data.get("root_tasks") or 0),
+            failure=data.get("failure"),
+        )
 
 
 @dataclass(frozen=True)
@@ -66,11 +75,25 @@ class TaskInfo:
 
     @classmethod
     def from_api(cls, d: dict[str, Any]) -> TaskInfo:
-        return cls(d["id"], d["job_id"], d.get("parent_id"), d["name"], d["version"], d["cluster"], d["state"],
-                   bool(d.get("completed")), int(d.get("attempt", 0)), int(d.get("retry_count", 0)),
-                   d.get("display") or d["name"], list(d.get("depends_on") or []), d.get("failure"),
-                   int(d.get("lease_losses", 0)), int(d.get("subtasks", 0)), d.get("started_at"),
-                   d.get("finished_at"))
+        return cls(
+            id=d["id"],
+            job_id=d["job_id"],
+            parent_id=d.get("parent_id"),
+            name=d["name"],
+            version=d["version"],
+            cluster=d["cluster"],
+            state=d["state"],
+            completed=bool(d.get("completed")),
+            attempt=int(d.get("attempt", 0)),
+            retry_count=int(d.get("retry_count", 0)),
+            display=d.get("display") or d["name"],
+            depends_on=list(d.get("depends_on") or []),
+            failure=d.get("failure"),
+            lease_losses=int(d.get("lease_losses", 0)),
+            subtasks=int(d.get("subtasks", 0)),
+            started_at=d.get("started_at"),
+            finished_at=d.get("finished_at"),
+        )
 
 
 @dataclass(frozen=True)
@@ -81,7 +104,7 @@ class Cluster:
 
     @classmethod
     def from_api(cls, d: dict[str, Any]) -> Cluster:
-        return cls(d["slug"], d.get("name") or d["slug"], d.get("queue_url"))
+        return cls(slug=d["slug"], name=d.get("name") or d["slug"], queue_url=d.get("queue_url"))
 
 
 def _job_id(job: Job | str) -> str:
@@ -117,8 +140,12 @@ class JobClient:
             except rules.RuleViolation as err:
                 raise TaskValidationError(str(err)) from None
         specs = [task_spec(t, depends_on=[], cluster=None, max_retries=max_retries).wire() for t in tasks]
-        body: dict[str, Any] = {"name": name, "tasks": specs, "max_retries": max_retries,
-                                "client_token": client_token or uuid.uuid4().hex}
+        body: dict[str, Any] = {
+            "name": name,
+            "tasks": specs,
+            "max_retries": max_retries,
+            "client_token": client_token or uuid.uuid4().hex,
+        }
         if cluster:
             body["cluster"] = cluster.slug if isinstance(cluster, Cluster) else cluster
         # A 409 SubmitInProgress: an earlier attempt of this very request (same token) is still being
@@ -145,8 +172,9 @@ class JobClient:
         cursor: str | None = None
         seen = 0
         while True:
-            page = self._t.request("GET", "/jobs", query={"state": state, "name": name, "cursor": cursor,
-                                                          "limit": min(100, limit or 100)})
+            page = self._t.request(
+                "GET", "/jobs", query={"state": state, "name": name, "cursor": cursor, "limit": min(100, limit or 100)}
+            )
             for data in page["jobs"]:
                 yield Job.from_api(data)
                 seen += 1

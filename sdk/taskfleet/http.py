@@ -45,8 +45,7 @@ class Transport:
         self.base_url = base_url.rstrip("/")
         self.sign = (not is_local(base_url)) if sign is None else sign
         self.retries = retries
-        self._pool = urllib3.PoolManager(maxsize=4, timeout=urllib3.Timeout(connect=5.0, read=timeout),
-                                         retries=False)
+        self._pool = urllib3.PoolManager(maxsize=4, timeout=urllib3.Timeout(connect=5.0, read=timeout), retries=False)
         self._signer: Any = None
         if self.sign:
             import boto3

@@ -165,8 +165,12 @@ class SubtaskSpec:
     max_retries: int
 
     def wire(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"name": self.name, "version": self.version, "input": self.input,
-                                "max_retries": self.max_retries}
+        data: dict[str, Any] = {
+            "name": self.name,
+            "version": self.version,
+            "input": self.input,
+            "max_retries": self.max_retries,
+        }
         if self.depends_on:
             data["depends_on"] = self.depends_on
         if self.cluster:

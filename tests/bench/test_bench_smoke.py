@@ -10,15 +10,29 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 
-KEYS = ("throughput_tasks_per_s", "chain_hop_ms_median", "scaling_1_to_4", "requests_per_task",
-        "cost_usd_per_million_tasks", "hot_item_write_share", "idle_requests_per_runner_minute",
-        "cold_import_ms_max", "bundle_mb")
+KEYS = (
+    "throughput_tasks_per_s",
+    "chain_hop_ms_median",
+    "scaling_1_to_4",
+    "requests_per_task",
+    "cost_usd_per_million_tasks",
+    "hot_item_write_share",
+    "idle_requests_per_runner_minute",
+    "cold_import_ms_max",
+    "bundle_mb",
+)
 
 
 def test_small_benchmark_produces_every_figure(tmp_path: Path):
     out = tmp_path / "results.json"
-    proc = subprocess.run([sys.executable, "-m", "bench.run", "--size", "small", "--no-peer", "--json", str(out)],
-                          check=False, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--size", "small", "--no-peer", "--json", str(out)],
+        check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads(out.read_text())
     assert set(KEYS) <= set(results)

@@ -31,17 +31,28 @@ def job_count(client) -> int:
         ("/jobs", json.dumps({"name": "x", "tasks": []}).encode(), "InvalidRequest"),
         ("/jobs", json.dumps({"name": "x", "tasks": [{"name": "T", "version": "1.0"}]}).encode(), "InvalidRequest"),
         ("/jobs", json.dumps({"name": "x", "tasks": [{"name": "T", "depends_on": [0]}]}).encode(), "InvalidRequest"),
-        ("/jobs", json.dumps({"name": "x", "tasks": [{"name": "T", "input": "x" * 70000}]}).encode(),
-         "InvalidRequest"),
-        ("/jobs", json.dumps({"name": "x", "tasks": [{"name": "T"}], "max_retries": 10**12}).encode(),
-         "InvalidRequest"),
+        ("/jobs", json.dumps({"name": "x", "tasks": [{"name": "T", "input": "x" * 70000}]}).encode(), "InvalidRequest"),
+        (
+            "/jobs",
+            json.dumps({"name": "x", "tasks": [{"name": "T"}], "max_retries": 10**12}).encode(),
+            "InvalidRequest",
+        ),
         ("/jobs", json.dumps({"name": "x", "tasks": [{"name": "T"}], "extra": 1}).encode(), "InvalidRequest"),
-        ("/jobs", json.dumps({"name": "x", "tasks": [{"name": "T", "cluster": "nope-000000"}]}).encode(),
-         "ClusterNotFound"),
+        (
+            "/jobs",
+            json.dumps({"name": "x", "tasks": [{"name": "T", "cluster": "nope-000000"}]}).encode(),
+            "ClusterNotFound",
+        ),
         ("/clusters", json.dumps({"name": ""}).encode(), "InvalidRequest"),
         ("/runner/next", json.dumps({"runner_id": "r", "report": {"task_id": "t"}}).encode(), "InvalidRequest"),
-        *[("/runner/next", json.dumps({"runner_id": "r", "claim": {"job_id": "j", "task_id": "t", "ref": ref}})
-           .encode(), "InvalidRequest") for ref in (["p", 1], ["", 1, 2], ["p", -1, 0], ["p", 1, 10**6], "p/1/2")],
+        *[
+            (
+                "/runner/next",
+                json.dumps({"runner_id": "r", "claim": {"job_id": "j", "task_id": "t", "ref": ref}}).encode(),
+                "InvalidRequest",
+            )
+            for ref in (["p", 1], ["", 1, 2], ["p", -1, 0], ["p", 1, 10**6], "p/1/2")
+        ],
         ("/runner/extend", json.dumps({"runner_id": "r", "task_id": "t", "attempt": 1}).encode(), "LeaseLost"),
     ],
 )
@@ -55,10 +66,18 @@ def test_bad_requests_get_a_typed_json_error_and_change_nothing(stack, client, p
 
 @pytest.mark.parametrize(
     ("method", "path", "status"),
-    [("GET", "/jobs/00000000-0000-0000-0000-000000000000", 404), ("GET", "/jobs/x/tasks", 404),
-     ("POST", "/jobs/nope/cancel", 404), ("GET", "/clusters/NOT_A_SLUG", 400), ("GET", "/clusters/zz-missing", 404),
-     ("DELETE", "/clusters/default", 409), ("GET", "/nothing-here", 404), ("GET", "/jobs?limit=0", 400),
-     ("GET", "/jobs?state=DONE", 400), ("GET", "/jobs?cursor=%%%", 400)],
+    [
+        ("GET", "/jobs/00000000-0000-0000-0000-000000000000", 404),
+        ("GET", "/jobs/x/tasks", 404),
+        ("POST", "/jobs/nope/cancel", 404),
+        ("GET", "/clusters/NOT_A_SLUG", 400),
+        ("GET", "/clusters/zz-missing", 404),
+        ("DELETE", "/clusters/default", 409),
+        ("GET", "/nothing-here", 404),
+        ("GET", "/jobs?limit=0", 400),
+        ("GET", "/jobs?state=DONE", 400),
+        ("GET", "/jobs?cursor=%%%", 400),
+    ],
 )
 def test_unknown_resources_and_bad_parameters(stack, method, path, status):
     got, payload = raw(stack, method, path)

@@ -31,8 +31,13 @@ class SpawnAsync(Task):
 
 def test_dev_command_serves_the_api_and_run_all_returns_when_nothing_is_left():
     # Given the local stack started by the CLI in its own process, on an ephemeral loopback port
-    dev = subprocess.Popen([sys.executable, "-m", "taskfleet.cli", "dev", "--port", "0"], cwd=ROOT,
-                           stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    dev = subprocess.Popen(
+        [sys.executable, "-m", "taskfleet.cli", "dev", "--port", "0"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     try:
         assert dev.stdout is not None
         first = dev.stdout.readline()
@@ -47,7 +52,10 @@ def test_dev_command_serves_the_api_and_run_all_returns_when_nothing_is_left():
         assert client.jobs().find(job).state == "COMPLETED"
         assert runner.executed == 4
         assert sorted(t.display for t in client.jobs().tasks(job) if t.name == "AsyncDouble") == [
-            "doubled 0 to 0", "doubled 1 to 2", "doubled 2 to 4"]
+            "doubled 0 to 0",
+            "doubled 1 to 2",
+            "doubled 2 to 4",
+        ]
     finally:
         dev.send_signal(signal.SIGTERM)
         assert dev.wait(timeout=30) == 0

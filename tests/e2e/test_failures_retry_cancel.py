@@ -30,8 +30,7 @@ def test_failures_with_retries_left_are_requeued(client, cluster, runners, tmp_p
     assert [e["retry"] for e in executions(tmp_path)] == [0, 1, 2]
 
 
-def test_out_of_retries_fails_the_job_and_stops_handing_out_its_tasks(stack, client, cluster, runners,
-                                                                      tmp_path: Path):
+def test_out_of_retries_fails_the_job_and_stops_handing_out_its_tasks(stack, client, cluster, runners, tmp_path: Path):
     # Given a job whose first task blocks on a gate, while a sibling fails with one retry
     runners.start(cluster, "Gated", "FailTimes", "Noop")
     runners.start(cluster, "Gated", "FailTimes", "Noop")
@@ -40,8 +39,10 @@ def test_out_of_retries_fails_the_job_and_stops_handing_out_its_tasks(stack, cli
     assert wait_until(job_done(client, job), what="job failure").state == "FAILED"
     # When the running task finishes after the job failed, and submits subtasks
     open_gate(tmp_path, "g")
-    wait_until(lambda: {t.display: t.state for t in client.jobs().tasks(job)}.get("Gated") == "COMPUTED",
-               what="gated task to be recorded")
+    wait_until(
+        lambda: {t.display: t.state for t in client.jobs().tasks(job)}.get("Gated") == "COMPUTED",
+        what="gated task to be recorded",
+    )
     # Then it was allowed to finish, but nothing it submitted is handed out: once the runners have
     # settled every ticket, none of its subtasks ran and all are still queued
     wait_until(lambda: queue_depth(stack, cluster) == 0, what="tickets settled")
@@ -54,7 +55,8 @@ def test_out_of_retries_fails_the_job_and_stops_handing_out_its_tasks(stack, cli
 
 
 def test_retry_requeues_failed_tasks_and_keeps_only_the_successful_executions_subtasks(
-        client, cluster, runners, tmp_path: Path):
+    client, cluster, runners, tmp_path: Path
+):
     (tmp_path / "broken-p").write_text("yes")
     runners.start(cluster, "FlakyUntilFixed", "Noop")
     job = client.jobs().submit("retry", [FlakyUntilFixed("p", 3), Noop("sibling")], cluster=cluster)
@@ -86,8 +88,10 @@ def test_cancel_stops_queued_tasks_and_lets_running_ones_finish(stack, client, c
     assert canceled.state == "CANCELED"
     open_gate(tmp_path, "g")
     # The running task finishes and is recorded; the queued tickets are discarded on receipt
-    wait_until(lambda: {t.display: t.state for t in client.jobs().tasks(job)}.get("Gated") == "COMPUTED",
-               what="gated task recorded")
+    wait_until(
+        lambda: {t.display: t.state for t in client.jobs().tasks(job)}.get("Gated") == "COMPUTED",
+        what="gated task recorded",
+    )
     wait_until(lambda: queue_depth(stack, cluster) == 0, what="queued tickets discarded")
     ran = {e["label"] for e in executions(tmp_path)}
     assert ran == {"g"}

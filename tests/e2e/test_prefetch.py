@@ -28,8 +28,9 @@ def connected_runners(stack: Any) -> int:
     return stack.request_counts().get("api:GET /clusters", 0)
 
 
-def test_short_tasks_take_far_fewer_receives_than_tasks_and_run_once(stack, client, cluster, runners, tmp_path: Path,
-                                                                      *, monkeypatch: pytest.MonkeyPatch):
+def test_short_tasks_take_far_fewer_receives_than_tasks_and_run_once(
+    stack, client, cluster, runners, tmp_path: Path, *, monkeypatch: pytest.MonkeyPatch
+):
     # The stack's sweeper receives from every cluster's DLQ; count its receives to leave them out.
     sweeper_receives = Counter[str]()
     receive = stack.orchestrator.queues.receive
@@ -72,12 +73,14 @@ def test_short_tasks_still_spread_over_four_runners(stack, client, cluster, runn
 
 
 @pytest.mark.parametrize("trigger", ["sigterm", "long task"])
-def test_buffered_tickets_are_handed_back_at_once(stack, client, cluster, runners, tmp_path: Path,
-                                                  *, monkeypatch: pytest.MonkeyPatch, trigger: str):
+def test_buffered_tickets_are_handed_back_at_once(
+    stack, client, cluster, runners, tmp_path: Path, *, monkeypatch: pytest.MonkeyPatch, trigger: str
+):
     # Received tickets stay hidden for 60 s here unless the runner hands them back.
     sqs = stack.boto_client("sqs")
-    sqs.set_queue_attributes(QueueUrl=stack.orchestrator.cluster(cluster)["queue_url"],
-                             Attributes={"VisibilityTimeout": "60"})
+    sqs.set_queue_attributes(
+        QueueUrl=stack.orchestrator.cluster(cluster)["queue_url"], Attributes={"VisibilityTimeout": "60"}
+    )
     # Given a runner that ran a no-op task first (so it prefetches), then received six gated tasks at once
     quick = client.jobs().submit("quick", Noop("quick"), cluster=cluster)
     gated = client.jobs().submit("gated", [Gated(f"g{i}") for i in range(6)], cluster=cluster)

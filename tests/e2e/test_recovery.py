@@ -23,8 +23,9 @@ def _disarm():
     faults.disarm_all()
 
 
-def test_sigkilled_runner_loses_its_lease_and_another_runner_completes_the_task(client, cluster, runners,
-                                                                                 tmp_path: Path):
+def test_sigkilled_runner_loses_its_lease_and_another_runner_completes_the_task(
+    client, cluster, runners, tmp_path: Path
+):
     victim = runners.start(cluster, "Gated", "Noop")
     job = client.jobs().submit("crash", Gated("g", 1), cluster=cluster, max_retries=0)
     wait_until(lambda: marked(tmp_path, "started-g-1"), what="first attempt to start")
@@ -53,7 +54,8 @@ def test_sigterm_lets_the_running_task_finish_within_the_grace_period(client, cl
 
 
 def test_sigterm_past_the_grace_period_gives_the_task_back_without_counting_a_retry(
-        client, cluster, runners, tmp_path: Path):
+    client, cluster, runners, tmp_path: Path
+):
     runner = runners.start(cluster, "Gated", grace=0.5)
     job = client.jobs().submit("give-back", Gated("g"), cluster=cluster)
     wait_until(lambda: marked(tmp_path, "started-g-1"), what="task start")
@@ -101,8 +103,9 @@ def test_submit_crash_before_dispatch_is_repaired_by_the_sweeper(stack, client, 
     assert stack.sweeps > 0
 
 
-def test_dependency_dispatch_crash_is_repaired_by_the_ticket_of_the_completing_task(client, cluster, runners,
-                                                                                    tmp_path: Path):
+def test_dependency_dispatch_crash_is_repaired_by_the_ticket_of_the_completing_task(
+    client, cluster, runners, tmp_path: Path
+):
     # The fan-in's ticket is sent when the last fan-out child completes; crash right before that send
     faults.arm("propagate.before_dispatch", times=1_000)
     first = runners.start(cluster, "FanOut", "Noop", "OtherNoop")

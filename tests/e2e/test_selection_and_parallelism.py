@@ -34,8 +34,9 @@ def states(client: Any, job: Any) -> dict[str, str]:
 def test_runner_runs_only_compatible_versions_of_registered_tasks(client, cluster, runners, tmp_path: Path):
     # Given a runner that registered Versioned v1.3 on this cluster
     runners.start(cluster, "VersionedOld")
-    jobs = {v: client.jobs().submit(f"v-{v}", versioned(v)(v), cluster=cluster)
-            for v in ("v1.2", "v1.3", "v1.5", "v2.0")}
+    jobs = {
+        v: client.jobs().submit(f"v-{v}", versioned(v)(v), cluster=cluster) for v in ("v1.2", "v1.3", "v1.5", "v2.0")
+    }
     other = client.jobs().submit("other-cluster", versioned("v1.3")("elsewhere"))  # default cluster
     # Then same-major tasks with minor <= 3 run on it
     for v in ("v1.2", "v1.3"):

@@ -9,8 +9,7 @@ from tests.support.observe import executions
 from tests.support.waits import job_done, wait_until
 
 
-def test_dependants_wait_for_the_whole_subtree_and_may_run_on_another_cluster(client, cluster, runners,
-                                                                                tmp_path: Path):
+def test_dependants_wait_for_the_whole_subtree_and_may_run_on_another_cluster(client, cluster, runners, tmp_path: Path):
     other = client.clusters().create("other").slug
     runners.start(cluster, "Tree", "Parent", "Sleepy")
     runners.start(cluster, "Sleepy")

@@ -21,9 +21,18 @@ def test_dir() -> Path:
 
 
 def record(context: ExecutionContext, **extra: object) -> None:
-    line = json.dumps({"task": context.current_task.id, "name": context.current_task.identifier[0],
-                       "version": context.current_task.identifier[1], "attempt": context.current_task.attempt,
-                       "retry": context.current_task.retry_count, "pid": os.getpid(), "t": time.time(), **extra})
+    line = json.dumps(
+        {
+            "task": context.current_task.id,
+            "name": context.current_task.identifier[0],
+            "version": context.current_task.identifier[1],
+            "attempt": context.current_task.attempt,
+            "retry": context.current_task.retry_count,
+            "pid": os.getpid(),
+            "t": time.time(),
+            **extra,
+        }
+    )
     fd = os.open(test_dir() / "executions.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         os.write(fd, (line + "\n").encode())
@@ -154,8 +163,9 @@ class FanOut(Task):
         record(context, label=self.label)
         children = context.submit_subtasks([Noop(f"{self.label}.{i}") for i in range(self.n)])
         if self.fan_in_cluster is not None:
-            context.submit_subtask(OtherNoop(f"{self.label}.fanin"), depends_on=children,
-                                   cluster=self.fan_in_cluster or None)
+            context.submit_subtask(
+                OtherNoop(f"{self.label}.fanin"), depends_on=children, cluster=self.fan_in_cluster or None
+            )
 
 
 class Tree(Task):

@@ -41,13 +41,30 @@ FULL_CONFIG: dict[str, Any] = {
     "tracing": True,
     "alarm_email": "ops@example.com",
     "clusters": [
-        {"slug": "default",
-         "compute": {"type": "fargate", "cpu": 512, "memory": 1024, "min_tasks": 0, "max_tasks": 6,
-                     "architecture": "arm64", "spot": True}},
-        {"slug": "gpu-a10",
-         "compute": {"type": "gpu", "instance_type": "g5.xlarge", "gpus_per_task": 1, "min_instances": 0,
-                     "max_instances": 3},
-         "tasks": ["taskfleet.examples.demo:DetectObjects"], "max_ticket_age_seconds": 7200},
+        {
+            "slug": "default",
+            "compute": {
+                "type": "fargate",
+                "cpu": 512,
+                "memory": 1024,
+                "min_tasks": 0,
+                "max_tasks": 6,
+                "architecture": "arm64",
+                "spot": True,
+            },
+        },
+        {
+            "slug": "gpu-a10",
+            "compute": {
+                "type": "gpu",
+                "instance_type": "g5.xlarge",
+                "gpus_per_task": 1,
+                "min_instances": 0,
+                "max_instances": 3,
+            },
+            "tasks": ["taskfleet.examples.demo:DetectObjects"],
+            "max_ticket_age_seconds": 7200,
+        },
         {"slug": "lab", "compute": {"type": "external"}},
     ],
     "onprem": {"trusted_principals": ["123456789012"], "create_users": True},
@@ -91,7 +108,10 @@ def _cli_synth_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tup
     started = time.monotonic()
     proc = subprocess.Popen(
         [str(CDK), "synth", "--no-notices", "--quiet", "--output", str(outdir)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
         env={**os.environ, "CDK_DISABLE_VERSION_CHECK": "1"},
     )
     yield proc, outdir, started
@@ -148,6 +168,7 @@ def synth(request: pytest.FixtureRequest) -> Synth:
 
 # --- template helpers ----------------------------------------------------------------------------
 
+
 def logical_id(value: Any) -> str | None:
     """The logical id a Ref or Fn::GetAtt points to."""
     if isinstance(value, dict):
@@ -175,8 +196,9 @@ def as_list(value: Any) -> list[Any]:
 
 
 def function_by_handler(s: Synth, handler: str) -> tuple[str, dict[str, Any]]:
-    matches = [(k, v) for k, v in s.of_type("AWS::Lambda::Function").items()
-               if v["Properties"].get("Handler") == handler]
+    matches = [
+        (k, v) for k, v in s.of_type("AWS::Lambda::Function").items() if v["Properties"].get("Handler") == handler
+    ]
     assert len(matches) == 1, f"expected one function with handler {handler}, found {len(matches)}"
     return matches[0]
 

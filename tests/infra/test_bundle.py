@@ -24,8 +24,9 @@ MAX_BUNDLE_MB = 25
 
 def _deployed_bundle(s: Synth) -> Path:
     files = s.assets()["files"]
-    (path,) = [f["source"]["path"] for f in files.values()
-               if (s.outdir / f["source"]["path"] / "taskfleet_functions").is_dir()]
+    (path,) = [
+        f["source"]["path"] for f in files.values() if (s.outdir / f["source"]["path"] / "taskfleet_functions").is_dir()
+    ]
     return s.outdir / path
 
 

@@ -46,10 +46,14 @@ def test_context_given_as_a_json_string_on_the_command_line_is_accepted() -> Non
     [
         (_with(clusters=[{"slug": "gpu", "compute": {"type": "external"}}]), "'default'"),
         (_with(clusterz=[]), "unknown key"),
-        (_with(clusters=[{"slug": "default", "compute": {"type": "fargate", "cpu": 512, "memory": 512}}]),
-         "memory 512 is not valid"),
-        (_with(clusters=[{"slug": "default", "compute": {"type": "fargate", "min_tasks": 3, "max_tasks": 2}}]),
-         "min_tasks"),
+        (
+            _with(clusters=[{"slug": "default", "compute": {"type": "fargate", "cpu": 512, "memory": 512}}]),
+            "memory 512 is not valid",
+        ),
+        (
+            _with(clusters=[{"slug": "default", "compute": {"type": "fargate", "min_tasks": 3, "max_tasks": 2}}]),
+            "min_tasks",
+        ),
         (_with(clusters=[{"slug": "default", "compute": {"type": "lambda"}}]), "'type' must be one of"),
         (_with(clusters=[{"slug": "default"}, {"slug": "GPU_a"}]), "lowercase"),
         (_with(clusters=[{"slug": "default"}, {"slug": "default"}]), "unique"),

@@ -46,8 +46,12 @@ class FakeAgent:
                 elif agent.failure:
                     payload = {"failure": agent.failure}
                 else:
-                    payload = {"protection": {"ProtectionEnabled": body["ProtectionEnabled"],
-                                              "TaskArn": "arn:aws:ecs:us-east-1:123456789012:task/c/abc"}}
+                    payload = {
+                        "protection": {
+                            "ProtectionEnabled": body["ProtectionEnabled"],
+                            "TaskArn": "arn:aws:ecs:us-east-1:123456789012:task/c/abc",
+                        }
+                    }
                 data = json.dumps(payload).encode()
                 self.send_response(agent.status)
                 self.send_header("Content-Type", "application/json")
@@ -84,8 +88,10 @@ def test_protection_is_enabled_on_idle_to_busy_and_released_on_busy_to_idle(agen
     protection.idle()
     protection.idle()
     assert [c["path"] for c in agent.calls] == ["/task-protection/v1/state"] * 2
-    assert [c["body"] for c in agent.calls] == [{"ProtectionEnabled": True, "ExpiresInMinutes": 30},
-                                               {"ProtectionEnabled": False}]
+    assert [c["body"] for c in agent.calls] == [
+        {"ProtectionEnabled": True, "ExpiresInMinutes": 30},
+        {"ProtectionEnabled": False},
+    ]
 
 
 def test_protection_is_renewed_while_the_runner_stays_busy(agent: FakeAgent) -> None:
@@ -101,8 +107,9 @@ def test_protection_is_renewed_while_the_runner_stays_busy(agent: FakeAgent) -> 
 
 
 @pytest.mark.parametrize("failure", ["http-error", "failure-body", "unreachable", "timeout"])
-def test_agent_failures_are_logged_and_never_raised(agent: FakeAgent, failure: str,
-                                                    caplog: pytest.LogCaptureFixture) -> None:
+def test_agent_failures_are_logged_and_never_raised(
+    agent: FakeAgent, failure: str, caplog: pytest.LogCaptureFixture
+) -> None:
     url = agent.url
     if failure == "http-error":
         agent.status = 500
@@ -141,6 +148,7 @@ def test_from_environment_reads_the_agent_uri_and_minutes(monkeypatch: pytest.Mo
 
 # --- a real runner process -------------------------------------------------------------------------
 
+
 @pytest.fixture
 def ecs_agent(agent: FakeAgent, monkeypatch: pytest.MonkeyPatch) -> FakeAgent:
     """The fake agent, announced to runner subprocesses as ECS does (ECS_AGENT_URI)."""
@@ -149,7 +157,8 @@ def ecs_agent(agent: FakeAgent, monkeypatch: pytest.MonkeyPatch) -> FakeAgent:
 
 
 def test_a_running_runner_holds_protection_only_while_it_executes_a_task(
-        client: Any, cluster: str, runners: Any, tmp_path: Path, ecs_agent: FakeAgent) -> None:
+    client: Any, cluster: str, runners: Any, tmp_path: Path, ecs_agent: FakeAgent
+) -> None:
     from tests.e2e.workflows import Gated
 
     agent = ecs_agent
@@ -164,7 +173,8 @@ def test_a_running_runner_holds_protection_only_while_it_executes_a_task(
 
 
 def test_sigterm_drains_the_task_and_releases_protection_within_the_stop_timeout(
-        client: Any, cluster: str, runners: Any, tmp_path: Path, ecs_agent: FakeAgent) -> None:
+    client: Any, cluster: str, runners: Any, tmp_path: Path, ecs_agent: FakeAgent
+) -> None:
     from tests.e2e.workflows import Gated
 
     agent = ecs_agent

@@ -72,19 +72,28 @@ def test_runners_accept_no_inbound_traffic(synth: Synth) -> None:
 
 
 def _scalable_target(s: Synth, service_id: str) -> tuple[str, dict[str, Any]]:
-    (found,) = [(k, t["Properties"]) for k, t in s.of_type("AWS::ApplicationAutoScaling::ScalableTarget").items()
-                if service_id in render(t["Properties"]["ResourceId"])]
+    (found,) = [
+        (k, t["Properties"])
+        for k, t in s.of_type("AWS::ApplicationAutoScaling::ScalableTarget").items()
+        if service_id in render(t["Properties"]["ResourceId"])
+    ]
     return found
 
 
 def _policies(s: Synth, target_id: str) -> dict[str, dict[str, Any]]:
-    return {k: p["Properties"] for k, p in s.of_type("AWS::ApplicationAutoScaling::ScalingPolicy").items()
-            if logical_id(p["Properties"]["ScalingTargetId"]) == target_id}
+    return {
+        k: p["Properties"]
+        for k, p in s.of_type("AWS::ApplicationAutoScaling::ScalingPolicy").items()
+        if logical_id(p["Properties"]["ScalingTargetId"]) == target_id
+    }
 
 
 def _alarm_for(s: Synth, policy_id: str) -> dict[str, Any]:
-    (alarm,) = [a["Properties"] for a in s.of_type("AWS::CloudWatch::Alarm").values()
-                if policy_id in [logical_id(x) for x in a["Properties"].get("AlarmActions", [])]]
+    (alarm,) = [
+        a["Properties"]
+        for a in s.of_type("AWS::CloudWatch::Alarm").values()
+        if policy_id in [logical_id(x) for x in a["Properties"].get("AlarmActions", [])]
+    ]
     return alarm
 
 
@@ -105,8 +114,12 @@ def test_services_scale_out_from_zero_on_tickets_without_a_runner(full_synth: Sy
     target_id, target = _scalable_target(s, service_id)
     assert target["MinCapacity"] == 0 and service["DesiredCount"] == 0
     policies = _policies(s, target_id)
-    (out_id,) = [k for k, p in policies.items() if p["PolicyType"] == "StepScaling"
-                 and all(a["ScalingAdjustment"] > 0 for a in p["StepScalingPolicyConfiguration"]["StepAdjustments"])]
+    (out_id,) = [
+        k
+        for k, p in policies.items()
+        if p["PolicyType"] == "StepScaling"
+        and all(a["ScalingAdjustment"] > 0 for a in p["StepScalingPolicyConfiguration"]["StepAdjustments"])
+    ]
     alarm = _alarm_for(s, out_id)
     assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanOrEqualToThreshold", 1)
     metrics = _metric_ids(alarm)
@@ -114,10 +127,16 @@ def test_services_scale_out_from_zero_on_tickets_without_a_runner(full_synth: Sy
     # visible + in flight (busy runners' tickets count) - the runners the service already wants
     assert expression.replace(" ", "") == "FILL(visible,0)+FILL(inflight,0)-FILL(desired,0)"
     queue = _queue_id(s, s.config.queue_name(cluster.slug))
-    names = {m["MetricStat"]["Metric"]["MetricName"]: m["MetricStat"]["Metric"] for m in metrics.values()
-             if "MetricStat" in m}
-    assert set(names) == {"ApproximateNumberOfMessagesVisible", "ApproximateNumberOfMessagesNotVisible",
-                          "DesiredTaskCount"}
+    names = {
+        m["MetricStat"]["Metric"]["MetricName"]: m["MetricStat"]["Metric"]
+        for m in metrics.values()
+        if "MetricStat" in m
+    }
+    assert set(names) == {
+        "ApproximateNumberOfMessagesVisible",
+        "ApproximateNumberOfMessagesNotVisible",
+        "DesiredTaskCount",
+    }
     for sqs_metric in ("ApproximateNumberOfMessagesVisible", "ApproximateNumberOfMessagesNotVisible"):
         (dimension,) = names[sqs_metric]["Dimensions"]
         assert logical_id(dimension["Value"]) == queue
@@ -127,15 +146,20 @@ def test_services_scale_out_from_zero_on_tickets_without_a_runner(full_synth: Sy
 
 
 @pytest.mark.parametrize("kind", ["fargate", "gpu"])
-def test_services_scale_in_to_the_minimum_only_when_no_ticket_is_queued_or_in_flight(full_synth: Synth,
-                                                                                     kind: str) -> None:
+def test_services_scale_in_to_the_minimum_only_when_no_ticket_is_queued_or_in_flight(
+    full_synth: Synth, kind: str
+) -> None:
     s = full_synth
     cluster = next(c for c in s.config.clusters if c.compute.type == kind)
     service_id, _, _ = _services(s)[cluster.slug]
     target_id, target = _scalable_target(s, service_id)
     policies = _policies(s, target_id)
-    (in_id,) = [k for k, p in policies.items() if p["PolicyType"] == "StepScaling"
-                and all(a["ScalingAdjustment"] < 0 for a in p["StepScalingPolicyConfiguration"]["StepAdjustments"])]
+    (in_id,) = [
+        k
+        for k, p in policies.items()
+        if p["PolicyType"] == "StepScaling"
+        and all(a["ScalingAdjustment"] < 0 for a in p["StepScalingPolicyConfiguration"]["StepAdjustments"])
+    ]
     (step,) = policies[in_id]["StepScalingPolicyConfiguration"]["StepAdjustments"]
     assert step == {"MetricIntervalUpperBound": 0, "ScalingAdjustment": -target["MaxCapacity"]}
     alarm = _alarm_for(s, in_id)
@@ -161,7 +185,7 @@ def test_gpu_cluster_runs_on_an_asg_capacity_provider_with_the_al2023_gpu_ami(fu
     cluster = next(c for c in s.config.clusters if isinstance(c.compute, GpuCompute))
     compute = cluster.compute
     assert isinstance(compute, GpuCompute)
-    (provider_id, provider), = s.of_type("AWS::ECS::CapacityProvider").items()
+    ((provider_id, provider),) = s.of_type("AWS::ECS::CapacityProvider").items()
     asg_props = provider["Properties"]["AutoScalingGroupProvider"]
     assert asg_props["ManagedScaling"]["Status"] == "ENABLED"
     assert asg_props["ManagedTerminationProtection"] == "ENABLED"
@@ -198,8 +222,11 @@ def test_runner_image_is_built_from_runner_dockerfile_with_a_lean_context(synth:
 
 
 def test_dockerfile_runs_the_runner_cli_as_non_root_and_stops_on_sigterm() -> None:
-    lines = [line.strip() for line in (ROOT / "runner" / "Dockerfile").read_text().splitlines()
-             if line.strip() and not line.startswith("#")]
+    lines = [
+        line.strip()
+        for line in (ROOT / "runner" / "Dockerfile").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     instructions = [line.split()[0] for line in lines]
     assert lines[0].startswith("FROM python:3.11-slim")
     user = [line for line in lines if line.startswith("USER ")]
@@ -212,7 +239,10 @@ def test_dockerfile_runs_the_runner_cli_as_non_root_and_stops_on_sigterm() -> No
 
 def test_dockerfile_copies_and_installs_the_user_package_only() -> None:
     """The root pyproject.toml builds `taskfleet` (sdk/, runner/); the functions are no runner's business."""
-    lines = [line.strip() for line in (ROOT / "runner" / "Dockerfile").read_text().splitlines()
-             if line.strip() and not line.startswith("#")]
+    lines = [
+        line.strip()
+        for line in (ROOT / "runner" / "Dockerfile").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     copied = [source for line in lines if line.startswith("COPY ") for source in line.split()[1:-1]]
     assert copied == ["pyproject.toml", "README.md", "sdk/", "runner/"]

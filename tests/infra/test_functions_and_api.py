@@ -11,8 +11,9 @@ from taskfleet_infra.api import ROUTES
 
 from .conftest import Synth, function_by_handler, logical_id, ref_id, render
 
-HANDLERS = {name: f"taskfleet_functions.handlers.{name}.lambda_handler"
-            for name in ("jobs", "clusters", "runner", "sweeper")}
+HANDLERS = {
+    name: f"taskfleet_functions.handlers.{name}.lambda_handler" for name in ("jobs", "clusters", "runner", "sweeper")
+}
 
 # The routes each handler module declares (`@app.get("/jobs/<job_id>")`), read from the source.
 _ROUTE_DECORATOR = re.compile(r"@app\.(get|post|put|delete|patch)\(\"([^\"]+)\"\)")
@@ -107,7 +108,7 @@ def test_api_functions_answer_within_the_http_api_timeout(synth: Synth) -> None:
 
 def test_runner_function_has_an_iam_function_url_given_to_the_clusters_function(synth: Synth) -> None:
     runner_id, _ = function_by_handler(synth, HANDLERS["runner"])
-    (url_id, url), = synth.of_type("AWS::Lambda::Url").items()
+    ((url_id, url),) = synth.of_type("AWS::Lambda::Url").items()
     assert url["Properties"]["AuthType"] == "AWS_IAM"
     assert logical_id(url["Properties"]["TargetFunctionArn"]) == runner_id
     _, clusters = function_by_handler(synth, HANDLERS["clusters"])
@@ -129,8 +130,11 @@ def test_the_sweeper_runs_every_minute(synth: Synth) -> None:
     (target,) = rule["Properties"]["Targets"]
     assert logical_id(target["Arn"]) == sweeper_id
     assert sweeper["Properties"]["Timeout"] <= 60  # one sweep finishes before the next starts
-    allowed = [p for p in synth.of_type("AWS::Lambda::Permission").values()
-               if p["Properties"]["Principal"] == "events.amazonaws.com"]
+    allowed = [
+        p
+        for p in synth.of_type("AWS::Lambda::Permission").values()
+        if p["Properties"]["Principal"] == "events.amazonaws.com"
+    ]
     assert [logical_id(p["Properties"]["FunctionName"]) for p in allowed] == [sweeper_id]
 
 
@@ -148,8 +152,11 @@ def test_every_function_logs_to_its_own_group_with_a_retention(synth: Synth) -> 
 def test_code_asset_is_a_local_bundle_not_a_docker_build(synth: Synth) -> None:
     assets = synth.assets()
     functions = synth.of_type("AWS::Lambda::Function")
-    keys = {render(f["Properties"]["Code"]["S3Key"]) for k, f in functions.items() if "Handler" in f["Properties"]
-            and f["Properties"]["Handler"].startswith("taskfleet_functions.")}
+    keys = {
+        render(f["Properties"]["Code"]["S3Key"])
+        for k, f in functions.items()
+        if "Handler" in f["Properties"] and f["Properties"]["Handler"].startswith("taskfleet_functions.")
+    }
     assert len(keys) == 1, "all four functions share one bundle"
     (key,) = keys
     source = assets["files"][key.removesuffix(".zip")]["source"]

@@ -16,8 +16,17 @@ from .conftest import ROOT, Synth, as_list, function_by_handler, logical_id, ren
 EXPECTED = {
     # function: (indexes it may query, queue actions) - the contract with the core engine
     "jobs": ({"GSI1", "GSI2"}, {"sqs:SendMessage"}),
-    "clusters": (set(), {"sqs:CreateQueue", "sqs:GetQueueUrl", "sqs:GetQueueAttributes", "sqs:SetQueueAttributes",
-                         "sqs:DeleteQueue", "sqs:TagQueue"}),
+    "clusters": (
+        set(),
+        {
+            "sqs:CreateQueue",
+            "sqs:GetQueueUrl",
+            "sqs:GetQueueAttributes",
+            "sqs:SetQueueAttributes",
+            "sqs:DeleteQueue",
+            "sqs:TagQueue",
+        },
+    ),
     "runner": (set(), {"sqs:SendMessage"}),
     "sweeper": ({"GSI2"}, {"sqs:SendMessage", "sqs:ReceiveMessage", "sqs:DeleteMessage"}),
 }
@@ -98,22 +107,28 @@ def _client_methods(path: str, receiver: str) -> set[str]:
 
 
 def _iam_action(service: str, method: str) -> str:
-    method = {"send_message_batch": "send_message", "delete_message_batch": "delete_message",
-              "change_message_visibility_batch": "change_message_visibility"}.get(method, method)
+    method = {
+        "send_message_batch": "send_message",
+        "delete_message_batch": "delete_message",
+        "change_message_visibility_batch": "change_message_visibility",
+    }.get(method, method)
     return f"{service}:" + "".join(part.title() for part in method.split("_"))
 
 
 def test_the_dynamodb_calls_of_the_data_layer_are_all_granted() -> None:
-    used = {_iam_action("dynamodb", m) for m in _client_methods("functions/taskfleet_functions/dal/dynamo.py",
-                                                                "self.client")}
+    used = {
+        _iam_action("dynamodb", m)
+        for m in _client_methods("functions/taskfleet_functions/dal/dynamo.py", "self.client")
+    }
     used -= {"dynamodb:Exceptions"}
     assert used, "found no DynamoDB calls: did dal/dynamo.py change shape?"
     assert used <= set(TABLE_ACTIONS), used - set(TABLE_ACTIONS)
 
 
 def test_the_sqs_calls_of_the_data_layer_are_all_granted_to_some_function() -> None:
-    used = {_iam_action("sqs", m) for m in _client_methods("functions/taskfleet_functions/dal/queues.py",
-                                                           "self.client")} - {"sqs:Exceptions"}
+    used = {
+        _iam_action("sqs", m) for m in _client_methods("functions/taskfleet_functions/dal/queues.py", "self.client")
+    } - {"sqs:Exceptions"}
     granted = {a for spec in SPECS for a in spec.queue_actions}
     assert used, "found no SQS calls: did dal/queues.py change shape?"
     assert used <= granted, used - granted
@@ -131,8 +146,10 @@ def test_the_api_requests_of_the_runner_process_are_covered_by_its_policy() -> N
 
 
 def _managed_policies(s: Synth) -> dict[str, dict[str, Any]]:
-    return {p["Properties"]["Description"].rsplit("'", 2)[1]: p["Properties"]
-            for p in s.of_type("AWS::IAM::ManagedPolicy").values()}
+    return {
+        p["Properties"]["Description"].rsplit("'", 2)[1]: p["Properties"]
+        for p in s.of_type("AWS::IAM::ManagedPolicy").values()
+    }
 
 
 def _queue_id(s: Synth, name: str) -> str:
@@ -164,29 +181,41 @@ def test_each_cluster_has_a_runner_policy_scoped_to_its_queue_and_the_runner_rou
 
 
 def test_ecs_task_roles_get_their_cluster_policy_and_task_protection_only(synth: Synth) -> None:
-    policies = {p["Properties"]["Description"].rsplit("'", 2)[1]: k
-                for k, p in synth.of_type("AWS::IAM::ManagedPolicy").items()}
-    task_roles = {k: r for k, r in synth.of_type("AWS::IAM::Role").items()
-                  if r["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]
-                  == {"Service": "ecs-tasks.amazonaws.com"} and "ManagedPolicyArns" in r["Properties"]}
+    policies = {
+        p["Properties"]["Description"].rsplit("'", 2)[1]: k for k, p in synth.of_type("AWS::IAM::ManagedPolicy").items()
+    }
+    task_roles = {
+        k: r
+        for k, r in synth.of_type("AWS::IAM::Role").items()
+        if r["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]
+        == {"Service": "ecs-tasks.amazonaws.com"}
+        and "ManagedPolicyArns" in r["Properties"]
+    }
     ecs_slugs = [c.slug for c in synth.config.clusters if c.runs_on_ecs]
     assert len(task_roles) == len(ecs_slugs)
     for role_id, role in task_roles.items():
         slug = role["Properties"]["Description"].split("'")[1]
         assert [logical_id(a) for a in role["Properties"]["ManagedPolicyArns"]] == [policies[slug]]
-        own = [st for p in synth.of_type("AWS::IAM::Policy").values()
-               if role_id in [logical_id(r) for r in p["Properties"]["Roles"]]
-               for st in p["Properties"]["PolicyDocument"]["Statement"]]
+        own = [
+            st
+            for p in synth.of_type("AWS::IAM::Policy").values()
+            if role_id in [logical_id(r) for r in p["Properties"]["Roles"]]
+            for st in p["Properties"]["PolicyDocument"]["Statement"]
+        ]
         assert [sorted(as_list(st["Action"])) for st in own] == [["ecs:GetTaskProtection", "ecs:UpdateTaskProtection"]]
         assert render(own[0]["Resource"]).endswith("/*") and ":task/<" in render(own[0]["Resource"])
 
 
 def test_onprem_role_and_user_exist_only_for_external_clusters_and_no_key_is_in_the_template(
-        full_synth: Synth, cli_synth: Synth) -> None:
-    policies = {p["Properties"]["Description"].rsplit("'", 2)[1]: k
-                for k, p in full_synth.of_type("AWS::IAM::ManagedPolicy").items()}
-    onprem_roles = [r for r in full_synth.of_type("AWS::IAM::Role").values()
-                    if "on-prem" in r["Properties"].get("Description", "")]
+    full_synth: Synth, cli_synth: Synth
+) -> None:
+    policies = {
+        p["Properties"]["Description"].rsplit("'", 2)[1]: k
+        for k, p in full_synth.of_type("AWS::IAM::ManagedPolicy").items()
+    }
+    onprem_roles = [
+        r for r in full_synth.of_type("AWS::IAM::Role").values() if "on-prem" in r["Properties"].get("Description", "")
+    ]
     (role,) = onprem_roles
     (trust,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
     assert "123456789012" in render(trust["Principal"]["AWS"])

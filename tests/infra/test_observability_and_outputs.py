@@ -49,8 +49,11 @@ def test_every_custom_metric_name_on_the_dashboard_is_emitted_by_some_handler(sy
 
 def test_dashboard_shows_queue_depth_age_runner_count_and_lambda_health(synth: Synth) -> None:
     sqs = _metric_names(synth, "AWS/SQS")
-    assert {"ApproximateNumberOfMessagesVisible", "ApproximateNumberOfMessagesNotVisible",
-            "ApproximateAgeOfOldestMessage"} <= sqs
+    assert {
+        "ApproximateNumberOfMessagesVisible",
+        "ApproximateNumberOfMessagesNotVisible",
+        "ApproximateAgeOfOldestMessage",
+    } <= sqs
     assert {"Errors", "Duration", "Throttles"} <= _metric_names(synth, "AWS/Lambda")
     if any(c.runs_on_ecs for c in synth.config.clusters):
         assert "RunningTaskCount" in _metric_names(synth, "ECS/ContainerInsights")
@@ -79,8 +82,12 @@ def test_alarms_cover_dlq_depth_stuck_leases_ticket_age_and_handler_errors(synth
     queues = {q["Properties"]["QueueName"]: k for k, q in synth.of_type("AWS::SQS::Queue").items()}
 
     def on(metric: str, dimension_ref: str | None = None) -> list[dict[str, Any]]:
-        return [a for a in alarms.values() if a.get("MetricName") == metric
-                and (dimension_ref is None or dimension_ref in [logical_id(d["Value"]) for d in a["Dimensions"]])]
+        return [
+            a
+            for a in alarms.values()
+            if a.get("MetricName") == metric
+            and (dimension_ref is None or dimension_ref in [logical_id(d["Value"]) for d in a["Dimensions"]])
+        ]
 
     for slug in synth.config.cluster_slugs:
         assert on("ApproximateNumberOfMessagesVisible", queues[synth.config.dlq_name(slug)])
@@ -89,8 +96,11 @@ def test_alarms_cover_dlq_depth_stuck_leases_ticket_age_and_handler_errors(synth
         assert [a["Threshold"] for a in age] == [cluster.max_ticket_age_seconds]
     (leases,) = on("LeasesExpired")
     assert leases["Namespace"] == synth.config.metrics_namespace
-    functions = {k for k, f in synth.of_type("AWS::Lambda::Function").items()
-                 if f["Properties"].get("Handler", "").startswith("taskfleet_functions.")}
+    functions = {
+        k
+        for k, f in synth.of_type("AWS::Lambda::Function").items()
+        if f["Properties"].get("Handler", "").startswith("taskfleet_functions.")
+    }
     assert {logical_id(a["Dimensions"][0]["Value"]) for a in on("Errors")} == functions
     assert on("5xx")
 
@@ -109,8 +119,9 @@ def test_outputs_give_the_api_runner_url_queues_and_runner_policies(synth: Synth
     assert outputs["ApiUrl"]["Value"] == {"Fn::GetAtt": [api_id, "ApiEndpoint"]}
     assert outputs["RunnerUrl"]["Value"] == {"Fn::GetAtt": [url_id, "FunctionUrl"]}
     queues = {q["Properties"]["QueueName"]: k for k, q in synth.of_type("AWS::SQS::Queue").items()}
-    policies = {p["Properties"]["Description"].rsplit("'", 2)[1]: k
-                for k, p in synth.of_type("AWS::IAM::ManagedPolicy").items()}
+    policies = {
+        p["Properties"]["Description"].rsplit("'", 2)[1]: k for k, p in synth.of_type("AWS::IAM::ManagedPolicy").items()
+    }
     for slug in synth.config.cluster_slugs:
         key = "".join(part.title() for part in slug.split("-"))
         assert outputs[f"QueueUrl{key}"]["Value"] == {"Ref": queues[synth.config.queue_name(slug)]}

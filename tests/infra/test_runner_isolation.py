@@ -33,8 +33,11 @@ def test_onprem_runner_credentials_cannot_touch_other_clusters_or_admin_routes(f
     others = {k for name, k in queues.items() if k != own_queue}
     assert others, "the deployment under test has other queues (other clusters, dead-letter queues)"
     (api_id,) = s.of_type("AWS::ApiGatewayV2::Api")
-    runner_fn = next(k for k, f in s.of_type("AWS::Lambda::Function").items()
-                     if f["Properties"].get("Handler") == "taskfleet_functions.handlers.runner.lambda_handler")
+    runner_fn = next(
+        k
+        for k, f in s.of_type("AWS::Lambda::Function").items()
+        if f["Properties"].get("Handler") == "taskfleet_functions.handlers.runner.lambda_handler"
+    )
     for sts in granted:
         assert sts, "the credentials have a policy"
         for st in sts:

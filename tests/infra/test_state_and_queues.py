@@ -24,8 +24,9 @@ def test_table_keys_attributes_and_indexes_equal_the_code_table_spec(synth: Synt
     props = _table(synth)["Properties"]
     spec = table_spec("ignored")
     assert props["KeySchema"] == spec["KeySchema"]
-    assert sorted(props["AttributeDefinitions"], key=lambda a: a["AttributeName"]) == \
-        sorted(spec["AttributeDefinitions"], key=lambda a: a["AttributeName"])
+    assert sorted(props["AttributeDefinitions"], key=lambda a: a["AttributeName"]) == sorted(
+        spec["AttributeDefinitions"], key=lambda a: a["AttributeName"]
+    )
     assert _normalized_indexes(props["GlobalSecondaryIndexes"]) == _normalized_indexes(spec["GlobalSecondaryIndexes"])
     assert props["BillingMode"] == spec["BillingMode"]
     assert "LocalSecondaryIndexes" not in props

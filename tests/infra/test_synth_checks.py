@@ -45,10 +45,14 @@ def test_cdk_nag_reports_nothing_unacknowledged(synth: Synth) -> None:
 
 
 def test_every_nag_acknowledgement_carries_a_reason_in_the_template(synth: Synth) -> None:
-    rules = [(logical, rule) for logical, res in synth.resources.items()
-             for rule in res.get("Metadata", {}).get("cdk_nag", {}).get("rules_to_suppress", [])]
-    assert any(rule["id"].startswith("AwsSolutions-") for _, rule in rules), \
+    rules = [
+        (logical, rule)
+        for logical, res in synth.resources.items()
+        for rule in res.get("Metadata", {}).get("cdk_nag", {}).get("rules_to_suppress", [])
+    ]
+    assert any(rule["id"].startswith("AwsSolutions-") for _, rule in rules), (
         "cdk-nag wrote no acknowledgements: is the AwsSolutions pack still applied?"
+    )
     for logical, rule in rules:  # ours, and those aws-cdk-lib itself records (CloudFormation-Validate::...)
         assert len(rule.get("reason", "").split()) >= 8, f"{logical}: {rule['id']} needs a real reason"
 
@@ -70,7 +74,16 @@ CFN_LINT_IGNORED = ["W3005"]
 def test_cfn_lint_passes_on_every_synthesized_template(synth: Synth) -> None:
     templates = sorted(Path(synth.outdir).glob("*.template.json"))
     assert templates
-    done = subprocess.run([str(Path(sys.executable).with_name("cfn-lint")), "--ignore-checks", *CFN_LINT_IGNORED,
-                           "--", *map(str, templates)],
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("cfn-lint")),
+            "--ignore-checks",
+            *CFN_LINT_IGNORED,
+            "--",
+            *map(str, templates),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert done.returncode == 0, done.stdout + done.stderr

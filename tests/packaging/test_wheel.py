@@ -25,10 +25,25 @@ from tests.support import ROOT
 from tests.support.waits import job_done, wait_until
 
 # What `pip install taskfleet` may bring: the package, boto3 and urllib3 with their own dependencies.
-ALLOWED_DISTRIBUTIONS = {"taskfleet", "boto3", "botocore", "s3transfer", "jmespath", "urllib3", "python-dateutil",
-                         "six"}
-SERVER_SIDE = ("taskfleet_functions", "taskfleet_local", "taskfleet_infra", "pydantic", "pydantic_core",
-               "aws_lambda_powertools", "moto")
+ALLOWED_DISTRIBUTIONS = {
+    "taskfleet",
+    "boto3",
+    "botocore",
+    "s3transfer",
+    "jmespath",
+    "urllib3",
+    "python-dateutil",
+    "six",
+}
+SERVER_SIDE = (
+    "taskfleet_functions",
+    "taskfleet_local",
+    "taskfleet_infra",
+    "pydantic",
+    "pydantic_core",
+    "aws_lambda_powertools",
+    "moto",
+)
 # What the wheel is built from (what runner/Dockerfile copies, too).
 SOURCES = ("pyproject.toml", "README.md", "sdk", "runner")
 
@@ -75,14 +90,28 @@ class CleanVenv:
         return env
 
     def run(self, *args: str | Path, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([str(a) for a in args], cwd=cwd, env=self.env(**env), capture_output=True,
-                              text=True, timeout=120, check=False)
+        return subprocess.run(
+            [str(a) for a in args],
+            cwd=cwd,
+            env=self.env(**env),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
 
 
 def _pip(*args: str | Path, cwd: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    done = subprocess.run([sys.executable, "-m", "pip", "--disable-pip-version-check", *map(str, args)], cwd=cwd,
-                          env=env, capture_output=True, text=True, timeout=600, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "--disable-pip-version-check", *map(str, args)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert done.returncode == 0, f"pip {' '.join(map(str, args))} failed:\n{done.stdout[-3000:]}{done.stderr[-3000:]}"
 
 
@@ -93,8 +122,9 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> CleanVenv:
     source = base / "src"
     for name in SOURCES:
         if (ROOT / name).is_dir():
-            shutil.copytree(ROOT / name, source / name,
-                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info"))
+            shutil.copytree(
+                ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
+            )
         else:
             source.mkdir(exist_ok=True)
             shutil.copyfile(ROOT / name, source / name)
@@ -105,8 +135,16 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> CleanVenv:
     # at the versions of requirements/lock.txt (constraints: nothing else of the lock is installed).
     path = base / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(path)], check=True, timeout=120)
-    _pip("--python", path / "bin" / "python", "install", "--quiet", wheel,
-         "--constraint", ROOT / "requirements" / "lock.txt", cwd=base)
+    _pip(
+        "--python",
+        path / "bin" / "python",
+        "install",
+        "--quiet",
+        wheel,
+        "--constraint",
+        ROOT / "requirements" / "lock.txt",
+        cwd=base,
+    )
     return CleanVenv(path, wheel)
 
 
@@ -156,8 +194,9 @@ def test_the_runner_does_not_import_the_client(venv: CleanVenv, tmp_path: Path) 
 
 
 @pytest.mark.parametrize("command", ["dev", "demo"])
-def test_local_commands_say_in_one_line_how_to_get_the_local_stack(venv: CleanVenv, tmp_path: Path,
-                                                                   command: str) -> None:
+def test_local_commands_say_in_one_line_how_to_get_the_local_stack(
+    venv: CleanVenv, tmp_path: Path, command: str
+) -> None:
     done = venv.run(venv.path / "bin" / "taskfleet", command, cwd=tmp_path)
     assert done.returncode == 2
     assert done.stdout == ""
@@ -176,15 +215,25 @@ def task_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     sys.modules.pop("wheel_tasks", None)
 
 
-def test_a_runner_from_the_wheel_runs_a_job_on_the_local_stack(venv: CleanVenv, client: Any, cluster: str,
-                                                                task_dir: Path) -> None:
+def test_a_runner_from_the_wheel_runs_a_job_on_the_local_stack(
+    venv: CleanVenv, client: Any, cluster: str, task_dir: Path
+) -> None:
     wheel_tasks = importlib.import_module("wheel_tasks")
 
     # Given a runner started with the clean virtualenv's `taskfleet` command
     runner = subprocess.Popen(
-        [str(venv.path / "bin" / "taskfleet"), "runner", "--url", client.url, "--cluster", cluster,
-         "wheel_tasks:Fan", "wheel_tasks:Square"],
-        cwd=task_dir, env=venv.env(PYTHONPATH=str(task_dir), TASKFLEET_LOG_LEVEL="WARNING"),
+        [
+            str(venv.path / "bin" / "taskfleet"),
+            "runner",
+            "--url",
+            client.url,
+            "--cluster",
+            cluster,
+            "wheel_tasks:Fan",
+            "wheel_tasks:Square",
+        ],
+        cwd=task_dir,
+        env=venv.env(PYTHONPATH=str(task_dir), TASKFLEET_LOG_LEVEL="WARNING"),
     )
     try:
         # When a job with subtasks is submitted with the SDK

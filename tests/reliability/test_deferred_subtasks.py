@@ -22,7 +22,9 @@ def parent_with_children(stack: Any, cluster: str, children: list[TaskSpec]) -> 
     root = next(iter(engine.walk(job)))["task_id"]
     drain(stack, cluster)
     assert engine.claim(Claim(job_id=job["job_id"], task_id=root), "r1").status == "run"
-    report = engine.report(Report(task_id=root, job_id=job["job_id"], attempt=1, outcome=Outcome.COMPUTED, subtasks=tuple(children)))
+    report = engine.report(
+        Report(task_id=root, job_id=job["job_id"], attempt=1, outcome=Outcome.COMPUTED, subtasks=tuple(children))
+    )
     assert report.status == "ok"
     return job["job_id"], root
 
@@ -31,7 +33,7 @@ def drain(stack: Any, cluster: str) -> list[Ticket]:
     """Every ticket in the cluster's queue (received and deleted)."""
     engine = stack.orchestrator
     url = engine.cluster(cluster)["queue_url"]
-    tickets = []
+    tickets: list[Ticket] = []
     while messages := engine.queues.receive(url, max_messages=10):
         tickets.extend(Ticket.parse(m["Body"]) for m in messages)
         engine.queues.delete_messages(url, [m["ReceiptHandle"] for m in messages])
@@ -47,8 +49,11 @@ def test_subtasks_outside_dependencies_are_stored_as_specs_and_created_by_their_
 
     stored = {t["task_id"] for t in engine.db.batch_get([(f"TASK#{t}", "META") for t in ids])}
     assert stored == {ids[0], ids[150]}
-    chunks = list(engine.db.query_all(key_condition="#PK = :pk AND begins_with(#SK, :k)",
-                                      values={":pk": f"TASK#{root}", ":k": "KIDS#"}))
+    chunks = list(
+        engine.db.query_all(
+            key_condition="#PK = :pk AND begins_with(#SK, :k)", values={":pk": f"TASK#{root}", ":k": "KIDS#"}
+        )
+    )
     assert sorted(c["SK"] for c in chunks) == ["KIDS#1#0", "KIDS#1#1"]
     assert sum(len(c["specs"]) for c in chunks) == 149
 
@@ -73,10 +78,16 @@ def test_claims_with_a_ref_the_orchestrator_did_not_send_run_nothing(stack, clus
     engine = stack.orchestrator
     job_id, root = parent_with_children(stack, cluster, [TaskSpec(name="Leaf", version="v0.0") for _ in range(3)])
     child = rules.child_task_id(root, 1, 1)
-    assert engine.claim(Claim(job_id=job_id, task_id=child, ref=(root, 1, 2)), "r").status == "discard"  # id does not match
+    assert (
+        engine.claim(Claim(job_id=job_id, task_id=child, ref=(root, 1, 2)), "r").status == "discard"
+    )  # id does not match
     uncommitted = rules.child_task_id(root, 2, 1)
-    assert engine.claim(Claim(job_id=job_id, task_id=uncommitted, ref=(root, 2, 1)), "r").status == "discard"  # no such attempt
-    assert engine.claim(Claim(job_id=job_id, task_id=child), "r").status == "discard"  # no ref: nothing to create it from
+    assert (
+        engine.claim(Claim(job_id=job_id, task_id=uncommitted, ref=(root, 2, 1)), "r").status == "discard"
+    )  # no such attempt
+    assert (
+        engine.claim(Claim(job_id=job_id, task_id=child), "r").status == "discard"
+    )  # no ref: nothing to create it from
     assert engine.db.get(f"TASK#{child}", "META") is None
     assert engine.db.get(f"TASK#{uncommitted}", "META") is None
 
@@ -86,7 +97,10 @@ def test_deferred_subtasks_complete_their_parent_and_the_job(stack, cluster):
     job_id, _ = parent_with_children(stack, cluster, [TaskSpec(name="Leaf", version="v0.0") for _ in range(120)])
     for ticket in drain(stack, cluster):
         assert engine.claim(Claim(job_id=job_id, task_id=ticket.task_id, ref=ticket.ref), "r").status == "run"
-        assert engine.report(Report(task_id=ticket.task_id, job_id=job_id, attempt=1, outcome=Outcome.COMPUTED)).status == "ok"
+        assert (
+            engine.report(Report(task_id=ticket.task_id, job_id=job_id, attempt=1, outcome=Outcome.COMPUTED)).status
+            == "ok"
+        )
     assert engine.get_job(job_id)["state"] == "COMPLETED"
     assert check_job(engine, job_id) == []
 
@@ -118,12 +132,24 @@ def test_a_large_fan_out_sends_its_tickets_as_a_window_that_slides_with_complete
     drain(stack, cluster)
     assert engine.claim(Claim(job_id=job["job_id"], task_id=root), "r").status == "run"
     children = [TaskSpec(name="Leaf", version="v0.0", input=i) for i in range(450)]
-    assert engine.report(Report(task_id=root, job_id=job["job_id"], attempt=1, outcome=Outcome.COMPUTED, subtasks=tuple(children))).status == "ok"
+    assert (
+        engine.report(
+            Report(task_id=root, job_id=job["job_id"], attempt=1, outcome=Outcome.COMPUTED, subtasks=tuple(children))
+        ).status
+        == "ok"
+    )
 
     def run(tickets: list[Ticket]) -> None:
         for ticket in tickets:
-            assert engine.claim(Claim(job_id=job["job_id"], task_id=ticket.task_id, ref=ticket.ref), "r").status == "run"
-            assert engine.report(Report(task_id=ticket.task_id, job_id=job["job_id"], attempt=1, outcome=Outcome.COMPUTED)).status == "ok"
+            assert (
+                engine.claim(Claim(job_id=job["job_id"], task_id=ticket.task_id, ref=ticket.ref), "r").status == "run"
+            )
+            assert (
+                engine.report(
+                    Report(task_id=ticket.task_id, job_id=job["job_id"], attempt=1, outcome=Outcome.COMPUTED)
+                ).status
+                == "ok"
+            )
 
     def indexes(tickets: list[Ticket]) -> set[int]:
         return {t.ref[2] for t in tickets if t.ref}
@@ -148,7 +174,10 @@ def test_a_large_fan_out_sends_its_tickets_as_a_window_that_slides_with_complete
     finally:
         faults.disarm_all()
     assert drain(stack, cluster) == []
-    assert engine.report(Report(task_id=filler.task_id, job_id=job["job_id"], attempt=1, outcome=Outcome.COMPUTED)).status == "ok"
+    assert (
+        engine.report(Report(task_id=filler.task_id, job_id=job["job_id"], attempt=1, outcome=Outcome.COMPUTED)).status
+        == "ok"
+    )
     later = drain(stack, cluster)
     assert indexes(later) == set(range(200, 300))
     run(nxt)  # bucket 3 opens bucket 5, which does not exist

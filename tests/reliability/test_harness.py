@@ -61,10 +61,10 @@ def test_handler_crash_between_writes_is_repaired(stack, tmp_path: Path, point: 
     assert result.figures["tasks_lost"] == 0 and result.figures["duplicate_executions"] == 0
 
 
-@pytest.mark.parametrize("point", ["complete.before_commit", "propagate.before_parent_completed",
-                                   "resume.before_dispatch"])
-def test_handler_crash_whose_client_gives_up_is_repaired_by_tickets_or_the_sweeper(stack, tmp_path: Path,
-                                                                                  point: str):
+@pytest.mark.parametrize(
+    "point", ["complete.before_commit", "propagate.before_parent_completed", "resume.before_dispatch"]
+)
+def test_handler_crash_whose_client_gives_up_is_repaired_by_tickets_or_the_sweeper(stack, tmp_path: Path, point: str):
     result = run_handler_crash(stack, point, "dead", tmp_path)
     assert result.violations == []
     assert result.figures["crashes_injected"][point] >= 1

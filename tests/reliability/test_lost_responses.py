@@ -37,7 +37,9 @@ def test_a_failure_report_whose_response_was_lost_still_fails_the_job_at_once(st
     engine = stack.orchestrator
     job_id, task_id = one_task_job(stack, cluster)
     with lose_first_response(stack, "UpdateItem") as injector:
-        result = engine.report(Report(task_id=task_id, job_id=job_id, attempt=1, outcome=Outcome.FAILED, failure_message="boom"))
+        result = engine.report(
+            Report(task_id=task_id, job_id=job_id, attempt=1, outcome=Outcome.FAILED, failure_message="boom")
+        )
     assert injector.injected() == {"dynamodb:lost_response": 1}
     assert result.status == "failed"
     assert engine.get_job(job_id)["state"] == "FAILED"
@@ -47,7 +49,9 @@ def test_a_failure_with_retries_left_whose_response_was_lost_is_requeued(stack, 
     engine = stack.orchestrator
     job_id, task_id = one_task_job(stack, cluster, max_retries=1)
     with lose_first_response(stack, "UpdateItem"):
-        result = engine.report(Report(task_id=task_id, job_id=job_id, attempt=1, outcome=Outcome.FAILED, failure_message="boom"))
+        result = engine.report(
+            Report(task_id=task_id, job_id=job_id, attempt=1, outcome=Outcome.FAILED, failure_message="boom")
+        )
     assert result.status == "requeued"  # the runner hands the ticket back at once, not after the lease
 
 

@@ -19,9 +19,17 @@ from tests.support.waits import wait_for
 def test_a_runner_survives_an_sqs_outage_and_stops_cleanly(stack, cluster, tmp_path: Path):
     # Given a runner whose every ReceiveMessage fails with a 5xx (each call retried by botocore first)
     log = tmp_path / "faults.log"
-    fleet = Fleet(stack, cluster, tmp_path, env={"TASKFLEET_FAULT_RATE": "1.0", "TASKFLEET_FAULT_KINDS": "server",
-                                                 "TASKFLEET_FAULT_OPERATIONS": "ReceiveMessage",
-                                                 "TASKFLEET_FAULT_LOG": str(log)})
+    fleet = Fleet(
+        stack,
+        cluster,
+        tmp_path,
+        env={
+            "TASKFLEET_FAULT_RATE": "1.0",
+            "TASKFLEET_FAULT_KINDS": "server",
+            "TASKFLEET_FAULT_OPERATIONS": "ReceiveMessage",
+            "TASKFLEET_FAULT_LOG": str(log),
+        },
+    )
     fleet.start()
     (runner,) = fleet.procs
     try:
@@ -37,14 +45,20 @@ def test_a_runner_survives_an_sqs_outage_and_stops_cleanly(stack, cluster, tmp_p
 
 def _sqs(stack, injector: FaultInjector, attempts: int):
     client = boto3.session.Session().client(
-        "sqs", endpoint_url=stack.emulator.url, region_name="us-east-1", aws_access_key_id="local",
-        aws_secret_access_key="local", config=Config(retries={"mode": "standard", "max_attempts": attempts}))
+        "sqs",
+        endpoint_url=stack.emulator.url,
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+        config=Config(retries={"mode": "standard", "max_attempts": attempts}),
+    )
     injector.install(client)
     return client
 
 
-@pytest.mark.parametrize(("kind", "error"), [("throttle", ClientError), ("server", ClientError),
-                                             ("timeout", ConnectTimeoutError)])
+@pytest.mark.parametrize(
+    ("kind", "error"), [("throttle", ClientError), ("server", ClientError), ("timeout", ConnectTimeoutError)]
+)
 def test_injected_faults_surface_as_the_errors_aws_gives_and_are_retried(stack, kind, error):
     injector = FaultInjector(1.0, kinds=(kind,))
     client = _sqs(stack, injector, attempts=3)

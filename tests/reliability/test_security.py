@@ -83,8 +83,9 @@ def test_requests_to_a_deployed_api_carry_a_sigv4_signature():
     server = HTTPServer(("127.0.0.1", 0), Capture)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        session = boto3.session.Session(aws_access_key_id="AKIDEXAMPLE", aws_secret_access_key="x" * 40,
-                                        region_name="eu-west-1")
+        session = boto3.session.Session(
+            aws_access_key_id="AKIDEXAMPLE", aws_secret_access_key="x" * 40, region_name="eu-west-1"
+        )
         transport = Transport(f"http://127.0.0.1:{server.server_address[1]}", sign=True, session=session)
         transport.request("POST", "/jobs", {"name": "x"})
     finally:
@@ -94,8 +95,9 @@ def test_requests_to_a_deployed_api_carry_a_sigv4_signature():
     assert "x" * 40 not in json.dumps(seen)  # the secret itself never travels
 
 
-def test_a_full_job_run_logs_no_input_values_or_secrets_at_the_default_level(client, cluster, runners, capfd,
-                                                                           monkeypatch):
+def test_a_full_job_run_logs_no_input_values_or_secrets_at_the_default_level(
+    client, cluster, runners, capfd, monkeypatch
+):
     from taskfleet_functions.handlers.common import logger
 
     # the functions' default level on Lambda is INFO (POWERTOOLS_LOG_LEVEL unset); runners default to WARNING

@@ -8,8 +8,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from taskfleet_functions.orchestrator.errors import Conflict
 from taskfleet_functions.orchestrator import TaskSpec
+from taskfleet_functions.orchestrator.errors import Conflict
 
 from tests.support.fleet import Fleet
 from tests.support.invariants import check_executions, check_job
@@ -17,8 +17,9 @@ from tests.support.observe import executions
 from tests.support.waits import terminal, wait_for
 
 
-def test_a_duplicate_submit_racing_the_first_never_rewrites_its_running_tasks(stack, cluster, tmp_path: Path,
-                                                                              monkeypatch):
+def test_a_duplicate_submit_racing_the_first_never_rewrites_its_running_tasks(
+    stack, cluster, tmp_path: Path, monkeypatch
+):
     engine = stack.orchestrator
     fleet = Fleet(stack, cluster, tmp_path)
     fleet.start(2)

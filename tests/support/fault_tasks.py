@@ -38,8 +38,13 @@ def _append(line: dict[str, object]) -> None:
 @contextmanager
 def recorded(context: ExecutionContext, label: str) -> Iterator[None]:
     current = context.current_task
-    base = {"task": current.id, "attempt": current.attempt, "pid": os.getpid(), "label": label,
-            "name": current.identifier[0]}
+    base = {
+        "task": current.id,
+        "attempt": current.attempt,
+        "pid": os.getpid(),
+        "label": label,
+        "name": current.identifier[0],
+    }
     busy = workdir() / f"busy-{os.getpid()}"
     busy.write_text(current.id)
     _append({**base, "phase": "start", "t": time.time()})

@@ -34,10 +34,22 @@ class Runners:
     def start(
         self, cluster: str, *tasks: str, grace: float = 20.0, until_idle: bool = False
     ) -> subprocess.Popen[bytes]:
-        env = {**os.environ, "TASKFLEET_TEST_DIR": str(self.workdir),
-               "PYTHONPATH": os.pathsep.join([str(E2E), os.environ.get("PYTHONPATH", "")])}
-        args = [sys.executable, "-m", "taskfleet_runner", "--url", self.url, "--cluster", cluster,
-                "--grace", str(grace)]
+        env = {
+            **os.environ,
+            "TASKFLEET_TEST_DIR": str(self.workdir),
+            "PYTHONPATH": os.pathsep.join([str(E2E), os.environ.get("PYTHONPATH", "")]),
+        }
+        args = [
+            sys.executable,
+            "-m",
+            "taskfleet_runner",
+            "--url",
+            self.url,
+            "--cluster",
+            cluster,
+            "--grace",
+            str(grace),
+        ]
         if until_idle:
             args.append("--until-idle")
         proc = subprocess.Popen([*args, *[f"workflows:{t}" for t in tasks]], env=env)
@@ -57,8 +69,13 @@ class Fleet:
 
     def __init__(self, stack: Any, cluster: str, workdir: Path, env: dict[str, str] | None = None) -> None:
         self.stack, self.cluster, self.workdir = stack, cluster, workdir
-        self.env = {**os.environ, "TASKFLEET_FAULTS_DIR": str(workdir), "TASKFLEET_LOG_LEVEL": "ERROR",
-                    "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]), **(env or {})}
+        self.env = {
+            **os.environ,
+            "TASKFLEET_FAULTS_DIR": str(workdir),
+            "TASKFLEET_LOG_LEVEL": "ERROR",
+            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+            **(env or {}),
+        }
         self.procs: list[subprocess.Popen[bytes]] = []
         self.kills: dict[int, float] = {}
         self._n = 0
@@ -67,11 +84,25 @@ class Fleet:
         for _ in range(n):
             self._n += 1
             log = open(self.workdir / f"runner-{self._n}.log", "wb")  # noqa: SIM115 - lives with the process
-            self.procs.append(subprocess.Popen(
-                [sys.executable, "-m", "taskfleet_runner", "--url", self.stack.url, "--cluster", self.cluster,
-                 "--grace", "5", *[f"tests.support.fault_tasks:{t}" for t in FAULT_TASKS]],
-                env=self.env, stdout=log, stderr=subprocess.STDOUT,
-            ))
+            self.procs.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "taskfleet_runner",
+                        "--url",
+                        self.stack.url,
+                        "--cluster",
+                        self.cluster,
+                        "--grace",
+                        "5",
+                        *[f"tests.support.fault_tasks:{t}" for t in FAULT_TASKS],
+                    ],
+                    env=self.env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            )
             log.close()
 
     def live(self) -> list[subprocess.Popen[bytes]]:

@@ -27,9 +27,23 @@ from hypothesis import strategies as st
 
 from tests.support.strategies import IDS, NUMBERS, RAW, STRINGS, body_strategy, task_spec
 
-MUTATIONS = {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems", "SendMessage",
-             "SendMessageBatch", "DeleteMessage", "DeleteMessageBatch", "ChangeMessageVisibility",
-             "ChangeMessageVisibilityBatch", "CreateQueue", "DeleteQueue", "SetQueueAttributes", "PurgeQueue"}
+MUTATIONS = {
+    "PutItem",
+    "UpdateItem",
+    "DeleteItem",
+    "BatchWriteItem",
+    "TransactWriteItems",
+    "SendMessage",
+    "SendMessageBatch",
+    "DeleteMessage",
+    "DeleteMessageBatch",
+    "ChangeMessageVisibility",
+    "ChangeMessageVisibilityBatch",
+    "CreateQueue",
+    "DeleteQueue",
+    "SetQueueAttributes",
+    "PurgeQueue",
+}
 
 
 class Target:
@@ -54,10 +68,13 @@ class Target:
         for client in (dynamodb, self.sqs):
             client.meta.events.register("after-call", self._record)
         settings = Settings(table_name=name, queue_prefix=name, lease_seconds=stack.lease_seconds, local=True)
-        self.engine = Orchestrator(Dynamo(dynamodb, name), Queues(self.sqs, visibility_seconds=stack.lease_seconds),
-                                   settings)
+        self.engine = Orchestrator(
+            Dynamo(dynamodb, name), Queues(self.sqs, visibility_seconds=stack.lease_seconds), settings
+        )
         self.engine.cluster("default")
-        job = self.engine.submit_job("seed", [TaskSpec(name="Leaf", version="v0.0", input="x"), TaskSpec(name="Leaf", version="v0.0", input="y")])
+        job = self.engine.submit_job(
+            "seed", [TaskSpec(name="Leaf", version="v0.0", input="x"), TaskSpec(name="Leaf", version="v0.0", input="y")]
+        )
         self.job_id = str(job["job_id"])
         self.task_id = next(iter(self.engine.walk(job)))["task_id"]
         self.handlers = {
@@ -78,8 +95,12 @@ class Target:
             wiring.configure(previous)
 
     def _record(self, http_response: Any = None, model: Any = None, **_: Any) -> None:
-        if model is not None and model.name in MUTATIONS and http_response is not None \
-                and http_response.status_code < 300:
+        if (
+            model is not None
+            and model.name in MUTATIONS
+            and http_response is not None
+            and http_response.status_code < 300
+        ):
             self.writes.append(model.name)
 
     def fingerprint(self) -> int:
@@ -91,8 +112,13 @@ class Target:
 
         path = path.replace("<job>", self.job_id).replace("<task>", self.task_id)
         raw_path = path + ("?" + urlencode(query) if query else "")
-        module = "runner" if path.startswith("/runner/") else "clusters" if path.startswith(
-            ("/clusters", "/config")) else "jobs"
+        module = (
+            "runner"
+            if path.startswith("/runner/")
+            else "clusters"
+            if path.startswith(("/clusters", "/config"))
+            else "jobs"
+        )
         event = build_event(method, raw_path, {"content-type": "application/json"}, body)
         result = self.handlers[module](event, FakeLambdaContext(module))
         status = int(result["statusCode"])
@@ -129,31 +155,46 @@ class Fuzzer:
             elif self.target.fingerprint() != before:
                 problem = f"{status} {error['code']} but it wrote: {self.target.writes[before:]}"
         if problem:
-            self.violations.append(f"{route}: {problem} for {method} {path[:120]!r} body {body[:200]!r} "
-                                   f"query {query!r:.120}")
+            self.violations.append(
+                f"{route}: {problem} for {method} {path[:120]!r} body {body[:200]!r} query {query!r:.120}"
+            )
 
 
 def fuzz_all_routes(stack: Any, examples: int) -> tuple[Counter[str], list[str]]:
     """Fuzz every route with `examples` generated requests each. Returns (cases per route, violations)."""
     target = Target(stack)
     fuzzer = Fuzzer(target)
-    config = settings(max_examples=examples, deadline=None, database=None, derandomize=True,
-                      suppress_health_check=list(HealthCheck))
-    submit = st.fixed_dictionaries({"name": st.text(min_size=1, max_size=30), "tasks": st.lists(task_spec(), min_size=1,
-                                                                                                 max_size=3)},
-                                   optional={"max_retries": st.integers(0, 3), "client_token": STRINGS,
-                                             "cluster": st.sampled_from(["default", "nope"])})
+    config = settings(
+        max_examples=examples, deadline=None, database=None, derandomize=True, suppress_health_check=list(HealthCheck)
+    )
+    submit = st.fixed_dictionaries(
+        {"name": st.text(min_size=1, max_size=30), "tasks": st.lists(task_spec(), min_size=1, max_size=3)},
+        optional={
+            "max_retries": st.integers(0, 3),
+            "client_token": STRINGS,
+            "cluster": st.sampled_from(["default", "nope"]),
+        },
+    )
     report = st.fixed_dictionaries(
         {"runner_id": st.text(min_size=1, max_size=20)},
-        optional={"claim": st.fixed_dictionaries({"job_id": IDS, "task_id": IDS}),
-                  "report": st.fixed_dictionaries({"job_id": IDS, "task_id": IDS, "attempt": NUMBERS,
-                                                   "outcome": st.sampled_from(["computed", "failed", "released",
-                                                                               "x"])},
-                                                  optional={"subtasks": st.lists(task_spec(), max_size=2),
-                                                            "display": STRINGS,
-                                                            "failure": st.fixed_dictionaries({"message": STRINGS})})})
-    extend = st.fixed_dictionaries({"runner_id": st.text(min_size=1, max_size=20), "task_id": IDS,
-                                    "attempt": NUMBERS})
+        optional={
+            "claim": st.fixed_dictionaries({"job_id": IDS, "task_id": IDS}),
+            "report": st.fixed_dictionaries(
+                {
+                    "job_id": IDS,
+                    "task_id": IDS,
+                    "attempt": NUMBERS,
+                    "outcome": st.sampled_from(["computed", "failed", "released", "x"]),
+                },
+                optional={
+                    "subtasks": st.lists(task_spec(), max_size=2),
+                    "display": STRINGS,
+                    "failure": st.fixed_dictionaries({"message": STRINGS}),
+                },
+            ),
+        },
+    )
+    extend = st.fixed_dictionaries({"runner_id": st.text(min_size=1, max_size=20), "task_id": IDS, "attempt": NUMBERS})
     cluster = st.fixed_dictionaries({"name": STRINGS})
 
     @config
@@ -162,8 +203,7 @@ def fuzz_all_routes(stack: Any, examples: int) -> tuple[Counter[str], list[str]]
         fuzzer.check("POST /jobs", "POST", "/jobs", body)
 
     @config
-    @given(st.fixed_dictionaries({}, optional={"state": STRINGS, "name": STRINGS, "limit": STRINGS,
-                                               "cursor": STRINGS}))
+    @given(st.fixed_dictionaries({}, optional={"state": STRINGS, "name": STRINGS, "limit": STRINGS, "cursor": STRINGS}))
     def get_jobs(query: dict[str, str]) -> None:
         fuzzer.check("GET /jobs", "GET", "/jobs", query=query)
 
@@ -207,7 +247,16 @@ def fuzz_all_routes(stack: Any, examples: int) -> tuple[Counter[str], list[str]]
     with target.wired():
         fuzzer.check("GET /config", "GET", "/config")
         fuzzer.check("GET /clusters", "GET", "/clusters")
-        for test in (post_jobs, get_jobs, get_job, post_job_action, post_clusters, cluster_slug, runner_next,
-                     runner_extend, unknown_routes):
+        for test in (
+            post_jobs,
+            get_jobs,
+            get_job,
+            post_job_action,
+            post_clusters,
+            cluster_slug,
+            runner_next,
+            runner_extend,
+            unknown_routes,
+        ):
             test()
     return fuzzer.counts, fuzzer.violations

@@ -60,7 +60,8 @@ class JobState:
         start: dict[str, Any] | None = None
         while True:  # every TASK META item of this job, reachable or not (a scan: test data is small)
             kwargs: dict[str, Any] = {
-                "TableName": db.table, "ConsistentRead": True,
+                "TableName": db.table,
+                "ConsistentRead": True,
                 "FilterExpression": "#job = :j AND #type = :t",
                 "ExpressionAttributeNames": {"#job": "job_id", "#type": "type"},
                 "ExpressionAttributeValues": {":j": {"S": job_id}, ":t": {"S": "task"}},
@@ -79,11 +80,12 @@ class JobState:
             if owner == job_pk(job_id) and not self.job.get("roots_bucketed"):
                 continue
             if owner != job_pk(job_id):
-                task = self.tree[owner[len("TASK#"):]]
+                task = self.tree[owner[len("TASK#") :]]
                 if not (task.get("children_bucketed") or task.get("deps_bucketed")):
                     continue
-            for item in db.query_all(key_condition="#PK = :pk AND begins_with(#SK, :l)",
-                                     values={":pk": owner, ":l": "LATCH#"}):
+            for item in db.query_all(
+                key_condition="#PK = :pk AND begins_with(#SK, :l)", values={":pk": owner, ":l": "LATCH#"}
+            ):
                 self.bucket_items[owner].append(item)
 
 
@@ -143,14 +145,18 @@ def check_job(engine: Orchestrator, job_id: str, *, quiescent: bool = True, now_
                 if child is None:
                     v.append(f"task {task['task_id']} (COMPUTED, {task['children']} children) lacks child {i}")
                 elif child.get("parent_id") != task["task_id"] or int(child.get("parent_attempt", -1)) != int(
-                        task["attempt"]):
+                    task["attempt"]
+                ):
                     v.append(f"child {child_id} does not name its parent's committed attempt")
     for task_id, task in everything.items():
         if task_id in tree:
             continue
         parent = everything.get(task.get("parent_id") or "")
-        committed = (parent is not None and parent.get("state") == COMPUTED
-                     and int(parent.get("attempt", -1)) == int(task.get("parent_attempt", -2)))
+        committed = (
+            parent is not None
+            and parent.get("state") == COMPUTED
+            and int(parent.get("attempt", -1)) == int(task.get("parent_attempt", -2))
+        )
         if task.get("parent_id") is None or committed:
             v.append(f"orphaned task {task_id}: not reachable from the roots, yet its parent attempt committed")
         elif task.get("state") != QUEUED or int(task.get("attempt", 0)) != 0:
@@ -289,8 +295,9 @@ def check_executions(  # noqa: PLR0912 - the execution invariants, each an indep
             v.append(f"task {task_id} committed attempt {task['attempt']} finished {len(finished)} times")
     per_task = Counter(task_id for (task_id, _), runs in starts.items() for _ in runs)
     histogram = Counter(per_task.get(t, 0) for t in tree)
-    interrupted = sum(1 for key, runs in starts.items() for r in runs
-                      if not any(e["pid"] == r["pid"] for e in ends.get(key, [])))
+    interrupted = sum(
+        1 for key, runs in starts.items() for r in runs if not any(e["pid"] == r["pid"] for e in ends.get(key, []))
+    )
     committed = {(t, int(task["attempt"])) for t, task in tree.items() if task.get("state") == COMPUTED}
     figures = {
         "tasks": len(tree),

@@ -27,8 +27,12 @@ LAMBDA_LIKE_ENV = {
 
 def host_platform() -> str:
     machine = platform.machine().lower()
-    return {"x86_64": "manylinux2014_x86_64", "amd64": "manylinux2014_x86_64",
-            "aarch64": "manylinux2014_aarch64", "arm64": "manylinux2014_aarch64"}[machine]
+    return {
+        "x86_64": "manylinux2014_x86_64",
+        "amd64": "manylinux2014_x86_64",
+        "aarch64": "manylinux2014_aarch64",
+        "arm64": "manylinux2014_aarch64",
+    }[machine]
 
 
 def runtime_dir(into: Path) -> Path:
@@ -46,14 +50,17 @@ def runtime_dir(into: Path) -> Path:
 def cold_import_seconds(bundle: Path, runtime: Path, module: str, extra_env: dict[str, str] | None = None) -> float:
     """Seconds to import `module` in a fresh isolated interpreter whose path holds only the bundle and the
     runtime's packages, in a Lambda-like environment (plus `extra_env`)."""
-    code = ("import sys, time\n"
-            f"sys.path[:0] = [{str(bundle)!r}, {str(runtime)!r}]\n"
-            "t = time.perf_counter()\n"
-            f"import {module}\n"
-            "print(time.perf_counter() - t)\n")
+    code = (
+        "import sys, time\n"
+        f"sys.path[:0] = [{str(bundle)!r}, {str(runtime)!r}]\n"
+        "t = time.perf_counter()\n"
+        f"import {module}\n"
+        "print(time.perf_counter() - t)\n"
+    )
     env = {"PATH": os.environ.get("PATH", ""), **LAMBDA_LIKE_ENV, **(extra_env or {})}
-    done = subprocess.run([sys.executable, "-I", "-B", "-S", "-c", code], capture_output=True, text=True,
-                          env=env, check=False)
+    done = subprocess.run(
+        [sys.executable, "-I", "-B", "-S", "-c", code], capture_output=True, text=True, env=env, check=False
+    )
     if done.returncode != 0:
         raise RuntimeError(f"importing {module} from the bundle failed:\n{done.stderr[-3000:]}")
     return float(done.stdout.strip().splitlines()[-1])

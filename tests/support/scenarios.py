@@ -43,10 +43,32 @@ class Size:
 
 
 SIZES = {
-    "small": Size(splits=2, width=6, seconds=0.05, runners=3, kills=3, kill_interval=1.0, fault_rate=0.10,
-                  claimers=6, race_tasks=12, fuzz_examples=40, crash_modes=("once",)),
-    "large": Size(splits=12, width=24, seconds=0.1, runners=4, kills=25, kill_interval=1.0, fault_rate=0.10,
-                  claimers=12, race_tasks=60, fuzz_examples=400, crash_modes=("once", "dead")),
+    "small": Size(
+        splits=2,
+        width=6,
+        seconds=0.05,
+        runners=3,
+        kills=3,
+        kill_interval=1.0,
+        fault_rate=0.10,
+        claimers=6,
+        race_tasks=12,
+        fuzz_examples=40,
+        crash_modes=("once",),
+    ),
+    "large": Size(
+        splits=12,
+        width=24,
+        seconds=0.1,
+        runners=4,
+        kills=25,
+        kill_interval=1.0,
+        fault_rate=0.10,
+        claimers=12,
+        race_tasks=60,
+        fuzz_examples=400,
+        crash_modes=("once", "dead"),
+    ),
 }
 
 
@@ -77,8 +99,9 @@ def submit(stack: Any, name: str, tasks: list[Any], cluster: str, **kwargs: Any)
     return stack.client().jobs().submit(name, tasks, cluster=cluster, **kwargs).id
 
 
-def pipeline_result(stack: Any, scenario: str, job_id: str, workdir: Path, fleet: Fleet, *, expected: int,
-                    started: float) -> Result:
+def pipeline_result(
+    stack: Any, scenario: str, job_id: str, workdir: Path, fleet: Fleet, *, expected: int, started: float
+) -> Result:
     result = Result(scenario)
     state = job_state(stack, job_id)
     if state != "COMPLETED":
@@ -87,10 +110,15 @@ def pipeline_result(stack: Any, scenario: str, job_id: str, workdir: Path, fleet
     violations, figures = check_executions(executions(workdir), stack.orchestrator, [job_id], fleet.kills)
     result.violations.extend(violations)
     result.figures.update(figures)
-    result.figures.update({
-        "jobs": 1, "expected_tasks": expected, "runners_killed": len(fleet.kills),
-        "tasks_lost": expected - figures["tasks_completed"], "seconds": round(time.time() - started, 1),
-    })
+    result.figures.update(
+        {
+            "jobs": 1,
+            "expected_tasks": expected,
+            "runners_killed": len(fleet.kills),
+            "tasks_lost": expected - figures["tasks_completed"],
+            "seconds": round(time.time() - started, 1),
+        }
+    )
     return result
 
 
@@ -118,8 +146,15 @@ def run_runner_crashes(stack: Any, size: Size, workdir: Path, seed: int = 1) -> 
             time.sleep(0.05)
     finally:
         fleet.stop()
-    return pipeline_result(stack, "runner_crashes", job_id, workdir, fleet,
-                           expected=expected_tasks(size.splits, size.width), started=started)
+    return pipeline_result(
+        stack,
+        "runner_crashes",
+        job_id,
+        workdir,
+        fleet,
+        expected=expected_tasks(size.splits, size.width),
+        started=started,
+    )
 
 
 # --- scenario 2: AWS errors ----------------------------------------------------------------------------
@@ -133,8 +168,9 @@ def run_aws_faults(stack: Any, size: Size, workdir: Path, seed: int = 2) -> Resu
 
     cluster = new_cluster(stack, "aws-faults")
     log = workdir / "runner-faults.log"
-    fleet = Fleet(stack, cluster, workdir, env={"TASKFLEET_FAULT_RATE": str(size.fault_rate),
-                                                "TASKFLEET_FAULT_LOG": str(log)})
+    fleet = Fleet(
+        stack, cluster, workdir, env={"TASKFLEET_FAULT_RATE": str(size.fault_rate), "TASKFLEET_FAULT_LOG": str(log)}
+    )
     engine = stack.orchestrator
     injector = FaultInjector(size.fault_rate, seed=seed)
     started = time.time()
@@ -142,16 +178,25 @@ def run_aws_faults(stack: Any, size: Size, workdir: Path, seed: int = 2) -> Resu
     injector.install(engine.db.client)
     injector.install(engine.queues.client)
     try:
-        job_id = wait_for(lambda: submit(stack, "aws-faults", [Pipeline(size.splits, size.width, size.seconds)],
-                                         cluster, client_token=f"aws-faults-{seed}-{started}"),
-                          60, "a submit through injected faults")
+        job_id = wait_for(
+            lambda: submit(
+                stack,
+                "aws-faults",
+                [Pipeline(size.splits, size.width, size.seconds)],
+                cluster,
+                client_token=f"aws-faults-{seed}-{started}",
+            ),
+            60,
+            "a submit through injected faults",
+        )
         wait_for(terminal(stack, job_id), size.timeout, "the job under AWS faults")
     finally:
         injector.uninstall(engine.db.client)
         injector.uninstall(engine.queues.client)
         fleet.stop()
-    result = pipeline_result(stack, "aws_faults", job_id, workdir, fleet,
-                             expected=expected_tasks(size.splits, size.width), started=started)
+    result = pipeline_result(
+        stack, "aws_faults", job_id, workdir, fleet, expected=expected_tasks(size.splits, size.width), started=started
+    )
     by_kind: Counter[str] = Counter()
     for key, n in injector.injected().items():
         by_kind[f"handlers {key}"] += n
@@ -236,8 +281,9 @@ def run_handler_crash(stack: Any, point: str, mode: str, workdir: Path) -> Resul
                 if mode == "dead":  # the SDK waits out a crashed submit's token lock; this client gives up
                     import taskfleet.client
 
-                    patch.callback(setattr, taskfleet.client, "SUBMIT_IN_PROGRESS_WAIT",
-                                   taskfleet.client.SUBMIT_IN_PROGRESS_WAIT)
+                    patch.callback(
+                        setattr, taskfleet.client, "SUBMIT_IN_PROGRESS_WAIT", taskfleet.client.SUBMIT_IN_PROGRESS_WAIT
+                    )
                     taskfleet.client.SUBMIT_IN_PROGRESS_WAIT = 1.0
                 job_id = sdk.jobs().submit(f"crash-{point}", tasks, cluster=cluster, client_token=token).id
         except (ServerError, ConflictError) as err:
@@ -249,8 +295,9 @@ def run_handler_crash(stack: Any, point: str, mode: str, workdir: Path) -> Resul
             if mode == "dead":
                 crashed_then_recover()
                 if job_id is None:  # the submit never answered: its client submits again, same token
-                    job_id = stack.client().jobs().submit(f"crash-{point}", tasks, cluster=cluster,
-                                                          client_token=token).id
+                    job_id = (
+                        stack.client().jobs().submit(f"crash-{point}", tasks, cluster=cluster, client_token=token).id
+                    )
         else:
             assert job_id is not None
             if point == "fail.before_job_update" and mode == "dead":
@@ -308,10 +355,13 @@ class Api:
         body = {"runner_id": runner, "claim": claim}
         return dict(self.transport.request("POST", "/runner/next", body)["claim"])
 
-    def report(self, runner: str, job_id: str, task_id: str, attempt: int, outcome: str = "computed",
-               **extra: Any) -> str:
-        body = {"runner_id": runner, "report": {"job_id": job_id, "task_id": task_id, "attempt": attempt,
-                                                "outcome": outcome, **extra}}
+    def report(
+        self, runner: str, job_id: str, task_id: str, attempt: int, outcome: str = "computed", **extra: Any
+    ) -> str:
+        body = {
+            "runner_id": runner,
+            "report": {"job_id": job_id, "task_id": task_id, "attempt": attempt, "outcome": outcome, **extra},
+        }
         return str(self.transport.request("POST", "/runner/next", body)["report"]["status"])
 
 
@@ -352,14 +402,17 @@ def run_delivery(stack: Any, size: Size, workdir: Path) -> Result:  # noqa: PLR0
     children = [t for t in tree.values() if t.get("parent_id") == a]
     expect(len(children) == 2 and tree[a]["children"] == 2, f"children after a replayed completion: {children}")
     # a failure report for the computed attempt, and the ticket delivered after the task finished
-    expect(api.report("r2", job_id, a, 1, "failed", failure={"message": "late"}) == "lease_lost",
-           "a failure after the success is rejected")
+    expect(
+        api.report("r2", job_id, a, 1, "failed", failure={"message": "late"}) == "lease_lost",
+        "a failure after the success is rejected",
+    )
     late = api.claim("r3", job_id, a)
     expect(late["status"] == "discard", f"ticket after finish: {late}")
     task_a = engine.db.get(f"TASK#{a}", "META") or {}
     expect((task_a.get("state"), task_a.get("attempt")) == ("COMPUTED", 1), f"a after late events: {task_a}")
     # late report of an expired lease: r1 claims b, its lease runs out, r2 takes over (attempt 2)
     expect(api.claim("r1", job_id, b)["status"] == "run", "claim b")
+
     def take_over() -> dict[str, Any] | None:
         out = api.claim("r2", job_id, b)
         return out if out["status"] == "run" else None
@@ -373,11 +426,15 @@ def run_delivery(stack: Any, size: Size, workdir: Path) -> Result:  # noqa: PLR0
     except ConflictError:
         checks["checks"] += 1
     expect(api.report("r2", job_id, b, 2, display="fresh") == "ok", "success of attempt 2")
-    expect(api.report("r1", job_id, b, 1, "failed", failure={"message": "stale"}) == "lease_lost",
-           "late failure of attempt 1 after attempt 2 finished")
+    expect(
+        api.report("r1", job_id, b, 1, "failed", failure={"message": "stale"}) == "lease_lost",
+        "late failure of attempt 1 after attempt 2 finished",
+    )
     task_b = engine.db.get(f"TASK#{b}", "META") or {}
-    expect((task_b.get("state"), task_b.get("attempt"), task_b.get("display")) == ("COMPUTED", 2, "fresh"),
-           f"b keeps attempt 2's result: {task_b}")
+    expect(
+        (task_b.get("state"), task_b.get("attempt"), task_b.get("display")) == ("COMPUTED", 2, "fresh"),
+        f"b keeps attempt 2's result: {task_b}",
+    )
     # out of order: a release (give-back) after a completion, a report for an attempt never claimed
     expect(api.claim("r1", job_id, c)["status"] == "run", "claim c")
     expect(api.report("r9", job_id, c, 5) == "lease_lost", "report of an attempt that never existed")
@@ -502,11 +559,17 @@ def run_races(stack: Any, size: Size, workdir: Path, seed: int = 5) -> Result:  
             storm_violations.append(f"storm {round_}: job is {job_state(stack, job_id)} after the final retry")
         storm_violations.extend(f"storm {round_} final: {v}" for v in check_job(engine, job_id))
     result.violations.extend(storm_violations)
-    result.figures.update({
-        "jobs": 1 + rounds, "racing_claims": claims, "claim_winners": sum(winners.values()),
-        "lease_takeovers_during_storm": takeovers,
-        "storm_rounds": rounds, "storm_states_before_final_retry": dict(final_states), "tasks_lost": 0,
-    })
+    result.figures.update(
+        {
+            "jobs": 1 + rounds,
+            "racing_claims": claims,
+            "claim_winners": sum(winners.values()),
+            "lease_takeovers_during_storm": takeovers,
+            "storm_rounds": rounds,
+            "storm_states_before_final_retry": dict(final_states),
+            "tasks_lost": 0,
+        }
+    )
     return result
 
 
@@ -519,8 +582,13 @@ def run_fuzz(stack: Any, size: Size, workdir: Path) -> Result:
     started = time.time()
     counts, violations = fuzz_all_routes(stack, size.fuzz_examples)
     result = Result("fuzz", violations=violations)
-    result.figures.update({"fuzz_cases": dict(sorted(counts.items())), "fuzz_cases_total": sum(counts.values()),
-                           "seconds": round(time.time() - started, 1)})
+    result.figures.update(
+        {
+            "fuzz_cases": dict(sorted(counts.items())),
+            "fuzz_cases_total": sum(counts.values()),
+            "seconds": round(time.time() - started, 1),
+        }
+    )
     return result
 
 

@@ -9,26 +9,68 @@ from typing import Any
 from hypothesis import strategies as st
 
 ADVERSARIAL = [
-    "", " ", "#state = :x", ":x", "#PK", "${}", "${jndi:ldap://x}", "'; DROP TABLE jobs; --", '" OR 1=1 --',
-    "../../etc/passwd", "%00", "\x00", "\u202e", "é", "日本語", "😀" * 50, "a" * 5000, "JOBS", "CLUSTERS",
-    "C#default", "TASK#x", "default", "-", "--", "0" * 64, "00000000-0000-0000-0000-000000000000",
-    "null", "true", "[]", "{}", "NaN", "1e999", "-1", "9" * 400, "<script>alert(1)</script>", "\\", "/",
+    "",
+    " ",
+    "#state = :x",
+    ":x",
+    "#PK",
+    "${}",
+    "${jndi:ldap://x}",
+    "'; DROP TABLE jobs; --",
+    '" OR 1=1 --',
+    "../../etc/passwd",
+    "%00",
+    "\x00",
+    "\u202e",
+    "é",
+    "日本語",
+    "😀" * 50,
+    "a" * 5000,
+    "JOBS",
+    "CLUSTERS",
+    "C#default",
+    "TASK#x",
+    "default",
+    "-",
+    "--",
+    "0" * 64,
+    "00000000-0000-0000-0000-000000000000",
+    "null",
+    "true",
+    "[]",
+    "{}",
+    "NaN",
+    "1e999",
+    "-1",
+    "9" * 400,
+    "<script>alert(1)</script>",
+    "\\",
+    "/",
 ]
-NUMBERS = st.one_of(st.integers(min_value=-(2**70), max_value=2**70),
-                    st.sampled_from([0, 1, -1, 2**31, 2**63, 10**30, 1_000_001, 10_001]),
-                    st.floats(allow_nan=True, allow_infinity=True))
+NUMBERS = st.one_of(
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.sampled_from([0, 1, -1, 2**31, 2**63, 10**30, 1_000_001, 10_001]),
+    st.floats(allow_nan=True, allow_infinity=True),
+)
 STRINGS = st.one_of(st.sampled_from(ADVERSARIAL), st.text(max_size=300))
 SCALARS = st.one_of(st.none(), st.booleans(), NUMBERS, STRINGS)
-JSON = st.recursive(SCALARS, lambda inner: st.one_of(st.lists(inner, max_size=5),
-                                                     st.dictionaries(STRINGS, inner, max_size=5)), max_leaves=25)
+JSON = st.recursive(
+    SCALARS,
+    lambda inner: st.one_of(st.lists(inner, max_size=5), st.dictionaries(STRINGS, inner, max_size=5)),
+    max_leaves=25,
+)
 
 
 def task_spec() -> st.SearchStrategy[dict[str, Any]]:
     return st.fixed_dictionaries(
         {"name": st.sampled_from(["Leaf", "T"])},
-        optional={"version": st.sampled_from(["v0.0", "v1.2"]), "input": JSON,
-                  "depends_on": st.lists(st.integers(0, 3), max_size=3), "max_retries": st.integers(0, 3),
-                  "display": st.text(max_size=50)},
+        optional={
+            "version": st.sampled_from(["v0.0", "v1.2"]),
+            "input": JSON,
+            "depends_on": st.lists(st.integers(0, 3), max_size=3),
+            "max_retries": st.integers(0, 3),
+            "display": st.text(max_size=50),
+        },
     )
 
 
@@ -59,13 +101,25 @@ def mutated(valid: st.SearchStrategy[dict[str, Any]]) -> st.SearchStrategy[dict[
 
 RAW = st.one_of(
     st.text(max_size=200),
-    st.sampled_from([
-        "{", "[" * 5000 + "]" * 5000, '{"a":' * 3000 + "1" + "}" * 3000, "\x00", "null", "1", '"x"', "[]",
-        '{"name":"x","tasks":[{"name":"T","input":"\\ud800"}]}', '{"name":"\\udfff","tasks":[{"name":"T"}]}',
-        '{"name":"x","tasks":[{"name":"T","input":' + "[" * 990 + "]" * 990 + "}]}",
-        '{"name":"x","tasks":[{"name":"T","input":1e400}]}', '{"name":"x","tasks":[{"name":"T","input":NaN}]}',
-        '{"runner_id":"r","claim":{"job_id":"\\ud800","task_id":"t"}}', "\ufeff{}",
-    ]),
+    st.sampled_from(
+        [
+            "{",
+            "[" * 5000 + "]" * 5000,
+            '{"a":' * 3000 + "1" + "}" * 3000,
+            "\x00",
+            "null",
+            "1",
+            '"x"',
+            "[]",
+            '{"name":"x","tasks":[{"name":"T","input":"\\ud800"}]}',
+            '{"name":"\\udfff","tasks":[{"name":"T"}]}',
+            '{"name":"x","tasks":[{"name":"T","input":' + "[" * 990 + "]" * 990 + "}]}",
+            '{"name":"x","tasks":[{"name":"T","input":1e400}]}',
+            '{"name":"x","tasks":[{"name":"T","input":NaN}]}',
+            '{"runner_id":"r","claim":{"job_id":"\\ud800","task_id":"t"}}',
+            "\ufeff{}",
+        ]
+    ),
 )
 
 

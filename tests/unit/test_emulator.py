@@ -37,15 +37,22 @@ TABLE = "items"
 
 
 def _client(emulator: Emulator, service: str = "dynamodb") -> Any:
-    return boto3.session.Session().client(service, endpoint_url=emulator.url, region_name="us-east-1",
-                                          aws_access_key_id="local", aws_secret_access_key="local")
+    return boto3.session.Session().client(
+        service,
+        endpoint_url=emulator.url,
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
 
 
 def _create_table(ddb: Any) -> None:
     ddb.create_table(
         TableName=TABLE,
-        AttributeDefinitions=[{"AttributeName": "PK", "AttributeType": "S"},
-                              {"AttributeName": "SK", "AttributeType": "S"}],
+        AttributeDefinitions=[
+            {"AttributeName": "PK", "AttributeType": "S"},
+            {"AttributeName": "SK", "AttributeType": "S"},
+        ],
         KeySchema=[{"AttributeName": "PK", "KeyType": "HASH"}, {"AttributeName": "SK", "KeyType": "RANGE"}],
         BillingMode="PAY_PER_REQUEST",
     )
@@ -70,6 +77,7 @@ def _wait_gone(pid: int, timeout: float = 15.0) -> bool:
 
 # --- the guards of the moto patches, on stand-in modules (the real moto is never patched here) ----------
 
+
 def _module(name: str, monkeypatch: pytest.MonkeyPatch, **attrs: Any) -> ModuleType:
     """A stand-in for a moto module, importable under this name for the rest of the test."""
     module = ModuleType(name)
@@ -86,7 +94,8 @@ def _on(name: str, module: ModuleType) -> Patch:
 
 def test_every_patch_fits_the_installed_moto():
     assert {name: moto_patches.misfit(patch) for name, patch in moto_patches.PATCHES.items()} == dict.fromkeys(
-        moto_patches.PATCHES)
+        moto_patches.PATCHES
+    )
     assert moto_patches.moto_version() == importlib.metadata.version("moto")
 
 
@@ -94,8 +103,9 @@ def _list_of_moto_modules_with_a_parameter(path: str) -> list[str]:
     return ["s3"]
 
 
-@pytest.mark.parametrize("attrs", [{}, {"list_of_moto_modules": _list_of_moto_modules_with_a_parameter}],
-                         ids=["missing", "other-signature"])
+@pytest.mark.parametrize(
+    "attrs", [{}, {"list_of_moto_modules": _list_of_moto_modules_with_a_parameter}], ids=["missing", "other-signature"]
+)
 def test_a_speed_up_that_does_not_fit_is_skipped_with_a_warning_and_changes_nothing(monkeypatch, attrs):
     import moto.backends
 
@@ -104,8 +114,11 @@ def test_a_speed_up_that_does_not_fit_is_skipped_with_a_warning_and_changes_noth
     before = dict(vars(fake))
     patch = _on("module-list", fake)
     version = re.escape(moto_patches.moto_version())
-    with pytest.warns(MotoPatchSkipped, match=rf"'module-list on fake_moto_backends' \(speed-up\) skipped.*"
-                                              rf"moto {version}.*list_of_moto_modules"):
+    with pytest.warns(
+        MotoPatchSkipped,
+        match=rf"'module-list on fake_moto_backends' \(speed-up\) skipped.*"
+        rf"moto {version}.*list_of_moto_modules",
+    ):
         assert moto_patches.ensure(patch) is False
     assert vars(fake) == before
     assert moto.backends.list_of_moto_modules is real
@@ -138,17 +151,21 @@ class _QueueThatCopiesAlready:
         return set()
 
 
-@pytest.mark.parametrize("queue", [_QueueWithoutTheProperty, _QueueThatCopiesAlready, None],
-                         ids=["no-property", "other-source", "no-queue"])
+@pytest.mark.parametrize(
+    "queue", [_QueueWithoutTheProperty, _QueueThatCopiesAlready, None], ids=["no-property", "other-source", "no-queue"]
+)
 def test_a_correctness_patch_that_does_not_fit_raises_and_changes_nothing(monkeypatch, queue):
     fake = _module("fake_moto_sqs_models", monkeypatch, **({"Queue": queue} if queue else {}))
     before = dict(vars(fake))
     queue_before = dict(vars(queue)) if queue else {}
     patch = _on("sqs-inflight-copy", fake)
     assert patch.kind == "correctness"
-    with pytest.raises(MotoPatchError, match=rf"'sqs-inflight-copy on fake_moto_sqs_models' \(correctness\) "
-                                             rf"does not fit moto {re.escape(moto_patches.moto_version())}.*"
-                                             rf"tested with moto {re.escape(moto_patches.TESTED_MOTO)}"):
+    with pytest.raises(
+        MotoPatchError,
+        match=rf"'sqs-inflight-copy on fake_moto_sqs_models' \(correctness\) "
+        rf"does not fit moto {re.escape(moto_patches.moto_version())}.*"
+        rf"tested with moto {re.escape(moto_patches.TESTED_MOTO)}",
+    ):
         moto_patches.ensure(patch)
     assert vars(fake) == before
     assert (dict(vars(queue)) if queue else {}) == queue_before
@@ -159,8 +176,14 @@ def test_a_correctness_patch_that_does_not_fit_raises_and_changes_nothing(monkey
 def test_a_patch_whose_check_fails_is_never_applied(monkeypatch, kind):
     fake = _module("fake_moto_module", monkeypatch, target=lambda: None)
     applied: list[ModuleType] = []
-    patch = Patch(f"failing {kind}", kind, fake.__name__, check=lambda m: "the target moved",
-                  target=lambda m: m.target, apply=applied.append)
+    patch = Patch(
+        f"failing {kind}",
+        kind,
+        fake.__name__,
+        check=lambda m: "the target moved",
+        target=lambda m: m.target,
+        apply=applied.append,
+    )
     if kind == "speed-up":
         with pytest.warns(MotoPatchSkipped, match="the target moved"):
             assert moto_patches.ensure(patch) is False
@@ -193,10 +216,15 @@ def test_the_switches_select_the_speed_ups_and_always_the_correctness_patches():
     assert moto_patches.select() == list(moto_patches.PATCHES)
     assert moto_patches.select(fast_clock=False, fast_dynamodb=False) == ["sqs-inflight-copy"]
     assert moto_patches.select(fast_dynamodb=False) == [
-        "module-list", "sqs-clock", "sqs-retention", "sqs-inflight-copy"]
+        "module-list",
+        "sqs-clock",
+        "sqs-retention",
+        "sqs-inflight-copy",
+    ]
 
 
 # --- the shortcut itself, without a server ----------------------------------------------------------------
+
 
 def _context(operation: str = "GetItem") -> Any:
     return SimpleNamespace(
@@ -207,30 +235,46 @@ def _context(operation: str = "GetItem") -> Any:
 
 
 def test_json_native_item_results_are_written_by_json_dumps():
-    result = {"Item": {"PK": {"S": "a"}, "n": {"N": "1"}, "ok": {"BOOL": True}, "nil": {"NULL": True},
-                       "l": {"L": [{"S": "x"}, {"M": {"k": {"SS": ["p", "q"]}}}]}},
-              "ConsumedCapacity": {"TableName": TABLE, "CapacityUnits": 0.5}}
+    result = {
+        "Item": {
+            "PK": {"S": "a"},
+            "n": {"N": "1"},
+            "ok": {"BOOL": True},
+            "nil": {"NULL": True},
+            "l": {"L": [{"S": "x"}, {"M": {"k": {"SS": ["p", "q"]}}}]},
+        },
+        "ConsumedCapacity": {"TableName": TABLE, "CapacityUnits": 0.5},
+    }
     body = dynamodb_json_body(result, _context())
     assert body is not None
     assert json.loads(body) == result
-    assert json.loads(dynamodb_json_body({"Items": [], "Count": 0, "ScannedCount": 0}, _context("Query"))) == {
-        "Items": [], "Count": 0, "ScannedCount": 0}
+    empty = dynamodb_json_body({"Items": [], "Count": 0, "ScannedCount": 0}, _context("Query"))
+    assert empty is not None
+    assert json.loads(empty) == {
+        "Items": [],
+        "Count": 0,
+        "ScannedCount": 0,
+    }
 
 
-@pytest.mark.parametrize("value", [b"\x00\xff", datetime(2026, 1, 1, tzinfo=UTC), Decimal("1.5"), {"a"}, float("nan"),
-                                   math.inf, object()])
+@pytest.mark.parametrize(
+    "value", [b"\x00\xff", datetime(2026, 1, 1, tzinfo=UTC), Decimal("1.5"), {"a"}, float("nan"), math.inf, object()]
+)
 def test_results_with_other_values_go_to_motos_serializer(value):
     assert dynamodb_json_body({"Item": {"v": {"B": value}}}, _context()) is None
 
 
 def test_capacity_units_are_written_as_floats_as_motos_serializer_does():
     # moto's BatchGetItem counts capacity units in ints; the model says double, so its serializer writes floats.
-    result = {"Responses": {}, "ConsumedCapacity": [{"CapacityUnits": 2, "TableName": "t",
-                                                     "Table": {"ReadCapacityUnits": 1}}]}
+    result: dict[str, Any] = {
+        "Responses": {},
+        "ConsumedCapacity": [{"CapacityUnits": 2, "TableName": "t", "Table": {"ReadCapacityUnits": 1}}],
+    }
     body = dynamodb_json_body(result, _context("BatchGetItem"))
     assert body is not None
-    assert json.loads(body)["ConsumedCapacity"] == [{"CapacityUnits": 2.0, "TableName": "t",
-                                                     "Table": {"ReadCapacityUnits": 1.0}}]
+    assert json.loads(body)["ConsumedCapacity"] == [
+        {"CapacityUnits": 2.0, "TableName": "t", "Table": {"ReadCapacityUnits": 1.0}}
+    ]
     assert type(json.loads(body)["ConsumedCapacity"][0]["CapacityUnits"]) is float
     assert result["ConsumedCapacity"][0]["CapacityUnits"] == 2, "the result itself is left alone"
     # ItemCollectionMetrics mixes doubles and AttributeValues: an int there goes to moto's serializer.
@@ -249,6 +293,7 @@ def test_only_item_operations_of_the_json_protocol_take_the_shortcut():
 
 # --- same parsed results with and without the shortcut ---------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def emulators() -> Iterator[dict[str, Emulator]]:
     fast, plain = Emulator(), Emulator(fast_dynamodb=False)
@@ -260,16 +305,27 @@ def emulators() -> Iterator[dict[str, Emulator]]:
 
 
 TEXT_ITEM = {
-    "PK": {"S": "job#1"}, "SK": {"S": "task#001"}, "state": {"S": "QUEUED"}, "attempt": {"N": "1"},
-    "score": {"N": "-12.5"}, "tags": {"SS": ["a", "b"]}, "sizes": {"NS": ["1", "2.5"]},
+    "PK": {"S": "job#1"},
+    "SK": {"S": "task#001"},
+    "state": {"S": "QUEUED"},
+    "attempt": {"N": "1"},
+    "score": {"N": "-12.5"},
+    "tags": {"SS": ["a", "b"]},
+    "sizes": {"NS": ["1", "2.5"]},
     "flags": {"L": [{"BOOL": True}, {"NULL": True}, {"S": "x"}, {"N": "3"}, {"L": []}, {"M": {}}]},
     "meta": {"M": {"owner": {"S": "me"}, "deep": {"M": {"n": {"N": "7"}, "l": {"L": [{"SS": ["z"]}]}}}}},
-    "done": {"BOOL": False}, "nothing": {"NULL": True}, "unicode": {"S": "héllo \u2603 \"quoted\" \\"},
+    "done": {"BOOL": False},
+    "nothing": {"NULL": True},
+    "unicode": {"S": 'héllo \u2603 "quoted" \\'},
 }
 BINARY_ITEM = {
-    "PK": {"S": "job#1"}, "SK": {"S": "task#002"}, "blob": {"B": b"\x00\x01\xfe\xff"},
-    "blobs": {"BS": [b"one", b"\x02"]}, "nested": {"M": {"b": {"B": b"in-map"}, "l": {"L": [{"B": b"in-list"}]}}},
-    "state": {"S": "QUEUED"}, "attempt": {"N": "1"},
+    "PK": {"S": "job#1"},
+    "SK": {"S": "task#002"},
+    "blob": {"B": b"\x00\x01\xfe\xff"},
+    "blobs": {"BS": [b"one", b"\x02"]},
+    "nested": {"M": {"b": {"B": b"in-map"}, "l": {"L": [{"B": b"in-list"}]}}},
+    "state": {"S": "QUEUED"},
+    "attempt": {"N": "1"},
 }
 
 
@@ -298,57 +354,124 @@ def _scenario(ddb: Any) -> list[tuple[str, Any]]:
     call("put again ALL_OLD", ddb.put_item, TableName=TABLE, Item=TEXT_ITEM, ReturnValues="ALL_OLD")
     call("put binary again ALL_OLD", ddb.put_item, TableName=TABLE, Item=BINARY_ITEM, ReturnValues="ALL_OLD")
     for sk in range(3, 13):
-        call(f"put {sk}", ddb.put_item, TableName=TABLE,
-             Item={"PK": {"S": "job#1"}, "SK": {"S": f"task#{sk:03d}"}, "n": {"N": str(sk)}})
+        call(
+            f"put {sk}",
+            ddb.put_item,
+            TableName=TABLE,
+            Item={"PK": {"S": "job#1"}, "SK": {"S": f"task#{sk:03d}"}, "n": {"N": str(sk)}},
+        )
     call("get text", ddb.get_item, TableName=TABLE, Key=key1)
     call("get binary", ddb.get_item, TableName=TABLE, Key=key2)
     call("get missing", ddb.get_item, TableName=TABLE, Key={"PK": {"S": "job#1"}, "SK": {"S": "nope"}})
-    call("get projection", ddb.get_item, TableName=TABLE, Key=key1, ConsistentRead=True,
-         ProjectionExpression="#s, attempt, meta.deep.n, flags[2]", ExpressionAttributeNames={"#s": "state"})
+    call(
+        "get projection",
+        ddb.get_item,
+        TableName=TABLE,
+        Key=key1,
+        ConsistentRead=True,
+        ProjectionExpression="#s, attempt, meta.deep.n, flags[2]",
+        ExpressionAttributeNames={"#s": "state"},
+    )
     call("get projection binary", ddb.get_item, TableName=TABLE, Key=key2, ProjectionExpression="blob, nested.b")
     call("get consumed capacity", ddb.get_item, TableName=TABLE, Key=key1, ReturnConsumedCapacity="TOTAL")
-    update = {"TableName": TABLE, "Key": key1,
-              "UpdateExpression": "SET attempt = attempt + :one, #s = :s ADD sizes :ns",
-              "ExpressionAttributeNames": {"#s": "state"},
-              "ExpressionAttributeValues": {":one": {"N": "1"}, ":s": {"S": "RUNNING"}, ":ns": {"NS": ["9"]}}}
+    update = {
+        "TableName": TABLE,
+        "Key": key1,
+        "UpdateExpression": "SET attempt = attempt + :one, #s = :s ADD sizes :ns",
+        "ExpressionAttributeNames": {"#s": "state"},
+        "ExpressionAttributeValues": {":one": {"N": "1"}, ":s": {"S": "RUNNING"}, ":ns": {"NS": ["9"]}},
+    }
     call("update ALL_NEW", ddb.update_item, **update, ReturnValues="ALL_NEW")
     call("update NONE", ddb.update_item, **update, ReturnValues="NONE")
     call("update default", ddb.update_item, **update)
     call("update UPDATED_NEW", ddb.update_item, **update, ReturnValues="UPDATED_NEW")
     call("update UPDATED_OLD", ddb.update_item, **update, ReturnValues="UPDATED_OLD")
     call("update ALL_OLD", ddb.update_item, **update, ReturnValues="ALL_OLD")
-    call("update binary ALL_NEW", ddb.update_item, TableName=TABLE, Key=key2, ReturnValues="ALL_NEW",
-         UpdateExpression="SET attempt = attempt + :one", ExpressionAttributeValues={":one": {"N": "1"}})
-    call("update condition fails ALL_OLD", ddb.update_item, TableName=TABLE, Key=key1,
-         UpdateExpression="SET #s = :s", ConditionExpression="#s = :expected", ReturnValues="ALL_NEW",
-         ReturnValuesOnConditionCheckFailure="ALL_OLD", ExpressionAttributeNames={"#s": "state"},
-         ExpressionAttributeValues={":s": {"S": "DONE"}, ":expected": {"S": "QUEUED"}})
-    call("update condition holds", ddb.update_item, TableName=TABLE, Key=key1,
-         UpdateExpression="SET #s = :s REMOVE nothing", ConditionExpression="#s = :expected",
-         ReturnValues="ALL_NEW", ExpressionAttributeNames={"#s": "state"},
-         ExpressionAttributeValues={":s": {"S": "DONE"}, ":expected": {"S": "RUNNING"}})
-    query = {"TableName": TABLE, "KeyConditionExpression": "PK = :pk AND begins_with(SK, :p)",
-             "ExpressionAttributeValues": {":pk": {"S": "job#1"}, ":p": {"S": "task#"}}}
+    call(
+        "update binary ALL_NEW",
+        ddb.update_item,
+        TableName=TABLE,
+        Key=key2,
+        ReturnValues="ALL_NEW",
+        UpdateExpression="SET attempt = attempt + :one",
+        ExpressionAttributeValues={":one": {"N": "1"}},
+    )
+    call(
+        "update condition fails ALL_OLD",
+        ddb.update_item,
+        TableName=TABLE,
+        Key=key1,
+        UpdateExpression="SET #s = :s",
+        ConditionExpression="#s = :expected",
+        ReturnValues="ALL_NEW",
+        ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        ExpressionAttributeNames={"#s": "state"},
+        ExpressionAttributeValues={":s": {"S": "DONE"}, ":expected": {"S": "QUEUED"}},
+    )
+    call(
+        "update condition holds",
+        ddb.update_item,
+        TableName=TABLE,
+        Key=key1,
+        UpdateExpression="SET #s = :s REMOVE nothing",
+        ConditionExpression="#s = :expected",
+        ReturnValues="ALL_NEW",
+        ExpressionAttributeNames={"#s": "state"},
+        ExpressionAttributeValues={":s": {"S": "DONE"}, ":expected": {"S": "RUNNING"}},
+    )
+    query = {
+        "TableName": TABLE,
+        "KeyConditionExpression": "PK = :pk AND begins_with(SK, :p)",
+        "ExpressionAttributeValues": {":pk": {"S": "job#1"}, ":p": {"S": "task#"}},
+    }
     call("query all", ddb.query, **query)
     call("query consumed capacity", ddb.query, **query, ReturnConsumedCapacity="TOTAL")
     call("query backwards count", ddb.query, **query, ScanIndexForward=False, Select="COUNT")
     page = ddb.query(**query, Limit=4)
     call("query page 1", ddb.query, **query, Limit=4)
     call("query page 2", ddb.query, **query, Limit=4, ExclusiveStartKey=page["LastEvaluatedKey"])
-    call("query filtered", ddb.query, **{**query, "FilterExpression": "n > :five", "ExpressionAttributeValues": {
-        ":pk": {"S": "job#1"}, ":p": {"S": "task#"}, ":five": {"N": "5"}}})
+    call(
+        "query filtered",
+        ddb.query,
+        **{
+            **query,
+            "FilterExpression": "n > :five",
+            "ExpressionAttributeValues": {":pk": {"S": "job#1"}, ":p": {"S": "task#"}, ":five": {"N": "5"}},
+        },
+    )
     call("scan", ddb.scan, TableName=TABLE, Limit=5)
-    call("batch get", ddb.batch_get_item, RequestItems={TABLE: {"Keys": [key1, key2, {"PK": {"S": "job#1"},
-                                                                                       "SK": {"S": "nope"}}]}})
-    call("batch get projection", ddb.batch_get_item,
-         RequestItems={TABLE: {"Keys": [key1], "ProjectionExpression": "attempt"}})
-    call("transact get", ddb.transact_get_items, TransactItems=[{"Get": {"TableName": TABLE, "Key": key1}},
-                                                                {"Get": {"TableName": TABLE, "Key": key2}}])
-    call("batch write", ddb.batch_write_item, RequestItems={TABLE: [
-        {"PutRequest": {"Item": {"PK": {"S": "job#2"}, "SK": {"S": "a"}, "v": {"L": [{"N": "1"}]}}}},
-        {"DeleteRequest": {"Key": {"PK": {"S": "job#1"}, "SK": {"S": "task#003"}}}}]})
-    call("delete ALL_OLD", ddb.delete_item, TableName=TABLE, Key={"PK": {"S": "job#2"}, "SK": {"S": "a"}},
-         ReturnValues="ALL_OLD")
+    call(
+        "batch get",
+        ddb.batch_get_item,
+        RequestItems={TABLE: {"Keys": [key1, key2, {"PK": {"S": "job#1"}, "SK": {"S": "nope"}}]}},
+    )
+    call(
+        "batch get projection",
+        ddb.batch_get_item,
+        RequestItems={TABLE: {"Keys": [key1], "ProjectionExpression": "attempt"}},
+    )
+    call(
+        "transact get",
+        ddb.transact_get_items,
+        TransactItems=[{"Get": {"TableName": TABLE, "Key": key1}}, {"Get": {"TableName": TABLE, "Key": key2}}],
+    )
+    call(
+        "batch write",
+        ddb.batch_write_item,
+        RequestItems={
+            TABLE: [
+                {"PutRequest": {"Item": {"PK": {"S": "job#2"}, "SK": {"S": "a"}, "v": {"L": [{"N": "1"}]}}}},
+                {"DeleteRequest": {"Key": {"PK": {"S": "job#1"}, "SK": {"S": "task#003"}}}},
+            ]
+        },
+    )
+    call(
+        "delete ALL_OLD",
+        ddb.delete_item,
+        TableName=TABLE,
+        Key={"PK": {"S": "job#2"}, "SK": {"S": "a"}},
+        ReturnValues="ALL_OLD",
+    )
     call("delete missing", ddb.delete_item, TableName=TABLE, Key={"PK": {"S": "job#2"}, "SK": {"S": "a"}})
     call("get after delete", ddb.get_item, TableName=TABLE, Key={"PK": {"S": "job#2"}, "SK": {"S": "a"}})
     call("validation error", ddb.get_item, TableName=TABLE, Key={"PK": {"S": "job#1"}})
@@ -393,7 +516,8 @@ def test_the_shortcut_is_live_in_the_child_and_keeps_motos_headers(emulators):
     varying = {"date", "content-length", "x-amz-crc32", "x-amzn-requestid"}
     assert {k.lower() for k in fast_headers} == {k.lower() for k in plain_headers}
     assert {k.lower(): v for k, v in fast_headers.items() if k.lower() not in varying} == {
-        k.lower(): v for k, v in plain_headers.items() if k.lower() not in varying}
+        k.lower(): v for k, v in plain_headers.items() if k.lower() not in varying
+    }
     # moto's DeleteItem result carries a member outside the model: only the shortcut writes it (SDKs ignore it).
     assert b"ConsumedCapacityUnits" in fast_body
     assert b"ConsumedCapacityUnits" not in plain_body
@@ -403,13 +527,21 @@ def test_the_shortcut_is_live_in_the_child_and_keeps_motos_headers(emulators):
 def test_the_child_reports_the_patches_it_applied(emulators):
     version = importlib.metadata.version("moto")
     assert emulators["fast"].patch_report() == {
-        "moto": version, "tested": moto_patches.TESTED_MOTO, "skipped": {},
-        "applied": ["module-list", "sqs-clock", "sqs-retention", "sqs-inflight-copy", "dynamodb-json"]}
+        "moto": version,
+        "tested": moto_patches.TESTED_MOTO,
+        "skipped": {},
+        "applied": ["module-list", "sqs-clock", "sqs-retention", "sqs-inflight-copy", "dynamodb-json"],
+    }
     assert emulators["plain"].patch_report()["applied"] == [
-        "module-list", "sqs-clock", "sqs-retention", "sqs-inflight-copy"]
+        "module-list",
+        "sqs-clock",
+        "sqs-retention",
+        "sqs-inflight-copy",
+    ]
 
 
 # --- the child process -----------------------------------------------------------------------------------
+
 
 def test_counts_reset_and_writes_per_item_come_from_the_child():
     with Emulator() as emulator:
@@ -421,18 +553,32 @@ def test_counts_reset_and_writes_per_item_come_from_the_child():
         emulator.reset_counts()
         emulator.track_writes(True)
         for _ in range(3):
-            ddb.update_item(TableName=TABLE, Key={"PK": {"S": "a"}, "SK": {"S": "b"}}, UpdateExpression="SET n = :n",
-                            ExpressionAttributeValues={":n": {"N": "1"}})
-        ddb.batch_write_item(RequestItems={TABLE: [{"PutRequest": {"Item": {"PK": {"S": "c"}, "SK": {"S": "d"}}}},
-                                                   {"DeleteRequest": {"Key": {"PK": {"S": "a"}, "SK": {"S": "b"}}}}]})
+            ddb.update_item(
+                TableName=TABLE,
+                Key={"PK": {"S": "a"}, "SK": {"S": "b"}},
+                UpdateExpression="SET n = :n",
+                ExpressionAttributeValues={":n": {"N": "1"}},
+            )
+        ddb.batch_write_item(
+            RequestItems={
+                TABLE: [
+                    {"PutRequest": {"Item": {"PK": {"S": "c"}, "SK": {"S": "d"}}}},
+                    {"DeleteRequest": {"Key": {"PK": {"S": "a"}, "SK": {"S": "b"}}}},
+                ]
+            }
+        )
         ddb.get_item(TableName=TABLE, Key={"PK": {"S": "c"}, "SK": {"S": "d"}})
         sqs.get_queue_url(QueueName="q")
         # the controls themselves are never counted, however often they are used
         for _ in range(3):
             emulator.request_counts()
             emulator.writes_per_item()
-        assert emulator.request_counts() == {"dynamodb:BatchWriteItem": 1, "dynamodb:GetItem": 1,
-                                             "dynamodb:UpdateItem": 3, "sqs:GetQueueUrl": 1}
+        assert emulator.request_counts() == {
+            "dynamodb:BatchWriteItem": 1,
+            "dynamodb:GetItem": 1,
+            "dynamodb:UpdateItem": 3,
+            "sqs:GetQueueUrl": 1,
+        }
         writes = emulator.writes_per_item()
         assert isinstance(writes, Counter)
         assert writes == Counter({("a", "b"): 4, ("c", "d"): 1})
@@ -474,21 +620,30 @@ def test_the_sqs_speed_up_keeps_retention():
     from moto.sqs.models import sqs_backends
 
     with Emulator(in_process=True) as emulator:
-        sqs = boto3.session.Session().client("sqs", endpoint_url=emulator.url, region_name="us-east-1",
-                                             aws_access_key_id="local", aws_secret_access_key="local")
+        sqs = boto3.session.Session().client(
+            "sqs",
+            endpoint_url=emulator.url,
+            region_name="us-east-1",
+            aws_access_key_id="local",
+            aws_secret_access_key="local",
+        )
         url = sqs.create_queue(QueueName="kept", Attributes={"MessageRetentionPeriod": "60"})["QueueUrl"]
         sqs.send_message(QueueUrl=url, MessageBody="new")
         sqs.send_message(QueueUrl=url, MessageBody="old")
         queue = sqs_backends["123456789012"]["us-east-1"].queues["kept"]
-        old = next(m for m in queue._messages if m.body == "old")
+        old: Any = next(m for m in queue._messages if m.body == "old")
         old.sent_timestamp -= 61_000  # sent 61 s ago: past the 60 s retention
         bodies = [m["Body"] for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])]
         assert bodies == ["new"]
 
 
 def _spawn_child() -> tuple[subprocess.Popen[bytes], str]:
-    proc = subprocess.Popen([sys.executable, "-m", "taskfleet_local.emulator", "--port", "0"],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=CHILD_ENV)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "taskfleet_local.emulator", "--port", "0"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env=CHILD_ENV,
+    )
     assert proc.stdout is not None
     url = proc.stdout.readline().decode().strip()
     assert url.startswith("http://127.0.0.1:")
@@ -516,9 +671,15 @@ def test_the_child_exits_on_sigterm():
 
 def test_the_child_does_not_outlive_a_killed_parent():
     parent = subprocess.Popen(
-        [sys.executable, "-c", "import time; from taskfleet_local.emulator import Emulator; "
-                               "e = Emulator().start(); print(e._proc.pid, flush=True); time.sleep(120)"],
-        stdout=subprocess.PIPE, env=CHILD_ENV)
+        [
+            sys.executable,
+            "-c",
+            "import time; from taskfleet_local.emulator import Emulator; "
+            "e = Emulator().start(); print(e._proc.pid, flush=True); time.sleep(120)",
+        ],
+        stdout=subprocess.PIPE,
+        env=CHILD_ENV,
+    )
     assert parent.stdout is not None
     try:
         child = int(parent.stdout.readline())

@@ -44,8 +44,9 @@ def server():
 
 
 def session() -> boto3.session.Session:
-    return boto3.session.Session(aws_access_key_id="AKIDEXAMPLE", aws_secret_access_key="secret",
-                                 region_name="eu-west-1")
+    return boto3.session.Session(
+        aws_access_key_id="AKIDEXAMPLE", aws_secret_access_key="secret", region_name="eu-west-1"
+    )
 
 
 def test_requests_are_signed_with_sigv4_for_execute_api(server):

@@ -9,8 +9,16 @@ from taskfleet_functions.orchestrator.latches import latch_full, plan_latch
 
 @pytest.mark.parametrize(
     ("registered", "submitted", "ok"),
-    [("v1.3", "v1.3", True), ("v1.5", "v1.3", True), ("v1.2", "v1.3", False), ("v2.0", "v1.3", False),
-     ("v1.3", "v2.3", False), ("v0.0", "v0.0", True), ("bad", "v0.0", False), ("v1.3", "1.3", False)],
+    [
+        ("v1.3", "v1.3", True),
+        ("v1.5", "v1.3", True),
+        ("v1.2", "v1.3", False),
+        ("v2.0", "v1.3", False),
+        ("v1.3", "v2.3", False),
+        ("v0.0", "v0.0", True),
+        ("bad", "v0.0", False),
+        ("v1.3", "1.3", False),
+    ],
 )
 def test_version_compatibility_is_same_major_and_at_least_the_minor(registered, submitted, ok):
     assert rules.can_run(registered, submitted) is ok

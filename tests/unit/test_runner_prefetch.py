@@ -94,9 +94,18 @@ class FakeOrchestrator:
             else:
                 self.claimed.append(task_id)
                 name, label = task_id.split(":")
-                response["claim"] = {"status": "run", "task": {
-                    "id": task_id, "job_id": body["claim"]["job_id"], "name": name, "version": "v0.0",
-                    "attempt": 1, "cluster": "c", "input": json.dumps({"label": label})}}
+                response["claim"] = {
+                    "status": "run",
+                    "task": {
+                        "id": task_id,
+                        "job_id": body["claim"]["job_id"],
+                        "name": name,
+                        "version": "v0.0",
+                        "attempt": 1,
+                        "cluster": "c",
+                        "input": json.dumps({"label": label}),
+                    },
+                }
         return response
 
 
@@ -125,8 +134,14 @@ def ticket(name: str, label: str, **extra: Any) -> dict[str, Any]:
 
 def make_runner(queue: FakeQueue, **options: Any) -> tuple[TaskRunner, FakeOrchestrator]:
     api = FakeOrchestrator()
-    runner = TaskRunner(None, "c", [Quick, Blocker], install_signal_handlers=False,  # type: ignore[arg-type]
-                        shutdown_grace=5, **options)
+    runner = TaskRunner(
+        None,  # type: ignore[arg-type]  # no client: the fake orchestrator and queue below stand in for it
+        "c",
+        [Quick, Blocker],
+        install_signal_handlers=False,
+        shutdown_grace=5,
+        **options,
+    )
     # _connect() sees a connected runner; the fake answers the API's requests in place of a Transport
     runner._sqs, runner._queue_url, runner._api = queue, "q", api  # type: ignore[assignment]
     runner.lease_seconds = 60
@@ -211,8 +226,9 @@ def test_a_task_that_outlasts_the_window_makes_the_runner_hand_back_its_buffer()
 def buffered(runner: TaskRunner, queue: FakeQueue, count: int, age: float) -> None:
     queue.visible = []
     for i in range(count):
-        runner._buffer.append({"ReceiptHandle": f"r{i}", "ticket": ticket("Quick", str(i)),
-                               "received_at": time.monotonic() - age})
+        runner._buffer.append(
+            {"ReceiptHandle": f"r{i}", "ticket": ticket("Quick", str(i)), "received_at": time.monotonic() - age}
+        )
 
 
 def test_tickets_buffered_longer_than_a_third_of_the_lease_are_handed_back_not_claimed() -> None:

@@ -53,7 +53,7 @@ def _number(text: str) -> int | float:
 
 
 def from_attribute(attribute: Mapping[str, Any]) -> Any:  # noqa: PLR0911  one return per DynamoDB type: a flat dispatch
-    (kind, value), = attribute.items()
+    ((kind, value),) = attribute.items()
     if kind == "S":
         return value
     if kind == "N":

@@ -30,8 +30,13 @@ class Ticket:
     ref: tuple[str, int, int] | None = None
 
     def body(self) -> str:
-        data: dict[str, Any] = {"job": self.job_id, "task": self.task_id, "name": self.name,
-                                "version": self.version, "attempt": self.attempt}
+        data: dict[str, Any] = {
+            "job": self.job_id,
+            "task": self.task_id,
+            "name": self.name,
+            "version": self.version,
+            "attempt": self.attempt,
+        }
         if self.ref is not None:
             data["ref"] = list(self.ref)
         return json.dumps(data, separators=(",", ":"))
@@ -40,8 +45,14 @@ class Ticket:
     def parse(body: str) -> Ticket:
         data = json.loads(body)
         ref = data.get("ref")
-        return Ticket(str(data["job"]), str(data["task"]), str(data["name"]), str(data["version"]),
-                      int(data.get("attempt", 0)), (str(ref[0]), int(ref[1]), int(ref[2])) if ref else None)
+        return Ticket(
+            str(data["job"]),
+            str(data["task"]),
+            str(data["name"]),
+            str(data["version"]),
+            int(data.get("attempt", 0)),
+            (str(ref[0]), int(ref[1]), int(ref[2])) if ref else None,
+        )
 
 
 class Queues:
@@ -51,21 +62,26 @@ class Queues:
 
     def ensure(self, queue_name: str, dlq_name: str) -> tuple[str, str]:
         """Create the cluster's queue and DLQ if missing; return their URLs."""
-        dlq_url = self._get_or_create(dlq_name, {"FifoQueue": "true",
-                                                 "MessageRetentionPeriod": str(RETENTION_SECONDS),
-                                                 "SqsManagedSseEnabled": "true"})
-        dlq_arn = self.client.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])[
-            "Attributes"]["QueueArn"]
-        url = self._get_or_create(queue_name, {
-            "FifoQueue": "true",
-            "ContentBasedDeduplication": "false",
-            "DeduplicationScope": "messageGroup",
-            "FifoThroughputLimit": "perMessageGroupId",
-            "VisibilityTimeout": str(self.visibility_seconds),
-            "MessageRetentionPeriod": str(RETENTION_SECONDS),
-            "SqsManagedSseEnabled": "true",
-            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVE_COUNT}),
-        })
+        dlq_url = self._get_or_create(
+            dlq_name,
+            {"FifoQueue": "true", "MessageRetentionPeriod": str(RETENTION_SECONDS), "SqsManagedSseEnabled": "true"},
+        )
+        dlq_arn = self.client.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        url = self._get_or_create(
+            queue_name,
+            {
+                "FifoQueue": "true",
+                "ContentBasedDeduplication": "false",
+                "DeduplicationScope": "messageGroup",
+                "FifoThroughputLimit": "perMessageGroupId",
+                "VisibilityTimeout": str(self.visibility_seconds),
+                "MessageRetentionPeriod": str(RETENTION_SECONDS),
+                "SqsManagedSseEnabled": "true",
+                "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVE_COUNT}),
+            },
+        )
         return url, dlq_url
 
     def _get_or_create(self, name: str, attributes: dict[str, str]) -> str:
@@ -85,12 +101,14 @@ class Queues:
         batch: list[dict[str, str]] = []
         sent = 0
         for ticket in tickets:
-            batch.append({
-                "Id": str(len(batch)),
-                "MessageBody": ticket.body(),
-                "MessageGroupId": ticket.task_id,
-                "MessageDeduplicationId": f"{ticket.task_id}:{ticket.attempt}{dedup_suffix}",
-            })
+            batch.append(
+                {
+                    "Id": str(len(batch)),
+                    "MessageBody": ticket.body(),
+                    "MessageGroupId": ticket.task_id,
+                    "MessageDeduplicationId": f"{ticket.task_id}:{ticket.attempt}{dedup_suffix}",
+                }
+            )
             if len(batch) == 10:
                 sent += self._send_batch(queue_url, batch)
                 batch = []
@@ -113,7 +131,9 @@ class Queues:
 
     def receive(self, queue_url: str, *, max_messages: int = 10, wait: int = 0) -> list[dict[str, Any]]:
         resp = self.client.receive_message(
-            QueueUrl=queue_url, MaxNumberOfMessages=max_messages, WaitTimeSeconds=wait,
+            QueueUrl=queue_url,
+            MaxNumberOfMessages=max_messages,
+            WaitTimeSeconds=wait,
             MessageSystemAttributeNames=["ApproximateReceiveCount"],
         )
         return list(resp.get("Messages", []))

@@ -131,9 +131,17 @@ class Table:
 
     def put_job_if_absent(self, attributes: Item, *, outbox_due: int) -> UpdateResult:
         """Create the job item, with its outbox entry due at `outbox_due` and its listing entry."""
-        item = {"PK": job_pk(attributes["job_id"]), "SK": META, "type": "job", **attributes,
-                "GSI1PK": JOBS, "GSI1SK": f"{int(attributes['submitted_at']):015d}#{attributes['job_id']}",
-                "outbox_at": outbox_due, "GSI2PK": OUTBOX, "GSI2SK": f"{outbox_due:015d}"}
+        item = {
+            "PK": job_pk(attributes["job_id"]),
+            "SK": META,
+            "type": "job",
+            **attributes,
+            "GSI1PK": JOBS,
+            "GSI1SK": f"{int(attributes['submitted_at']):015d}#{attributes['job_id']}",
+            "outbox_at": outbox_due,
+            "GSI2PK": OUTBOX,
+            "GSI2SK": f"{outbox_due:015d}",
+        }
         return self.db.put(item, condition=ABSENT)
 
     def take_submit_lock(self, job_id: str, now: int, stale_before: int) -> bool:
@@ -142,8 +150,13 @@ class Table:
         return self.db.put(lock, condition=f"{ABSENT} OR #at < :stale", values={":stale": stale_before}).ok
 
     def job_transition(
-        self, job_id: str, *, from_states: Collection[str], set: Mapping[str, Any],
-        remove: Iterable[str] = (), outbox_due: int | None = None,
+        self,
+        job_id: str,
+        *,
+        from_states: Collection[str],
+        set: Mapping[str, Any],
+        remove: Iterable[str] = (),
+        outbox_due: int | None = None,
     ) -> UpdateResult:
         """Move a job out of one of `from_states` (a conditional update); with `outbox_due`, the job also
         gets an outbox entry that the sweeper redoes if the caller dies before clearing it."""
@@ -157,8 +170,12 @@ class Table:
         self.db.update(job_pk(job_id), META, remove=OUTBOX_ATTRIBUTES, condition=EXISTS)
 
     def due_outbox_job_ids(self, now: int, limit: int) -> list[str]:
-        due, _ = self.db.query(index=OUTBOX_INDEX, key_condition="#GSI2PK = :o AND #GSI2SK <= :now",
-                               values={":o": OUTBOX, ":now": f"{now:015d}"}, limit=limit)
+        due, _ = self.db.query(
+            index=OUTBOX_INDEX,
+            key_condition="#GSI2PK = :o AND #GSI2SK <= :now",
+            values={":o": OUTBOX, ":now": f"{now:015d}"},
+            limit=limit,
+        )
         return [str(entry["PK"]).removeprefix("JOB#") for entry in due]
 
     def list_jobs(self, *, state: str | None, name: str | None, limit: int, cursor: str | None) -> Page:
@@ -171,8 +188,12 @@ class Table:
             filters.append("#name = :name")
             values[":name"] = name
         items, last = self.db.query(
-            index=JOBS_INDEX, key_condition="#GSI1PK = :pk", values=values, forward=False,
-            limit=limit, start_key=self._decode_cursor(cursor) if cursor else None,
+            index=JOBS_INDEX,
+            key_condition="#GSI1PK = :pk",
+            values=values,
+            forward=False,
+            limit=limit,
+            start_key=self._decode_cursor(cursor) if cursor else None,
             filter=" AND ".join(filters) or None,
         )
         return Page(items, base64.urlsafe_b64encode(json.dumps(last).encode()).decode() if last else None)
@@ -182,9 +203,15 @@ class Table:
         try:
             start = json.loads(base64.urlsafe_b64decode(cursor.encode()).decode())
             # exactly the key shape this table returns, or DynamoDB rejects it (a 500, not a 400)
-            if not isinstance(start, dict) or set(start) != {"PK", "SK", "GSI1PK", "GSI1SK"} or not all(
+            if (
+                not isinstance(start, dict)
+                or set(start) != {"PK", "SK", "GSI1PK", "GSI1SK"}
+                or not all(
                     isinstance(v, dict) and list(v) == ["S"] and isinstance(v["S"], str) and 0 < len(v["S"]) < 1024
-                    for v in start.values()) or start["GSI1PK"]["S"] != JOBS:
+                    for v in start.values()
+                )
+                or start["GSI1PK"]["S"] != JOBS
+            ):
                 raise ValueError
         except (ValueError, RecursionError):
             raise BadCursor("cursor is not one this API returned") from None
@@ -207,35 +234,54 @@ class Table:
 
     def claim_queued(self, task_id: str, lease: Mapping[str, Any]) -> UpdateResult:
         """QUEUED -> RUNNING with `lease` (owner, expiry, start), as a new attempt."""
-        return self.db.update(task_pk(task_id), META, set=lease, add={"attempt": 1},
-                              condition=STATE_IS, values={":state": "QUEUED"})
+        return self.db.update(
+            task_pk(task_id), META, set=lease, add={"attempt": 1}, condition=STATE_IS, values={":state": "QUEUED"}
+        )
 
     def create_claimed(self, row: Item) -> UpdateResult:
         """A deferred subtask's first claim: its item is created already RUNNING (a put if absent)."""
         return self.db.put(row, condition=ABSENT)
 
     def compare_and_set(
-        self, task_id: str, *, state: str, attempt: int, set: Mapping[str, Any] | None = None,
-        add: Mapping[str, Any] | None = None, remove: Iterable[str] = (), end_lease: bool = False,
+        self,
+        task_id: str,
+        *,
+        state: str,
+        attempt: int,
+        set: Mapping[str, Any] | None = None,
+        add: Mapping[str, Any] | None = None,
+        remove: Iterable[str] = (),
+        end_lease: bool = False,
     ) -> UpdateResult:
         """Change one task attempt, only while it is in `state` with `attempt`; `end_lease` removes the
         lease attributes too. On failure the result carries the current image."""
         removed = [*remove, *(LEASE_ATTRIBUTES if end_lease else ())]
-        return self.db.update(task_pk(task_id), META, set=set, add=add, remove=removed,
-                              condition=STATE_AND_ATTEMPT, values={":state": state, ":attempt": attempt})
+        return self.db.update(
+            task_pk(task_id),
+            META,
+            set=set,
+            add=add,
+            remove=removed,
+            condition=STATE_AND_ATTEMPT,
+            values={":state": state, ":attempt": attempt},
+        )
 
     def extend_lease(self, task_id: str, attempt: int, owner: str, expires: int) -> bool:
         result = self.db.update(
-            task_pk(task_id), META, set={"lease_expires": expires},
+            task_pk(task_id),
+            META,
+            set={"lease_expires": expires},
             condition=f"{STATE_AND_ATTEMPT} AND #lease_owner = :owner",
-            values={":state": "RUNNING", ":attempt": attempt, ":owner": owner}, returns="NONE",
+            values={":state": "RUNNING", ":attempt": attempt, ":owner": owner},
+            returns="NONE",
         )
         return result.ok
 
     def mark_completed(self, task_id: str) -> UpdateResult:
         """A COMPUTED task whose children all completed is completed (a stored flag)."""
-        return self.db.update(task_pk(task_id), META, set={"completed": True},
-                              condition=STATE_IS, values={":state": "COMPUTED"})
+        return self.db.update(
+            task_pk(task_id), META, set={"completed": True}, condition=STATE_IS, values={":state": "COMPUTED"}
+        )
 
     # --- latches -------------------------------------------------------------------------------------
 
@@ -243,17 +289,28 @@ class Table:
         """Record `member` in a latch bucket (idempotent); the bucket's image after it (None: no such bucket).
         A replayed signal returns the current image, so a replay that finds the bucket full fires again."""
         return self.db.update(
-            owner.pk, latch_sk(kind, bucket), add={"done": {member}},
-            condition=f"{EXISTS} AND NOT contains(#done, :m)", values={":m": member},
+            owner.pk,
+            latch_sk(kind, bucket),
+            add={"done": {member}},
+            condition=f"{EXISTS} AND NOT contains(#done, :m)",
+            values={":m": member},
         ).item
 
     def signal_owner(self, owner: Owner, kind: str, member: int) -> Item | None:
         """Record `member` in the latch kept on the owner item (idempotent); the owner's image after it
         (None: no such owner). A replay returns the current image, like `signal_bucket`."""
         attr = f"{kind}_done"
-        return self.db.update(owner.pk, META, add={attr: {member}},
-                              condition=f"{EXISTS} AND NOT contains(#{attr}, :m)", values={":m": member}).item
+        return self.db.update(
+            owner.pk,
+            META,
+            add={attr: {member}},
+            condition=f"{EXISTS} AND NOT contains(#{attr}, :m)",
+            values={":m": member},
+        ).item
 
     def latch_buckets(self, owner: Owner, kind: str) -> Sequence[Item]:
-        return list(self.db.query_all(key_condition="#PK = :pk AND begins_with(#SK, :k)",
-                                      values={":pk": owner.pk, ":k": f"LATCH#{kind}#"}))
+        return list(
+            self.db.query_all(
+                key_condition="#PK = :pk AND begins_with(#SK, :k)", values={":pk": owner.pk, ":k": f"LATCH#{kind}#"}
+            )
+        )

@@ -18,9 +18,15 @@ app = make_app()
 @app.get("/config")
 def config() -> Any:
     settings = orchestrator().settings
-    return ok({"region": settings.region, "local": settings.local, "runner_url": settings.runner_url,
-               "lease_seconds": settings.lease_seconds, "limits": {
-                   "max_input_bytes": rules.MAX_INPUT_BYTES, "max_subtasks": rules.MAX_SUBTASKS_PER_REPORT}})
+    return ok(
+        {
+            "region": settings.region,
+            "local": settings.local,
+            "runner_url": settings.runner_url,
+            "lease_seconds": settings.lease_seconds,
+            "limits": {"max_input_bytes": rules.MAX_INPUT_BYTES, "max_subtasks": rules.MAX_SUBTASKS_PER_REPORT},
+        }
+    )
 
 
 @app.post("/clusters")

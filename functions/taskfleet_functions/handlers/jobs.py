@@ -15,12 +15,14 @@ from .common import body, count, int_param, logger, make_app, metrics, ok, trace
 
 app = make_app()
 
+
 @app.post("/jobs")
 def submit() -> Any:
     req = body(app, SubmitJobIn)
     specs = [t.to_spec() for t in req.tasks]
-    job = orchestrator().submit_job(req.name, specs, cluster=req.cluster, max_retries=req.max_retries,
-                                    client_token=req.client_token)
+    job = orchestrator().submit_job(
+        req.name, specs, cluster=req.cluster, max_retries=req.max_retries, client_token=req.client_token
+    )
     count("JobsSubmitted", 1)
     logger.info("job submitted", extra={"job_id": job["job_id"], "root_tasks": len(specs)})
     return ok(job_view(job), 201)
@@ -32,8 +34,9 @@ def list_jobs() -> Any:
     state = params.get("state")
     if state is not None and state not in JobState.__members__:
         raise InvalidRequest(f"state must be one of {sorted(JobState.__members__)}")
-    jobs, cursor = orchestrator().list_jobs(state=state, name=params.get("name"),
-                                            limit=int_param(app, "limit", 50, 1, 500), cursor=params.get("cursor"))
+    jobs, cursor = orchestrator().list_jobs(
+        state=state, name=params.get("name"), limit=int_param(app, "limit", 50, 1, 500), cursor=params.get("cursor")
+    )
     return ok({"jobs": [job_view(j) for j in jobs], "next_cursor": cursor})
 
 

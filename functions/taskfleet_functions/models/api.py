@@ -27,8 +27,15 @@ class TaskSpecIn(Strict):
     display: str | None = Field(default=None, max_length=rules.MAX_DISPLAY_CHARS)
 
     def to_spec(self) -> TaskSpec:
-        return TaskSpec(name=self.name, version=self.version, input=self.input, depends_on=tuple(self.depends_on),
-                        cluster=self.cluster, max_retries=self.max_retries, display=self.display)
+        return TaskSpec(
+            name=self.name,
+            version=self.version,
+            input=self.input,
+            depends_on=tuple(self.depends_on),
+            cluster=self.cluster,
+            max_retries=self.max_retries,
+            display=self.display,
+        )
 
 
 class SubmitJobIn(Strict):
@@ -58,10 +65,16 @@ class ReportIn(Strict):
     failure: FailureIn | None = None
 
     def to_report(self) -> Report:
-        return Report(task_id=self.task_id, job_id=self.job_id, attempt=self.attempt, outcome=Outcome(self.outcome),
-                      display=self.display, subtasks=tuple(s.to_spec() for s in self.subtasks),
-                      failure_message=self.failure.message if self.failure else None,
-                      failure_traceback=self.failure.traceback if self.failure else None)
+        return Report(
+            task_id=self.task_id,
+            job_id=self.job_id,
+            attempt=self.attempt,
+            outcome=Outcome(self.outcome),
+            display=self.display,
+            subtasks=tuple(s.to_spec() for s in self.subtasks),
+            failure_message=self.failure.message if self.failure else None,
+            failure_traceback=self.failure.traceback if self.failure else None,
+        )
 
 
 class ClaimIn(Strict):
@@ -73,14 +86,16 @@ class ClaimIn(Strict):
     @field_validator("ref")
     @classmethod
     def _check_ref(cls, ref: tuple[str, int, int] | None) -> tuple[str, int, int] | None:
-        if ref is not None and not (1 <= len(ref[0]) <= 64 and 0 <= ref[1] <= 1_000_000
-                                    and 0 <= ref[2] < rules.MAX_SUBTASKS_PER_REPORT):
+        if ref is not None and not (
+            1 <= len(ref[0]) <= 64 and 0 <= ref[1] <= 1_000_000 and 0 <= ref[2] < rules.MAX_SUBTASKS_PER_REPORT
+        ):
             raise ValueError("ref must be [parent task id, parent attempt, subtask index]")
         return ref
 
     def to_claim(self) -> Claim:
-        return Claim(job_id=self.job_id, task_id=self.task_id,
-                     ref=DeferredRef(*self.ref) if self.ref is not None else None)
+        return Claim(
+            job_id=self.job_id, task_id=self.task_id, ref=DeferredRef(*self.ref) if self.ref is not None else None
+        )
 
 
 class RunnerNextIn(Strict):

@@ -28,6 +28,17 @@ from .facade import Orchestrator
 from .states import ClaimStatus, JobState, Outcome, Reason, ReportStatus, TaskState
 
 __all__ = [
-    "Claim", "ClaimResult", "ClaimStatus", "DeferredRef", "JobState", "Orchestrator", "Outcome", "Reason",
-    "Report", "ReportResult", "ReportStatus", "TaskSpec", "TaskState",
+    "Claim",
+    "ClaimResult",
+    "ClaimStatus",
+    "DeferredRef",
+    "JobState",
+    "Orchestrator",
+    "Outcome",
+    "Reason",
+    "Report",
+    "ReportResult",
+    "ReportStatus",
+    "TaskSpec",
+    "TaskState",
 ]

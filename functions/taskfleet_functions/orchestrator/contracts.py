@@ -73,7 +73,7 @@ class Claim:
 
     job_id: str
     task_id: str
-    ref: DeferredRef | None = None
+    ref: tuple[str, int, int] | None = None  # a DeferredRef, as the ticket carries it
 
 
 @dataclass(frozen=True, kw_only=True)

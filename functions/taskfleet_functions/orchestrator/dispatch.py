@@ -18,8 +18,14 @@ from .tree import Keep, Tree
 
 def ticket_for(task: Item) -> Ticket:
     ref = task.get("ref")
-    return Ticket(task["job_id"], task["task_id"], task["name"], task["version"], int(task.get("attempt", 0)),
-                  DeferredRef(*ref) if ref else None)
+    return Ticket(
+        task["job_id"],
+        task["task_id"],
+        task["name"],
+        task["version"],
+        int(task.get("attempt", 0)),
+        DeferredRef(*ref) if ref else None,
+    )
 
 
 @dataclass(kw_only=True)

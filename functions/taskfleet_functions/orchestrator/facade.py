@@ -37,16 +37,42 @@ class Orchestrator:
         self.tree = Tree(self.table)
         self.dispatcher = Dispatcher(clusters=self.clusters, queues=queues, tree=self.tree)
         self.propagation = Propagation(table=self.table, jobs=self.jobs, dispatcher=self.dispatcher)
-        self.leases = Leases(table=self.table, jobs=self.jobs, tree=self.tree, propagation=self.propagation,
-                             settings=settings, clock=clock)
-        self.reports = Reports(table=self.table, jobs=self.jobs, clusters=self.clusters, dispatcher=self.dispatcher,
-                               propagation=self.propagation, clock=clock,
-                               dispatch_window=rules.DISPATCH_WINDOW // rules.LATCH_BUCKET)
-        self.recovery = Recovery(table=self.table, queues=queues, jobs=self.jobs, tree=self.tree,
-                                 dispatcher=self.dispatcher, propagation=self.propagation, leases=self.leases,
-                                 clock=clock, outbox_ms=int(settings.outbox_grace_seconds * 1000))
-        self.submission = Submission(table=self.table, clusters=self.clusters, dispatcher=self.dispatcher,
-                                     settings=settings, clock=clock, resume=self.recovery.resume)
+        self.leases = Leases(
+            table=self.table,
+            jobs=self.jobs,
+            tree=self.tree,
+            propagation=self.propagation,
+            settings=settings,
+            clock=clock,
+        )
+        self.reports = Reports(
+            table=self.table,
+            jobs=self.jobs,
+            clusters=self.clusters,
+            dispatcher=self.dispatcher,
+            propagation=self.propagation,
+            clock=clock,
+            dispatch_window=rules.DISPATCH_WINDOW // rules.LATCH_BUCKET,
+        )
+        self.recovery = Recovery(
+            table=self.table,
+            queues=queues,
+            jobs=self.jobs,
+            tree=self.tree,
+            dispatcher=self.dispatcher,
+            propagation=self.propagation,
+            leases=self.leases,
+            clock=clock,
+            outbox_ms=int(settings.outbox_grace_seconds * 1000),
+        )
+        self.submission = Submission(
+            table=self.table,
+            clusters=self.clusters,
+            dispatcher=self.dispatcher,
+            settings=settings,
+            clock=clock,
+            resume=self.recovery.resume,
+        )
 
     # --- clusters ---------------------------------------------------------------------------------------
     def cluster(self, slug: str) -> Item:
@@ -62,16 +88,22 @@ class Orchestrator:
         self.clusters.delete(slug)
 
     # --- jobs -------------------------------------------------------------------------------------------
-    def submit_job(self, name: str, tasks: Sequence[TaskSpec], cluster: str | None = None, max_retries: int = 0,
-                   client_token: str | None = None) -> Item:
-        return self.submission.submit(name, tasks, cluster=cluster, max_retries=max_retries,
-                                      client_token=client_token)
+    def submit_job(
+        self,
+        name: str,
+        tasks: Sequence[TaskSpec],
+        cluster: str | None = None,
+        max_retries: int = 0,
+        client_token: str | None = None,
+    ) -> Item:
+        return self.submission.submit(name, tasks, cluster=cluster, max_retries=max_retries, client_token=client_token)
 
     def get_job(self, job_id: str) -> Item:
         return self.jobs.get(job_id)
 
-    def list_jobs(self, *, state: str | None = None, name: str | None = None, limit: int = 50,
-                  cursor: str | None = None) -> Page:
+    def list_jobs(
+        self, *, state: str | None = None, name: str | None = None, limit: int = 50, cursor: str | None = None
+    ) -> Page:
         return self.jobs.list(state=state, name=name, limit=limit, cursor=cursor)
 
     def walk(self, job: Item) -> Iterator[Item]:
@@ -90,8 +122,9 @@ class Orchestrator:
         return self.recovery.resume(job)
 
     # --- runners ----------------------------------------------------------------------------------------
-    def next(self, report: Report | None, claim: Claim | None,
-             runner_id: str) -> tuple[ReportResult | None, ClaimResult | None]:
+    def next(
+        self, report: Report | None, claim: Claim | None, runner_id: str
+    ) -> tuple[ReportResult | None, ClaimResult | None]:
         """A runner's combined call: report one task, claim the next. The job item is read once when
         both name the same job (unless the report just failed it)."""
         job: Item | None = None
@@ -101,8 +134,12 @@ class Orchestrator:
             reported = self.reports.report(report, job=job)
         claimed = None
         if claim is not None:
-            reuse = job is not None and job["job_id"] == claim.job_id and reported is not None \
+            reuse = (
+                job is not None
+                and job["job_id"] == claim.job_id
+                and reported is not None
                 and reported.status == ReportStatus.OK
+            )
             claimed = self.leases.claim(claim, runner_id, job=job if reuse else None)
         return reported, claimed
 

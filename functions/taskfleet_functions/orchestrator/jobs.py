@@ -33,8 +33,9 @@ class Jobs:
         """What a runner call needs of the job (id, state, name), or None."""
         return self.table.get_job(job_id, brief=True)
 
-    def list(self, *, state: str | None = None, name: str | None = None, limit: int = 50,
-             cursor: str | None = None) -> Page:
+    def list(
+        self, *, state: str | None = None, name: str | None = None, limit: int = 50, cursor: str | None = None
+    ) -> Page:
         try:
             return self.table.list_jobs(state=state, name=name, limit=limit, cursor=cursor)
         except BadCursor as err:
@@ -43,42 +44,52 @@ class Jobs:
     def start(self, job_id: str, now: int) -> None:
         """SUBMITTED -> RUNNING at the first claim."""
         faults.point("claim.before_job_running")
-        self.table.job_transition(job_id, from_states=(JobState.SUBMITTED,),
-                                  set={"state": JobState.RUNNING, "started_at": now})
+        self.table.job_transition(
+            job_id, from_states=(JobState.SUBMITTED,), set={"state": JobState.RUNNING, "started_at": now}
+        )
 
     def complete(self, job_id: str) -> None:
         faults.point("propagate.before_job_completed")
-        done = self.table.job_transition(job_id, from_states=ACTIVE_JOB_STATES,
-                                         set={"state": JobState.COMPLETED, "finished_at": self.clock()})
+        done = self.table.job_transition(
+            job_id, from_states=ACTIVE_JOB_STATES, set={"state": JobState.COMPLETED, "finished_at": self.clock()}
+        )
         if done.ok:
             self.transitions[JobState.COMPLETED] += 1
 
     def fail(self, job_id: str, task: Item, message: str) -> None:
         failure = {"task_id": task["task_id"], "name": task["name"], "message": message}
-        result = self.table.job_transition(job_id, from_states=ACTIVE_JOB_STATES,
-                                           set={"state": JobState.FAILED, "finished_at": self.clock(),
-                                                "failure": failure})
+        result = self.table.job_transition(
+            job_id,
+            from_states=ACTIVE_JOB_STATES,
+            set={"state": JobState.FAILED, "finished_at": self.clock(), "failure": failure},
+        )
         if result.ok:
             self.transitions[JobState.FAILED] += 1
 
     def cancel(self, job_id: str) -> Item:
         job = self.get(job_id)
-        result = self.table.job_transition(job_id, from_states=ACTIVE_JOB_STATES,
-                                           set={"state": JobState.CANCELED, "finished_at": self.clock()})
+        result = self.table.job_transition(
+            job_id, from_states=ACTIVE_JOB_STATES, set={"state": JobState.CANCELED, "finished_at": self.clock()}
+        )
         if result.ok and result.item:
             return result.item
         current = result.item or job
         if current.get("state") == JobState.CANCELED:
             return current
-        raise Conflict(f"job is {current.get('state')}; only a submitted or running job can be canceled",
-                       code="JobNotActive")
+        raise Conflict(
+            f"job is {current.get('state')}; only a submitted or running job can be canceled", code="JobNotActive"
+        )
 
     def reopen(self, job_id: str, outbox_due: int) -> tuple[bool, Item | None]:
         """FAILED/CANCELED -> RUNNING, with an outbox entry (the retry's dispatch is not done yet). Returns
         whether it moved and the job's image (the new one, or the current one when it did not move)."""
-        result = self.table.job_transition(job_id, from_states=RETRYABLE_JOB_STATES,
-                                           set={"state": JobState.RUNNING}, remove=("finished_at", "failure"),
-                                           outbox_due=outbox_due)
+        result = self.table.job_transition(
+            job_id,
+            from_states=RETRYABLE_JOB_STATES,
+            set={"state": JobState.RUNNING},
+            remove=("finished_at", "failure"),
+            outbox_due=outbox_due,
+        )
         return result.ok and result.item is not None, result.item
 
     def clear_outbox(self, job_id: str) -> None:

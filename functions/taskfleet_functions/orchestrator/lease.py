@@ -26,8 +26,7 @@ BUSY_MARGIN_MS = 1_000
 
 
 def _busy(expires: int, now: int, code: Reason, reason: str) -> ClaimResult:
-    return ClaimResult(status=ClaimStatus.BUSY, retry_after_ms=expires - now + BUSY_MARGIN_MS, code=code,
-                       reason=reason)
+    return ClaimResult(status=ClaimStatus.BUSY, retry_after_ms=expires - now + BUSY_MARGIN_MS, code=code, reason=reason)
 
 
 def _discard(code: Reason, reason: str) -> ClaimResult:
@@ -56,8 +55,12 @@ class Leases:
         now = self.clock()
         if job["state"] not in ACTIVE_JOB_STATES:
             return self._claim_of_inactive_job(claim.task_id, job, now)
-        lease = {"state": TaskState.RUNNING, "lease_owner": runner_id, "lease_expires": now + self.lease_ms,
-                 "started_at": now}
+        lease = {
+            "state": TaskState.RUNNING,
+            "lease_owner": runner_id,
+            "lease_expires": now + self.lease_ms,
+            "started_at": now,
+        }
         result = self._create_deferred(claim, lease) if claim.ref is not None else None
         if result is None or not result.ok:
             result = self.table.claim_queued(claim.task_id, lease)
@@ -81,8 +84,9 @@ class Leases:
             self.release_expired(task)
         return _discard(Reason.JOB_NOT_ACTIVE, f"job is {job['state']}")
 
-    def _claim_taken(self, claim: Claim, job: Item, old: Item | None, lease: dict[str, Any], *, runner_id: str,
-                     now: int) -> ClaimResult | UpdateResult:
+    def _claim_taken(
+        self, claim: Claim, job: Item, old: Item | None, lease: dict[str, Any], *, runner_id: str, now: int
+    ) -> ClaimResult | UpdateResult:
         """The task was not QUEUED: take over an expired lease, go on from this runner's own earlier claim
         (its response was lost), or say why there is nothing to run."""
         if old is None:
@@ -102,19 +106,35 @@ class Leases:
         if losses > rules.MAX_LEASE_LOSSES:
             message = f"the task's runner stopped responding {losses} times (lease expired)"
             res = self.table.compare_and_set(
-                claim.task_id, state=TaskState.RUNNING, attempt=int(old["attempt"]), end_lease=True,
-                set={"state": TaskState.FAILED, "finished_at": now, "lease_losses": losses,
-                     "failure": {"message": message, "attempt": old["attempt"], "at": now}},
+                claim.task_id,
+                state=TaskState.RUNNING,
+                attempt=int(old["attempt"]),
+                end_lease=True,
+                set={
+                    "state": TaskState.FAILED,
+                    "finished_at": now,
+                    "lease_losses": losses,
+                    "failure": {"message": message, "attempt": old["attempt"], "at": now},
+                },
             )
             if res.ok:
                 faults.point("claim.before_fail_job")
                 self.jobs.fail(claim.job_id, old, message)
             return _discard(Reason.LEASES_EXPIRED, message)
-        result = self.table.compare_and_set(claim.task_id, state=TaskState.RUNNING, attempt=int(old["attempt"]),
-                                            set={**lease, "lease_losses": losses}, add={"attempt": 1})
+        result = self.table.compare_and_set(
+            claim.task_id,
+            state=TaskState.RUNNING,
+            attempt=int(old["attempt"]),
+            set={**lease, "lease_losses": losses},
+            add={"attempt": 1},
+        )
         if not result.ok:
-            return ClaimResult(status=ClaimStatus.BUSY, retry_after_ms=BUSY_MARGIN_MS,
-                               code=Reason.TAKEN_OVER_CONCURRENTLY, reason="taken over concurrently")
+            return ClaimResult(
+                status=ClaimStatus.BUSY,
+                retry_after_ms=BUSY_MARGIN_MS,
+                code=Reason.TAKEN_OVER_CONCURRENTLY,
+                reason="taken over concurrently",
+            )
         return result
 
     def _create_deferred(self, claim: Claim, lease: dict[str, Any]) -> UpdateResult | None:
@@ -137,11 +157,18 @@ class Leases:
         if text is None and task.get("input_spilled"):
             text = self.table.get_input(task["task_id"])
         return {
-            "id": task["task_id"], "job_id": task["job_id"], "job_name": job.get("name", ""),
-            "name": task["name"], "version": task["version"], "cluster": task["cluster"],
-            "parent_id": task.get("parent_id"), "attempt": int(task["attempt"]),
-            "retry_count": int(task.get("retry_count", 0)), "display": task.get("display"),
-            "input": text if text is not None else "null", "lease_seconds": self.settings.lease_seconds,
+            "id": task["task_id"],
+            "job_id": task["job_id"],
+            "job_name": job.get("name", ""),
+            "name": task["name"],
+            "version": task["version"],
+            "cluster": task["cluster"],
+            "parent_id": task.get("parent_id"),
+            "attempt": int(task["attempt"]),
+            "retry_count": int(task.get("retry_count", 0)),
+            "display": task.get("display"),
+            "input": text if text is not None else "null",
+            "lease_seconds": self.settings.lease_seconds,
             "lease_expires": int(task["lease_expires"]),
         }
 
@@ -154,5 +181,11 @@ class Leases:
 
     def release_expired(self, task: Item) -> UpdateResult:
         """A RUNNING attempt whose lease ran out goes back to QUEUED (a lease loss, not a retry)."""
-        return self.table.compare_and_set(task["task_id"], state=TaskState.RUNNING, attempt=int(task["attempt"]),
-                                          set={"state": TaskState.QUEUED}, add={"lease_losses": 1}, end_lease=True)
+        return self.table.compare_and_set(
+            task["task_id"],
+            state=TaskState.RUNNING,
+            attempt=int(task["attempt"]),
+            set={"state": TaskState.QUEUED},
+            add={"lease_losses": 1},
+            end_lease=True,
+        )

@@ -76,9 +76,14 @@ class Recovery:
         if task["state"] == TaskState.FAILED:
             failure = task.get("failure")
             res = self.table.compare_and_set(
-                task["task_id"], state=TaskState.FAILED, attempt=int(task["attempt"]),
-                set={"state": TaskState.QUEUED, "retry_base": int(task.get("retry_count", 0)),
-                     **({"last_failure": failure} if failure is not None else {})},
+                task["task_id"],
+                state=TaskState.FAILED,
+                attempt=int(task["attempt"]),
+                set={
+                    "state": TaskState.QUEUED,
+                    "retry_base": int(task.get("retry_count", 0)),
+                    **({"last_failure": failure} if failure is not None else {}),
+                },
                 remove=("failure",) if failure is not None else ("failure", "last_failure"),
             )
             if res.ok and res.item:

@@ -55,9 +55,13 @@ class Reports:
                 return self._computed(report, job)
             except (rules.RuleViolation, InvalidRequest, NotFound) as err:
                 # The task submitted subtasks that cannot exist: that is the task's own failure.
-                report = replace(report, outcome=Outcome.FAILED, subtasks=(),
-                                 failure_message=f"invalid subtasks: {getattr(err, 'message', str(err))}",
-                                 failure_traceback=None)
+                report = replace(
+                    report,
+                    outcome=Outcome.FAILED,
+                    subtasks=(),
+                    failure_message=f"invalid subtasks: {getattr(err, 'message', str(err))}",
+                    failure_traceback=None,
+                )
         if report.outcome == Outcome.FAILED:
             return self._failed(report)
         if report.outcome == Outcome.RELEASED:
@@ -66,8 +70,13 @@ class Reports:
 
     def _released(self, report: Report) -> ReportResult:
         """Given back unfinished (the runner stops): QUEUED again, no retry counted."""
-        result = self.table.compare_and_set(report.task_id, state=TaskState.RUNNING, attempt=report.attempt,
-                                            set={"state": TaskState.QUEUED}, end_lease=True)
+        result = self.table.compare_and_set(
+            report.task_id,
+            state=TaskState.RUNNING,
+            attempt=report.attempt,
+            set={"state": TaskState.QUEUED},
+            end_lease=True,
+        )
         old = result.item or {}
         if result.ok or (old.get("state") == TaskState.QUEUED and old.get("attempt") == report.attempt):
             return ReportResult(status=ReportStatus.REQUEUED)
@@ -79,8 +88,12 @@ class Reports:
         if len(report.subtasks) > rules.MAX_SUBTASKS_PER_REPORT:
             raise InvalidRequest(f"a task may submit at most {rules.MAX_SUBTASKS_PER_REPORT} subtasks")
         now = self.clock()
-        commit: dict[str, Any] = {"state": TaskState.COMPUTED, "finished_at": now,
-                                  "children": len(report.subtasks), "completed": not report.subtasks}
+        commit: dict[str, Any] = {
+            "state": TaskState.COMPUTED,
+            "finished_at": now,
+            "children": len(report.subtasks),
+            "completed": not report.subtasks,
+        }
         if report.display is not None:
             commit["display"] = rules.truncate(report.display, rules.MAX_DISPLAY_CHARS)
         ready: list[Item] = []
@@ -93,8 +106,9 @@ class Reports:
         else:
             commit.update({"children_total": 0, "children_bucketed": False})
         faults.point("complete.before_commit")
-        result = self.table.compare_and_set(report.task_id, state=TaskState.RUNNING, attempt=report.attempt,
-                                            set=commit, end_lease=True)
+        result = self.table.compare_and_set(
+            report.task_id, state=TaskState.RUNNING, attempt=report.attempt, set=commit, end_lease=True
+        )
         if not result.ok:
             old = result.item
             if old and old["state"] == TaskState.COMPUTED and old["attempt"] == report.attempt:
@@ -114,17 +128,25 @@ class Reports:
     def _write_subtasks(self, report: Report, parent: Item, commit: dict[str, Any], now: int) -> list[Item]:
         """Write the subtasks' rows before the commit (nothing is dispatched yet, so a rewrite is harmless);
         add their latch and dispatch window to `commit`; return the subtasks whose tickets go out."""
-        siblings = build_siblings(report.subtasks, job_id=parent["job_id"], parent=parent,
-                                  parent_attempt=report.attempt, default_cluster=parent["cluster"], now=now,
-                                  cluster_slug=self.clusters.slug)
+        siblings = build_siblings(
+            report.subtasks,
+            job_id=parent["job_id"],
+            parent=parent,
+            parent_attempt=report.attempt,
+            default_cluster=parent["cluster"],
+            now=now,
+            cluster_slug=self.clusters.slug,
+        )
         latch = plan_latch("children", range(len(report.subtasks)))
         commit.update(latch.owner_attributes)
         ready = siblings.ready
         if len(report.subtasks) > self.dispatch_window * rules.LATCH_BUCKET:
             commit["window"] = self.dispatch_window
             ready = [t for t in ready if window_open(commit, int(t["index"]))]
-        owner_rows = [self.table.latch_bucket_row(Owner("task", report.task_id), "children", k, n)
-                      for k, n in latch.bucket_totals.items()]
+        owner_rows = [
+            self.table.latch_bucket_row(Owner("task", report.task_id), "children", k, n)
+            for k, n in latch.bucket_totals.items()
+        ]
         self.table.put_rows([*siblings.rows, *owner_rows])
         return ready
 
@@ -137,7 +159,8 @@ class Reports:
         failure = {
             "message": rules.truncate(report.failure_message or "task failed", rules.MAX_FAILURE_CHARS),
             "traceback": rules.truncate(report.failure_traceback or "", rules.MAX_FAILURE_CHARS) or None,
-            "attempt": report.attempt, "at": now,
+            "attempt": report.attempt,
+            "at": now,
         }
         if task["state"] != TaskState.RUNNING or task["attempt"] != report.attempt:
             return self._failed_before(report, task)
@@ -149,8 +172,9 @@ class Reports:
             update.update({"state": TaskState.QUEUED, "retry_count": int(task.get("retry_count", 0)) + 1})
         else:
             update.update({"state": TaskState.FAILED, "finished_at": now})
-        result = self.table.compare_and_set(report.task_id, state=TaskState.RUNNING, attempt=report.attempt,
-                                            set=update, end_lease=True)
+        result = self.table.compare_and_set(
+            report.task_id, state=TaskState.RUNNING, attempt=report.attempt, set=update, end_lease=True
+        )
         if not result.ok:
             old = result.item or {}
             # unless it is this request's own write, retried by botocore after a lost response

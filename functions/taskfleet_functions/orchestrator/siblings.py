@@ -24,18 +24,42 @@ from .states import TaskState
 
 
 def new_task_item(
-    *, task_id: str, job_id: str, parent_id: str | None, parent_attempt: int, index: int, sibs: int,
-    spec: CompactSpec, now: int, deps: Sequence[int] = (), dependents: Sequence[int] = (),
+    *,
+    task_id: str,
+    job_id: str,
+    parent_id: str | None,
+    parent_attempt: int,
+    index: int,
+    sibs: int,
+    spec: CompactSpec,
+    now: int,
+    deps: Sequence[int] = (),
+    dependents: Sequence[int] = (),
     big_dependents: Sequence[int] = (),
 ) -> Item:
     """A QUEUED task's attributes (the table adds its keys)."""
     item: Item = {
-        "task_id": task_id, "job_id": job_id, "parent_id": parent_id, "parent_attempt": parent_attempt,
-        "index": index, "sibs": sibs, "name": spec.name, "version": spec.version, "cluster": spec.cluster,
-        "state": TaskState.QUEUED.value, "attempt": 0, "retry_count": 0, "retry_base": 0,
-        "max_retries": spec.max_retries, "lease_losses": 0, "submitted_at": now,
-        "depends_on": list(deps) or None, "dependents": list(dependents) or None,
-        "dependents_big": list(big_dependents) or None, "display": spec.display, "input": spec.input,
+        "task_id": task_id,
+        "job_id": job_id,
+        "parent_id": parent_id,
+        "parent_attempt": parent_attempt,
+        "index": index,
+        "sibs": sibs,
+        "name": spec.name,
+        "version": spec.version,
+        "cluster": spec.cluster,
+        "state": TaskState.QUEUED.value,
+        "attempt": 0,
+        "retry_count": 0,
+        "retry_base": 0,
+        "max_retries": spec.max_retries,
+        "lease_losses": 0,
+        "submitted_at": now,
+        "depends_on": list(deps) or None,
+        "dependents": list(dependents) or None,
+        "dependents_big": list(big_dependents) or None,
+        "display": spec.display,
+        "input": spec.input,
     }
     item.update(plan_latch("deps", deps).owner_attributes)
     return item
@@ -44,9 +68,14 @@ def new_task_item(
 def deferred_item(chunk: Mapping[str, Any], ref: DeferredRef) -> Item:
     """A deferred subtask not claimed yet, as a QUEUED item built from its parent's spec chunk."""
     item = new_task_item(
-        task_id=rules.child_task_id(*ref), job_id=chunk["job_id"], parent_id=ref.parent_id,
-        parent_attempt=ref.parent_attempt, index=ref.child_index, sibs=int(chunk["sibs"]),
-        spec=CompactSpec(*chunk["specs"][str(ref.child_index)]), now=int(chunk["submitted_at"]),
+        task_id=rules.child_task_id(*ref),
+        job_id=chunk["job_id"],
+        parent_id=ref.parent_id,
+        parent_attempt=ref.parent_attempt,
+        index=ref.child_index,
+        sibs=int(chunk["sibs"]),
+        spec=CompactSpec(*chunk["specs"][str(ref.child_index)]),
+        now=int(chunk["submitted_at"]),
     )
     item["ref"] = ref
     return item
@@ -87,8 +116,14 @@ def _validate(specs: Sequence[TaskSpec]) -> _Graph:
 
 
 def build_siblings(
-    specs: Sequence[TaskSpec], *, job_id: str, parent: Item | None, parent_attempt: int,
-    default_cluster: str, now: int, cluster_slug: Callable[[str], str],
+    specs: Sequence[TaskSpec],
+    *,
+    job_id: str,
+    parent: Item | None,
+    parent_attempt: int,
+    default_cluster: str,
+    now: int,
+    cluster_slug: Callable[[str], str],
 ) -> Siblings:
     """Rows for sibling tasks (task items, latch buckets, spilled inputs, spec chunks) and the ready ones.
     `cluster_slug` resolves a cluster name to an existing cluster's slug (NotFound otherwise)."""
@@ -101,11 +136,25 @@ def build_siblings(
         text = rules.encode_input(spec.input)
         spilled = len(text.encode("utf-8")) > rules.INLINE_INPUT_BYTES
         display = rules.truncate(spec.display, rules.MAX_DISPLAY_CHARS) if spec.display else None
-        compact = CompactSpec(spec.name, spec.version, cluster_slug(spec.cluster or default_cluster),
-                              None if spilled else text, spec.max_retries, display)
+        compact = CompactSpec(
+            spec.name,
+            spec.version,
+            cluster_slug(spec.cluster or default_cluster),
+            None if spilled else text,
+            spec.max_retries,
+            display,
+        )
         item = new_task_item(
-            task_id=task_id, job_id=job_id, parent_id=parent_id, parent_attempt=parent_attempt, index=i,
-            sibs=len(specs), spec=compact, now=now, deps=graph.deps[i], dependents=graph.dependents.get(i, ()),
+            task_id=task_id,
+            job_id=job_id,
+            parent_id=parent_id,
+            parent_attempt=parent_attempt,
+            index=i,
+            sibs=len(specs),
+            spec=compact,
+            now=now,
+            deps=graph.deps[i],
+            dependents=graph.dependents.get(i, ()),
             big_dependents=graph.big_dependents.get(i, ()),
         )
         if parent_id is not None and not spilled and not graph.in_graph(i):
@@ -117,13 +166,21 @@ def build_siblings(
             item["input_spilled"] = True
             out.rows.append(Table.input_row(task_id, text))
         owner = Owner("task", task_id)
-        out.rows.extend(Table.latch_bucket_row(owner, "deps", k, n)
-                        for k, n in plan_latch("deps", graph.deps[i]).bucket_totals.items())
+        out.rows.extend(
+            Table.latch_bucket_row(owner, "deps", k, n)
+            for k, n in plan_latch("deps", graph.deps[i]).bucket_totals.items()
+        )
         out.rows.append(Table.task_row(item))
         if not graph.deps[i]:
             out.ready.append(item)
     if parent_id is not None:
-        out.rows.extend(Table.spec_chunk_row(parent_id, parent_attempt, k, {"job_id": job_id, "sibs": len(specs),
-                                                                            "submitted_at": now, "specs": entries})
-                        for k, entries in sorted(chunks.items()))
+        out.rows.extend(
+            Table.spec_chunk_row(
+                parent_id,
+                parent_attempt,
+                k,
+                {"job_id": job_id, "sibs": len(specs), "submitted_at": now, "specs": entries},
+            )
+            for k, entries in sorted(chunks.items())
+        )
     return out

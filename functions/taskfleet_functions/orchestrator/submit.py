@@ -36,8 +36,15 @@ class Submission:
         self.outbox_ms = int(self.settings.outbox_grace_seconds * 1000)
         self.lock_ms = int(self.settings.submit_lock_seconds * 1000)
 
-    def submit(self, name: str, tasks: Sequence[TaskSpec], *, cluster: str | None = None, max_retries: int = 0,
-               client_token: str | None = None) -> Item:
+    def submit(
+        self,
+        name: str,
+        tasks: Sequence[TaskSpec],
+        *,
+        cluster: str | None = None,
+        max_retries: int = 0,
+        client_token: str | None = None,
+    ) -> Item:
         _check_job(name, tasks)
         cluster_slug = cluster or rules.DEFAULT_CLUSTER
         job_id = rules.job_id_for_token(client_token) if client_token else str(uuid.uuid4())
@@ -46,24 +53,39 @@ class Submission:
             return self._resubmitted(existing, name)
         specs = [replace(t, max_retries=t.max_retries or max_retries) for t in tasks]
         # validates everything: nothing is written for a rejected submit
-        roots = build_siblings(specs, job_id=job_id, parent=None, parent_attempt=0, default_cluster=cluster_slug,
-                               now=now, cluster_slug=self.clusters.slug)
+        roots = build_siblings(
+            specs,
+            job_id=job_id,
+            parent=None,
+            parent_attempt=0,
+            default_cluster=cluster_slug,
+            now=now,
+            cluster_slug=self.clusters.slug,
+        )
         # One writer per token: a duplicate (a client's retry) arriving while the first request is still
         # writing must not rewrite its tasks, which may already run once the job exists. The lock goes
         # stale when its holder must be dead (the API function's timeout is shorter).
         if client_token and not self.table.take_submit_lock(job_id, now, now - self.lock_ms):
             if (existing := self.table.get_job(job_id)) is not None:
                 return self._resubmitted(existing, name)
-            raise Conflict("a submission with this client token is in progress; retry shortly",
-                           code="SubmitInProgress")
+            raise Conflict("a submission with this client token is in progress; retry shortly", code="SubmitInProgress")
         self.table.put_rows(roots.rows)
         faults.point("submit.after_tasks")
         latch = plan_latch("roots", range(len(specs)))
-        job = {"job_id": job_id, "name": name, "state": JobState.SUBMITTED, "cluster": cluster_slug,
-               "submitted_at": now, "max_retries": max_retries, "roots": len(specs), "client_token": client_token,
-               **latch.owner_attributes}
-        self.table.put_rows(self.table.latch_bucket_row(Owner("job", job_id), "roots", k, n)
-                            for k, n in latch.bucket_totals.items())
+        job = {
+            "job_id": job_id,
+            "name": name,
+            "state": JobState.SUBMITTED,
+            "cluster": cluster_slug,
+            "submitted_at": now,
+            "max_retries": max_retries,
+            "roots": len(specs),
+            "client_token": client_token,
+            **latch.owner_attributes,
+        }
+        self.table.put_rows(
+            self.table.latch_bucket_row(Owner("job", job_id), "roots", k, n) for k, n in latch.bucket_totals.items()
+        )
         result = self.table.put_job_if_absent(job, outbox_due=now + self.outbox_ms)
         if not result.ok and (result.item or {}).get("submitted_at") != now:  # a concurrent submit won
             return result.item or job  # (else it is this request's own write, retried after a lost response)

@@ -39,8 +39,12 @@ class Tree:
         """The subtasks of COMPUTED tasks (those for which `keep(parent, index)` holds, if given): their
         items, or for deferred ones not claimed yet, QUEUED items built from the parent's spec chunks (with
         a "ref" to dispatch them by)."""
-        wanted = {rules.child_task_id(p["task_id"], int(p["attempt"]), i): (p, i)
-                  for p in parents for i in range(int(p.get("children") or 0)) if keep is None or keep(p, i)}
+        wanted = {
+            rules.child_task_id(p["task_id"], int(p["attempt"]), i): (p, i)
+            for p in parents
+            for i in range(int(p.get("children") or 0))
+            if keep is None or keep(p, i)
+        }
         found = self.table.get_tasks(wanted)
         missing: dict[tuple[str, int, int], list[int]] = defaultdict(list)
         for task_id in set(wanted) - {t["task_id"] for t in found}:
@@ -49,8 +53,11 @@ class Tree:
         for (parent_id, attempt, k), indexes in missing.items():
             chunk = self.spec_chunk(parent_id, attempt, k)
             if chunk is not None:
-                found.extend(deferred_item(chunk, DeferredRef(parent_id, attempt, i))
-                             for i in indexes if str(i) in chunk["specs"])
+                found.extend(
+                    deferred_item(chunk, DeferredRef(parent_id, attempt, i))
+                    for i in indexes
+                    if str(i) in chunk["specs"]
+                )
         return found
 
     def spec_chunk(self, parent_id: str, attempt: int, chunk: int) -> Item | None:

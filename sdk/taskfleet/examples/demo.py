@@ -1,9 +1,9 @@
 """The demo workflow: a fan-out, a fan-in with dependencies, and a task on a second cluster.
 
-    SurveyWorkflow(region, scenes, gpu_cluster)
-      |- FetchScene(region, i)      x scenes   (fan-out; each submits 2 MakeTile subtasks)
-      |- DetectObjects(...)         on the GPU cluster, after every FetchScene completed (fan-in)
-      `- PublishReport(...)         after DetectObjects completed
+SurveyWorkflow(region, scenes, gpu_cluster)
+  |- FetchScene(region, i)      x scenes   (fan-out; each submits 2 MakeTile subtasks)
+  |- DetectObjects(...)         on the GPU cluster, after every FetchScene completed (fan-in)
+  `- PublishReport(...)         after DetectObjects completed
 """
 
 from __future__ import annotations
@@ -27,8 +27,9 @@ class SurveyWorkflow(Task):
 
     def execute(self, context: ExecutionContext) -> None:
         fetches = context.submit_subtasks([FetchScene(self.region, i) for i in range(self.scenes)], max_retries=2)
-        detect = context.submit_subtask(DetectObjects(self.region, self.scenes), depends_on=fetches,
-                                        cluster=self.gpu_cluster)
+        detect = context.submit_subtask(
+            DetectObjects(self.region, self.scenes), depends_on=fetches, cluster=self.gpu_cluster
+        )
         context.submit_subtask(PublishReport(self.region), depends_on=[detect])
         context.current_task.display = f"Survey {self.region} ({self.scenes} scenes)"
 
