@@ -68,6 +68,24 @@ def build_event(method: str, raw_path: str, headers: dict[str, str], body: str) 
     }
 
 
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def refusal(method: str, host: str | None, content_type: str | None) -> tuple[int, str, str] | None:
+    """Why the local API refuses a request a web page could have sent, or None. The local stack trusts
+    whoever reaches it, so it takes only what no page in the developer's browser can send it: a Host
+    that is a loopback name (a DNS-rebinding page sends its own host name) and, on a request that
+    changes state, a JSON body (a cross-site form or a "simple" fetch can only send text/plain,
+    form-urlencoded or multipart; JSON needs a CORS preflight, which this server never grants)."""
+    hostname = urlsplit(f"//{host or ''}").hostname or ""
+    if not (hostname in LOOPBACK_HOSTS or hostname.startswith("127.")):
+        return 403, "HostNotAllowed", f"the local API answers loopback host names only, not {hostname[:100]!r}"
+    media_type = (content_type or "").split(";")[0].strip().lower()
+    if method not in ("GET", "HEAD", "OPTIONS") and media_type != "application/json":
+        return 415, "UnsupportedMediaType", "requests that change state must send Content-Type: application/json"
+    return None
+
+
 class LocalApi:
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self.host = host
@@ -109,6 +127,10 @@ class LocalApi:
             def _handle(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length).decode("utf-8", "replace") if length else ""
+                refused = refusal(self.command, self.headers.get("Host"), self.headers.get("Content-Type"))
+                if refused is not None:
+                    self._send(refused[0], {"error": {"code": refused[1], "message": refused[2]}})
+                    return
                 path = urlsplit(self.path).path
                 module = next(
                     (m for prefix, m in ROUTES if path == prefix.rstrip("/") or path.startswith(prefix)), None

@@ -23,6 +23,23 @@ def is_local(url: str) -> bool:
     return host.startswith(_LOOPBACK) or host in ("localhost", "::1")
 
 
+def check_url(url: str) -> None:
+    """ConfigurationError unless `url` is an http(s) URL with a host; plain http only to a loopback host
+    (the local stack): requests and their signatures would cross the network in the clear."""
+    from .errors import ConfigurationError
+
+    parts = urlsplit(url) if isinstance(url, str) else None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigurationError(
+            f"API URL {url!r:.200} must look like https://<api host>/ (or http://127.0.0.1:<port> for the local stack)"
+        )
+    if parts.scheme == "http" and not is_local(url):
+        raise ConfigurationError(
+            f"API URL {url!r:.200}: plain http is only for a loopback host (the local stack, e.g. "
+            "http://127.0.0.1:8000); use https:// for any other host"
+        )
+
+
 def _service_and_region(host: str, default_region: str | None) -> tuple[str, str | None]:
     parts = host.split(".")
     if ".lambda-url." in host and len(parts) > 2:
@@ -42,6 +59,7 @@ class Transport:
         retries: int = 4,
         session: Any = None,
     ) -> None:
+        check_url(base_url)
         self.base_url = base_url.rstrip("/")
         self.sign = (not is_local(base_url)) if sign is None else sign
         self.retries = retries

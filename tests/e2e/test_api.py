@@ -138,3 +138,24 @@ def test_a_body_over_the_lambda_payload_limit_answers_413_and_changes_nothing(st
     assert status == 413
     assert payload["error"]["code"] == "TooLarge" and "bytes" in payload["error"]["message"]
     assert job_count(client) == before
+
+
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data", None]
+)
+def test_the_local_api_refuses_what_a_web_page_could_post_and_changes_nothing(stack, client, content_type):
+    before = job_count(client)
+    body = json.dumps({"name": "from-a-page", "tasks": [{"name": "T"}]}).encode()
+    headers = {"content-type": content_type} if content_type else {}
+    resp = http.request("POST", stack.url + "/jobs", body=body, headers=headers)
+    assert resp.status == 415
+    assert json.loads(resp.data)["error"]["code"] == "UnsupportedMediaType"
+    assert job_count(client) == before
+
+
+def test_the_local_api_refuses_host_names_that_are_not_loopback(stack):
+    # a DNS-rebinding page reaches 127.0.0.1 under its own host name
+    resp = http.request("GET", stack.url + "/jobs", headers={"host": "attacker.example:8000"})
+    assert resp.status == 403
+    assert json.loads(resp.data)["error"]["code"] == "HostNotAllowed"
+    assert http.request("GET", stack.url + "/jobs", headers={"host": "localhost"}).status == 200

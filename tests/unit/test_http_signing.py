@@ -9,7 +9,7 @@ from typing import Any
 
 import boto3
 import pytest
-from taskfleet.errors import ApiUnavailableError, ConflictError, NotFoundError, ServerError
+from taskfleet.errors import ApiUnavailableError, ConfigurationError, ConflictError, NotFoundError, ServerError
 from taskfleet.http import Transport, _service_and_region, is_local
 
 
@@ -88,3 +88,23 @@ def test_server_errors_are_retried_a_bounded_number_of_times(server):
 def test_unreachable_api_raises_after_retries():
     with pytest.raises(ApiUnavailableError, match="after 2 attempts"):
         Transport("http://127.0.0.1:9", retries=1).request("POST", "/jobs", {})
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("127.0.0.1:8000", "must look like"),
+        ("ftp://example.com", "must look like"),
+        ("https://", "must look like"),
+        ("http://0.0.0.0:8000", "plain http is only for a loopback host"),
+        ("http://api.example.com", "plain http is only for a loopback host"),
+    ],
+)
+def test_urls_that_cannot_be_the_api_are_refused_before_any_request(url, says):
+    with pytest.raises(ConfigurationError, match=says):
+        Transport(url)
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8000", "http://localhost:8000", "http://[::1]:8000"])
+def test_plain_http_to_a_loopback_host_is_the_local_stack(url):
+    assert Transport(url).sign is False
