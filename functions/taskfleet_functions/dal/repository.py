@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from typing import Any, Literal, NamedTuple
 
 from .dynamo import Dynamo, Item, UpdateResult
@@ -307,10 +307,3 @@ class Table:
             condition=f"{EXISTS} AND NOT contains(#{attr}, :m)",
             values={":m": member},
         ).item
-
-    def latch_buckets(self, owner: Owner, kind: str) -> Sequence[Item]:
-        return list(
-            self.db.query_all(
-                key_condition="#PK = :pk AND begins_with(#SK, :k)", values={":pk": owner.pk, ":k": f"LATCH#{kind}#"}
-            )
-        )
