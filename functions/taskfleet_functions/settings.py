@@ -3,7 +3,7 @@
 | variable | meaning | default |
 | --- | --- | --- |
 | TASKFLEET_TABLE | DynamoDB table name | required |
-| TASKFLEET_QUEUE_PREFIX | cluster queues are `<prefix>-<slug>.fifo`, DLQs `<prefix>-<slug>-dlq.fifo` | required |
+| TASKFLEET_QUEUE_PREFIX | lanes are `<prefix>-<slug>--<key>.fifo`, DLQs `<prefix>-<slug>-dlq.fifo` | required |
 | TASKFLEET_LEASE_SECONDS | task lease; also the queues' visibility timeout | 60 |
 | TASKFLEET_CLUSTERS | comma-separated slugs of clusters declared in the deployment (their queues exist) | default |
 | TASKFLEET_RUNNER_URL | URL runners use for /runner/* (a Lambda function URL), if not the API URL | unset |
@@ -49,8 +49,9 @@ class Settings:
             submit_lock_seconds=float(env.get("TASKFLEET_SUBMIT_LOCK_SECONDS", "30")),
         )
 
-    def queue_name(self, slug: str) -> str:
-        return f"{self.queue_prefix}-{slug}.fifo"
+    def lane_name(self, slug: str, key: str) -> str:
+        """A lane: the queue of one task identifier in one cluster (docs/architecture.md, "Queue protocol")."""
+        return f"{self.queue_prefix}-{slug}--{key}.fifo"
 
     def dlq_name(self, slug: str) -> str:
         return f"{self.queue_prefix}-{slug}-dlq.fifo"

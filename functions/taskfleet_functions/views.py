@@ -59,6 +59,10 @@ def cluster_view(cluster: dict[str, Any]) -> dict[str, Any]:
     return {
         "slug": cluster["slug"],
         "name": cluster.get("name"),
-        "queue_url": cluster.get("queue_url"),
+        "dlq_url": cluster.get("dlq_url"),
         "created_at": iso(cluster.get("created_at")),
     }
+
+
+def lane_view(lane: dict[str, Any]) -> dict[str, Any]:
+    return {"name": lane["name"], "version": lane["version"], "url": lane["url"]}

@@ -11,13 +11,14 @@ import logging
 import math
 import os
 import random
+import secrets
 import signal
 import socket
 import threading
 import time
 import uuid
-from collections import deque
-from collections.abc import Sequence
+from collections import defaultdict, deque
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any, Protocol
@@ -30,16 +31,18 @@ from taskfleet.rules import can_run
 from taskfleet.task import Task, task_identifier
 
 from .executor import ExecutionResult, Failure, Success, execute
+from .lanes import Lanes, Receipt
 
 log = logging.getLogger("taskfleet.runner")
 
-LONG_POLL_SECONDS = 20  # SQS maximum: an idle runner makes 3 receives a minute
+LONG_POLL_SECONDS = 20  # SQS maximum: an idle runner makes 3 receives a minute per lane
 RUN_ALL_POLL_SECONDS = 1
+RUN_ALL_LAST_LOOKS = 30  # run_all: rounds that found nothing while SQS still counted visible tickets
+LANE_REFRESH_SECONDS = 60  # how often a runner asks for lanes created since (docs/architecture.md)
 # Finished tickets are deleted in batches of up to 10, at the latest this long after the first one
 # finished (well inside the visibility timeout): a tenth of the delete requests for short tasks. A
 # runner that dies holding some leaves tickets that reappear and are discarded by the next claim.
 DELETE_BATCH_SECONDS = 1.0
-FOREIGN_HIDE_SECONDS = 2  # how long a ticket this runner cannot run is hidden from it (and others)
 REPORT_ATTEMPTS = 3  # loop-level attempts (each with the transport's own retries) before abandoning
 DEFAULT_SHUTDOWN_GRACE = float(os.environ.get("TASKFLEET_SHUTDOWN_GRACE", "20"))
 PREFETCH_WINDOW_SECONDS = 1.0  # about how long received tickets may wait locally (see prefetch_count)
@@ -87,15 +90,10 @@ class Lifecycle(Protocol):
     def idle(self) -> None: ...
 
 
-class _Interrupted(BaseException):
-    """Raised by the signal handler to end an idle long poll at once (a BaseException, so that no
-    library's `except Exception` swallows it)."""
-
-
 @dataclass
 class _Pending:
     report: dict[str, Any]
-    receipt: str
+    receipt: Receipt
     attempts: int = 0
 
 
@@ -127,21 +125,18 @@ class TaskRunner:
             lifecycle = _lifecycle_from_environment()
         self.lifecycle = lifecycle
         self.stopping = threading.Event()
-        self._in_long_poll = False
-        self._mixed = False  # the last receive met tickets of tasks this runner cannot run
         # The last receive got fewer messages than it asked for: the queue had nothing more then. The next
         # report then goes out alone, without a receive first (in a chain, the next ticket is what this
         # very report sends, so that receive would only delay it), and the long poll after it picks up.
         self._drained = False
-        self._foreign_streak = 0  # receives in a row that found only such tickets
-        self._receive_errors = 0  # receives in a row that failed (after botocore's own retries)
-        self._finished: list[str] = []  # receipts of finished tickets, deleted in batches
+        self._finished: list[Receipt] = []  # receipts of finished tickets, deleted in batches
         self._finished_since = 0.0
         self._buffer: deque[dict[str, Any]] = deque()  # received runnable tickets not claimed yet (prefetch)
         self._average_seconds: float | None = None  # moving average of this runner's time per task
         self._signals = 0
         self._sqs: Any = None
-        self._queue_url: str | None = None
+        self._lanes: Lanes | None = None
+        self._lanes_checked = 0.0  # when the runner last asked for its lanes (monotonic)
         self._api: Transport | None = None
         self.lease_seconds = 60
         self.executed = 0
@@ -170,6 +165,10 @@ class TaskRunner:
 
     # --- connection ------------------------------------------------------------------------------
 
+    @property
+    def slug(self) -> str:
+        return self.cluster or "default"
+
     def _connect(self) -> None:
         if self._sqs is not None:
             return
@@ -178,23 +177,46 @@ class TaskRunner:
         api = self.client.transport
         config = dict(api.request("GET", "/config"))
         self.lease_seconds = int(config.get("lease_seconds", 60))
-        runner_url = config.get("runner_url")
+        cluster = dict(api.request("GET", f"/clusters/{self.slug}"))  # NotFoundError: no such cluster
+        runner_url = cluster.get("runner_url") or config.get("runner_url")
         self._api = Transport(runner_url) if runner_url else api
-        self._queue_url = api.request("GET", f"/clusters/{self.cluster or 'default'}").get("queue_url")
+        urls = self._lane_urls()
         kwargs: dict[str, Any] = {"region_name": config.get("region") or "us-east-1"}
-        parts = urlsplit(self._queue_url or "")
+        parts = urlsplit(urls[0] if urls else "")
         if parts.hostname and not parts.hostname.endswith("amazonaws.com"):
             kwargs["endpoint_url"] = f"{parts.scheme}://{parts.netloc}"
         if config.get("local"):
             kwargs.update(aws_access_key_id="local", aws_secret_access_key="local")
         from botocore.config import Config
 
-        kwargs["config"] = Config(retries={"max_attempts": 5, "mode": "standard"}, read_timeout=LONG_POLL_SECONDS + 10)
+        kwargs["config"] = Config(
+            retries={"max_attempts": 5, "mode": "standard"},
+            read_timeout=LONG_POLL_SECONDS + 10,
+            max_pool_connections=max(10, 2 * len(urls) + 4),  # a receive per lane, besides deletes and hides
+        )
         self._sqs = boto3.session.Session().client("sqs", **kwargs)
         if os.environ.get("TASKFLEET_FAULT_RATE"):  # reliability tests inject AWS errors (aws_faults.py)
             from .aws_faults import install_from_environment
 
             install_from_environment(self._sqs)
+        self._lanes = Lanes(self._sqs, urls)
+
+    def _lane_urls(self) -> list[str]:
+        """Ask the orchestrator for the lanes this runner may run (creating those of its own identifiers)."""
+        assert self._api is not None
+        tasks = [[name, version] for name, versions in self._registry.items() for version, _ in versions]
+        answer = self._api.request("POST", f"/runner/{self.slug}/lanes", {"runner_id": self.runner_id, "tasks": tasks})
+        self._lanes_checked = time.monotonic()
+        return [str(lane["url"]) for lane in answer.get("lanes", [])]
+
+    def _refresh_lanes(self) -> None:
+        if self._lanes is None or time.monotonic() - self._lanes_checked < LANE_REFRESH_SECONDS:
+            return
+        try:
+            self._lanes.update(self._lane_urls())
+        except Exception as err:  # the orchestrator is unreachable for now: keep the lanes known
+            self._lanes_checked = time.monotonic()
+            log.warning("could not look for new lanes: %s", err)
 
     # --- public loops ----------------------------------------------------------------------------
 
@@ -215,6 +237,7 @@ class TaskRunner:
         self._connect()
         previous = self._install_signals()
         pending: _Pending | None = None
+        last_looks = 0
         try:
             while True:
                 if self.stopping.is_set():
@@ -238,15 +261,24 @@ class TaskRunner:
                 if pending is None and candidate is None:
                     if self.lifecycle:
                         self.lifecycle.idle()
+                    if until_idle and not self.stopping.is_set():
+                        # a last look: SQS still counts visible tickets (a FIFO group may hide a retry's new
+                        # ticket behind its predecessor for a moment): poll again, within a bound
+                        last_looks = last_looks + 1 if self._lanes and self._lanes.backlog_visible() else 0
+                        if 0 < last_looks <= RUN_ALL_LAST_LOOKS:
+                            continue
                     if until_idle:
                         break
                     continue
+                last_looks = 0
                 pending = self._next(pending, candidate)
         finally:
             self._hand_back_buffered()
             if pending is not None:
                 self._flush(pending)
             self._delete_finished()
+            if self._lanes is not None:  # what receives still open deliver goes straight back
+                self._hand_back([m["receipt"] for m in self._lanes.drain(LONG_POLL_SECONDS + 10)])
             if self.lifecycle:
                 self.lifecycle.idle()
             self._restore_signals(previous)
@@ -263,74 +295,49 @@ class TaskRunner:
         may_wait = prefetch_count(self.prefetch_window, self._average_seconds, 1)  # besides the candidate
         if len(self._buffer) > may_wait:
             excess = [self._buffer.pop() for _ in range(len(self._buffer) - may_wait)]
-            self._hide_many([m["ReceiptHandle"] for m in excess], 0)
+            self._hand_back([m["receipt"] for m in excess])
         return candidate
 
     def _hand_back_buffered(self) -> None:
         """Make the buffered tickets visible to every runner again, at once."""
-        receipts = [m["ReceiptHandle"] for m in self._buffer]
+        receipts = [m["receipt"] for m in self._buffer]
         self._buffer.clear()
-        if receipts:
-            self._hide_many(receipts, 0)
+        self._hand_back(receipts)
 
     def _receive_runnable(self, wait: int) -> dict[str, Any] | None:
-        """One message this runner can run, or None; up to `prefetch_count` of them are received, and those
-        after the first one are buffered.
-
-        Tickets it cannot run (another task set shares the cluster) are hidden for a few seconds, so a
-        runner that can run them gets them soon; while it sees only such tickets, this runner backs off
-        its own polling, so it does not spin on them. After meeting one, it receives 10 at a time to find
-        its own work behind them, and hands back at once what it does not take."""
+        """One ticket to run, or None; up to `prefetch_count` of them are received (from each lane), and
+        those after the first one are buffered; what arrives beyond that goes back at once."""
+        assert self._lanes is not None
+        self._refresh_lanes()
         wanted = prefetch_count(self.prefetch_window, self._average_seconds, len(self._buffer))
-        asked = 10 if self._mixed else wanted
-        self._in_long_poll = wait > 0
-        try:
-            resp = self._sqs.receive_message(
-                QueueUrl=self._queue_url,
-                MaxNumberOfMessages=asked,
-                WaitTimeSeconds=wait,
-                MessageSystemAttributeNames=["ApproximateReceiveCount"],
-            )
-        except _Interrupted:
+        messages = self._lanes.receive(wait, max(1, wanted), self.stopping)
+        if self._lanes.errors:  # SQS unavailable or throttling beyond botocore's retries: wait, go on
+            self.stopping.wait(min(LONG_POLL_SECONDS, 0.5 * 2**self._lanes.errors) * random.uniform(0.5, 1))
+        if self.stopping.is_set():
+            self._hand_back([m["receipt"] for m in messages])
             return None
-        except Exception as err:  # SQS unavailable or throttling beyond botocore's retries: wait, go on
-            self._in_long_poll = False  # a signal now ends the wait below (stopping), not by raising
-            self._receive_errors += 1
-            log.warning("receiving from the queue failed (%s in a row): %s", self._receive_errors, err)
-            self.stopping.wait(min(LONG_POLL_SECONDS, 0.5 * 2**self._receive_errors) * random.uniform(0.5, 1))
-            return None
-        finally:
-            self._in_long_poll = False
-        self._receive_errors = 0
         received_at = time.monotonic()
         runnable: list[dict[str, Any]] = []
-        foreign: list[str] = []
-        for message in resp.get("Messages", []):
+        for message in messages:
             try:
                 ticket = json.loads(message["Body"])
                 name, version = str(ticket["name"]), str(ticket["version"])
             except (ValueError, KeyError, TypeError):
                 log.warning("dropping a malformed message from the queue")
-                self._delete(message["ReceiptHandle"])
+                self._delete(message["receipt"])
                 continue
-            if self.task_class_for(name, version) is None:
-                foreign.append(message["ReceiptHandle"])
-            else:
-                runnable.append({**message, "ticket": ticket, "received_at": received_at})
-        self._mixed = bool(foreign)
-        self._drained = len(resp.get("Messages", [])) < asked
-        if foreign:
-            self._hide_many(foreign, FOREIGN_HIDE_SECONDS * random.uniform(0.8, 1.2))
+            if self.task_class_for(name, version) is None:  # cannot happen with exact lanes; never spin on it
+                log.warning("a lane delivered a ticket of %s %s, which this runner cannot run", name, version)
+                self._hide(message["receipt"], self.lease_seconds)
+                continue
+            runnable.append({**message, "ticket": ticket, "received_at": received_at})
+        self._drained = len(messages) < max(1, wanted)
         if len(runnable) > wanted:
-            self._hide_many([m["ReceiptHandle"] for m in runnable[wanted:]], 0)
-        if runnable:
-            self._foreign_streak = 0
-            self._buffer.extend(runnable[1:wanted])
-            return runnable[0]
-        if foreign:
-            self._foreign_streak += 1
-            self.stopping.wait(min(LONG_POLL_SECONDS, 0.25 * 2**self._foreign_streak))
-        return None
+            self._hand_back([m["receipt"] for m in runnable[max(1, wanted) :]])
+        if not runnable:
+            return None
+        self._buffer.extend(runnable[1:wanted])
+        return runnable[0]
 
     def _next(self, pending: _Pending | None, candidate: dict[str, Any] | None) -> _Pending | None:  # noqa: PLR0911, PLR0912 - one API call and every outcome of it (failure, rejection, discard, busy, run)
         """One API call: report `pending` (if any) and claim `candidate` (if any)."""
@@ -341,15 +348,16 @@ class TaskRunner:
             body["report"] = pending.report
         if candidate:
             ticket = candidate["ticket"]
-            body["claim"] = {"job_id": ticket["job"], "task_id": ticket["task"]}
+            # a fresh secret per claim: the orchestrator keeps only its hash; reports and heartbeats show it
+            body["claim"] = {"job_id": ticket["job"], "task_id": ticket["task"], "lease": secrets.token_urlsafe(32)}
             if "ref" in ticket:  # only when the ticket has one: older servers reject unknown fields
                 body["claim"]["ref"] = ticket["ref"]
         try:
-            response = self._api.request("POST", "/runner/next", body)
+            response = self._api.request("POST", f"/runner/{self.slug}/next", body)
         except (ApiUnavailableError, ServerError) as err:
             log.warning("orchestrator call failed: %s", err)
             if candidate:
-                self._hide(candidate["ReceiptHandle"], 0)
+                self._hide(candidate["receipt"], 0)
             if pending:
                 pending.attempts += 1
                 if pending.attempts >= REPORT_ATTEMPTS:
@@ -362,7 +370,7 @@ class TaskRunner:
         except ApiError as err:  # 4xx: the report itself is unacceptable; drop it, keep the ticket
             log.error("orchestrator rejected the call: %s", err)
             if candidate:
-                self._hide(candidate["ReceiptHandle"], 0)
+                self._hide(candidate["receipt"], 0)
             return None
         if pending:
             self._settle(pending, response.get("report", {}).get("status", ReportStatus.LEASE_LOST))
@@ -371,14 +379,14 @@ class TaskRunner:
         claim = response.get("claim") or {}
         status = claim.get("status")
         if status == ClaimStatus.DISCARD:
-            self._delete(candidate["ReceiptHandle"])
+            self._delete(candidate["receipt"])
             return None
         if status == ClaimStatus.BUSY:
-            self._hide(candidate["ReceiptHandle"], max(1, int(claim.get("retry_after_ms", 1000)) // 1000))
+            self._hide(candidate["receipt"], max(1, int(claim.get("retry_after_ms", 1000)) // 1000))
             return None
-        return self._run(claim["task"], candidate["ReceiptHandle"], called_at)
+        return self._run(claim["task"], candidate["receipt"], called_at)
 
-    def _run(self, payload: dict[str, Any], receipt: str, claimed_at: float) -> _Pending | None:
+    def _run(self, payload: dict[str, Any], receipt: Receipt, claimed_at: float) -> _Pending | None:
         cls = self.task_class_for(payload["name"], payload["version"])
         assert cls is not None
         if self.lifecycle:
@@ -406,7 +414,12 @@ class TaskRunner:
                 if time.monotonic() - stop_seen_at > self.shutdown_grace:
                     break
         self.executed += 1
-        base = {"task_id": payload["id"], "job_id": payload["job_id"], "attempt": payload["attempt"]}
+        base = {
+            "task_id": payload["id"],
+            "job_id": payload["job_id"],
+            "attempt": payload["attempt"],
+            "lease": payload["lease"],
+        }
         if worker.is_alive():
             log.warning(
                 "task %s did not finish within the %.0f s grace period; giving it back",
@@ -438,7 +451,7 @@ class TaskRunner:
         return _Pending({k: v for k, v in report.items() if v is not None}, receipt)
 
     def _heartbeat(
-        self, payload: dict[str, Any], receipt: str, worker: threading.Thread, lease_lost: threading.Event
+        self, payload: dict[str, Any], receipt: Receipt, worker: threading.Thread, lease_lost: threading.Event
     ) -> None:
         interval = max(0.5, self.lease_seconds / 3)
         assert self._api is not None
@@ -449,8 +462,14 @@ class TaskRunner:
             try:
                 self._api.request(
                     "POST",
-                    "/runner/extend",
-                    {"runner_id": self.runner_id, "task_id": payload["id"], "attempt": payload["attempt"]},
+                    f"/runner/{self.slug}/extend",
+                    {
+                        "runner_id": self.runner_id,
+                        "task_id": payload["id"],
+                        "job_id": payload["job_id"],
+                        "attempt": payload["attempt"],
+                        "lease": payload["lease"],
+                    },
                 )
                 self._hide(receipt, self.lease_seconds)
             except ConflictError:
@@ -465,7 +484,7 @@ class TaskRunner:
                 self._finished_since = time.monotonic()
             self._finished.append(pending.receipt)
         elif status == ReportStatus.REQUEUED:
-            self._hide(pending.receipt, 0)
+            self._hand_back([pending.receipt])
         else:
             log.warning("report for task %s was not accepted (%s)", pending.report["task_id"], status)
 
@@ -475,38 +494,41 @@ class TaskRunner:
         while remaining is not None and remaining.attempts < REPORT_ATTEMPTS:
             remaining = self._next(remaining, None)
 
-    # --- SQS helpers -----------------------------------------------------------------------------
+    # --- SQS helpers (each receipt knows its lane) ---------------------------------------------------
 
-    def _delete(self, receipt: str) -> None:
+    def _delete(self, receipt: Receipt) -> None:
         try:
-            self._sqs.delete_message(QueueUrl=self._queue_url, ReceiptHandle=receipt)
+            self._sqs.delete_message(QueueUrl=receipt.lane, ReceiptHandle=receipt.handle)
         except Exception as err:
             log.debug("delete failed: %s", err)
 
     def _delete_finished(self) -> None:
         receipts, self._finished = self._finished, []
-        for start in range(0, len(receipts), 10):
-            entries = [{"Id": str(i), "ReceiptHandle": r} for i, r in enumerate(receipts[start : start + 10])]
+        for lane, handles in _by_lane(receipts):
+            entries = [{"Id": str(i), "ReceiptHandle": h} for i, h in enumerate(handles)]
             try:
-                self._sqs.delete_message_batch(QueueUrl=self._queue_url, Entries=entries)
+                self._sqs.delete_message_batch(QueueUrl=lane, Entries=entries)
             except Exception as err:  # undeleted tickets reappear and are discarded
                 log.debug("batch delete failed: %s", err)
 
-    def _hide_many(self, receipts: list[str], seconds: float) -> None:
-        for start in range(0, len(receipts), 10):
+    def _hand_back(self, receipts: Iterable[Receipt]) -> None:
+        """Make these tickets visible again at once (to every runner of their lane)."""
+        self._hide_many(list(receipts), 0)
+
+    def _hide_many(self, receipts: list[Receipt], seconds: float) -> None:
+        for lane, handles in _by_lane(receipts):
             entries = [
-                {"Id": str(i), "ReceiptHandle": r, "VisibilityTimeout": int(seconds)}
-                for i, r in enumerate(receipts[start : start + 10])
+                {"Id": str(i), "ReceiptHandle": h, "VisibilityTimeout": int(seconds)} for i, h in enumerate(handles)
             ]
             try:
-                self._sqs.change_message_visibility_batch(QueueUrl=self._queue_url, Entries=entries)
+                self._sqs.change_message_visibility_batch(QueueUrl=lane, Entries=entries)
             except Exception as err:
                 log.debug("visibility change failed: %s", err)
 
-    def _hide(self, receipt: str, seconds: float) -> None:
+    def _hide(self, receipt: Receipt, seconds: float) -> None:
         try:
             self._sqs.change_message_visibility(
-                QueueUrl=self._queue_url, ReceiptHandle=receipt, VisibilityTimeout=int(seconds)
+                QueueUrl=receipt.lane, ReceiptHandle=receipt.handle, VisibilityTimeout=int(seconds)
             )
         except Exception as err:
             log.debug("visibility change failed: %s", err)
@@ -534,8 +556,14 @@ class TaskRunner:
             "signal %s: finishing the current task (grace %.0f s), taking no new work", signum, self.shutdown_grace
         )
         self.stopping.set()
-        if self._in_long_poll:
-            raise _Interrupted()
+
+
+def _by_lane(receipts: list[Receipt]) -> list[tuple[str, list[str]]]:
+    """Receipts grouped by lane, in batches of at most 10 (SQS's batch limit)."""
+    lanes: dict[str, list[str]] = defaultdict(list)
+    for receipt in receipts:
+        lanes[receipt.lane].append(receipt.handle)
+    return [(lane, handles[i : i + 10]) for lane, handles in lanes.items() for i in range(0, len(handles), 10)]
 
 
 def _lifecycle_from_environment() -> Lifecycle | None:

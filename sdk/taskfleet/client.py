@@ -100,11 +100,10 @@ class TaskInfo:
 class Cluster:
     slug: str
     name: str
-    queue_url: str | None = None
 
     @classmethod
     def from_api(cls, d: dict[str, Any]) -> Cluster:
-        return cls(slug=d["slug"], name=d.get("name") or d["slug"], queue_url=d.get("queue_url"))
+        return cls(slug=d["slug"], name=d.get("name") or d["slug"])
 
 
 def _job_id(job: Job | str) -> str:

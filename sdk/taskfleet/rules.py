@@ -72,9 +72,10 @@ def can_run(registered: str, submitted: str) -> bool:
 
 
 def check_slug(slug: str) -> str:
-    if not isinstance(slug, str) or not _SLUG.fullmatch(slug):
+    if not isinstance(slug, str) or not _SLUG.fullmatch(slug) or "--" in slug:
         raise RuleViolation(
-            f"cluster slug {slug!r:.60} must be 1-40 lowercase letters, digits or '-', not starting or ending with '-'"
+            f"cluster slug {slug!r:.60} must be 1-40 lowercase letters, digits or single '-' inside"
+            " (no '--': it separates a cluster's slug from its lanes' keys in queue names)"
         )
     return slug
 

@@ -1,4 +1,5 @@
-"""SQS FIFO adapter: cluster queues (created on demand), ticket sends in batches of 10."""
+"""SQS FIFO adapter: lanes (a queue per task identifier in a cluster) and each cluster's DLQ, created on
+demand; ticket sends in batches of 10."""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-# Retention: the maximum, so a ticket outlives any realistic backlog. Redrive after 100 receives: a
-# ticket bounced by runners that cannot run it is received often, and the sweeper sends DLQ'd tickets
-# of live tasks back (docs/architecture.md, "Queue protocol").
+# Retention: the maximum, so a ticket outlives any realistic backlog. Redrive after 100 receives: no
+# runner receives a ticket it cannot run (lanes), so only a ticket whose claims kept failing gets there;
+# the sweeper sends DLQ'd tickets of live tasks back (docs/architecture.md, "Queue protocol").
 RETENTION_SECONDS = 14 * 24 * 3600
 MAX_RECEIVE_COUNT = 100
 _SEND_RETRIES = 6
@@ -60,16 +61,19 @@ class Queues:
         self.client = client
         self.visibility_seconds = visibility_seconds
 
-    def ensure(self, queue_name: str, dlq_name: str) -> tuple[str, str]:
-        """Create the cluster's queue and DLQ if missing; return their URLs."""
-        dlq_url = self._get_or_create(
+    def ensure_dlq(self, dlq_name: str) -> str:
+        """Create the cluster's DLQ if missing (all its lanes share it); return its URL."""
+        return self._get_or_create(
             dlq_name,
             {"FifoQueue": "true", "MessageRetentionPeriod": str(RETENTION_SECONDS), "SqsManagedSseEnabled": "true"},
         )
+
+    def ensure_lane(self, queue_name: str, dlq_url: str, tags: dict[str, str]) -> str:
+        """Create a lane (a task identifier's queue in a cluster) if missing; return its URL."""
         dlq_arn = self.client.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
             "QueueArn"
         ]
-        url = self._get_or_create(
+        return self._get_or_create(
             queue_name,
             {
                 "FifoQueue": "true",
@@ -81,14 +85,27 @@ class Queues:
                 "SqsManagedSseEnabled": "true",
                 "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVE_COUNT}),
             },
+            tags,
         )
-        return url, dlq_url
 
-    def _get_or_create(self, name: str, attributes: dict[str, str]) -> str:
+    def backlog(self, queue_url: str) -> int:
+        """Tickets waiting or in flight in one queue (SQS's approximate counts)."""
+        attributes = self.client.get_queue_attributes(
+            QueueUrl=queue_url,
+            AttributeNames=[
+                "ApproximateNumberOfMessages",
+                "ApproximateNumberOfMessagesNotVisible",
+                "ApproximateNumberOfMessagesDelayed",
+            ],
+        )["Attributes"]
+        return sum(int(v) for v in attributes.values())
+
+    def _get_or_create(self, name: str, attributes: dict[str, str], tags: dict[str, str] | None = None) -> str:
         try:
             return str(self.client.get_queue_url(QueueName=name)["QueueUrl"])
         except self.client.exceptions.QueueDoesNotExist:
-            return str(self.client.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"])
+            extra = {"tags": tags} if tags else {}
+            return str(self.client.create_queue(QueueName=name, Attributes=attributes, **extra)["QueueUrl"])
 
     def delete(self, *urls: str) -> None:
         for url in urls:

@@ -24,6 +24,7 @@ CLUSTERS = "CLUSTERS"
 JOBS = "JOBS"  # GSI1 partition: every job, newest first
 OUTBOX = "OUTBOX"  # GSI2 partition: jobs whose dispatch is not confirmed yet
 
+# Removed when an attempt ends. `lease_hash` stays: a retried report of that attempt proves itself with it.
 LEASE_ATTRIBUTES = ("lease_owner", "lease_expires")
 OUTBOX_ATTRIBUTES = ("outbox_at", "GSI2PK", "GSI2SK")
 
@@ -32,6 +33,24 @@ ABSENT = "attribute_not_exists(#PK)"
 EXISTS = "attribute_exists(#PK)"
 STATE_AND_ATTEMPT = "#state = :state AND #attempt = :attempt"  # compare-and-set on one task attempt
 STATE_IS = "#state = :state"
+
+
+class Holder(NamedTuple):
+    """Who may change a task attempt (docs/architecture.md, "Leases and the runner's cluster"): a runner of
+    the task's own cluster, naming the task's own job, and, where a lease is held, presenting its token
+    (stored as `lease_hash`). Used as extra conditions of the write."""
+
+    job_id: str
+    cluster: str
+    lease_hash: str | None = None
+
+    def condition(self) -> tuple[str, dict[str, Any]]:
+        text = "#job_id = :h_job AND #cluster = :h_cluster"
+        values: dict[str, Any] = {":h_job": self.job_id, ":h_cluster": self.cluster}
+        if self.lease_hash is not None:
+            text += " AND #lease_hash = :h_lease"
+            values[":h_lease"] = self.lease_hash
+        return text, values
 
 
 def task_pk(task_id: str) -> str:
@@ -44,6 +63,10 @@ def job_pk(job_id: str) -> str:
 
 def cluster_sk(slug: str) -> str:
     return f"C#{slug}"
+
+
+def lanes_pk(slug: str) -> str:
+    return f"LANES#{slug}"
 
 
 def latch_sk(kind: str, bucket: int) -> str:
@@ -122,6 +145,21 @@ class Table:
 
     def delete_cluster(self, slug: str) -> None:
         self.db.delete(CLUSTERS, cluster_sk(slug))
+
+    # --- lanes (a cluster's queue per task identifier) -------------------------------------------------
+
+    def get_lane(self, slug: str, key: str) -> Item | None:
+        return self.db.get(lanes_pk(slug), key)
+
+    def lanes(self, slug: str) -> list[Item]:
+        return list(self.db.query_all(key_condition="#PK = :pk", values={":pk": lanes_pk(slug)}))
+
+    def put_lane_if_absent(self, slug: str, key: str, attributes: Item) -> UpdateResult:
+        item = {"PK": lanes_pk(slug), "SK": key, "type": "lane", **attributes}
+        return self.db.put(item, condition=ABSENT)
+
+    def delete_lane(self, slug: str, key: str) -> None:
+        self.db.delete(lanes_pk(slug), key)
 
     # --- jobs ----------------------------------------------------------------------------------------
 
@@ -232,10 +270,17 @@ class Table:
     def get_spec_chunk(self, parent_id: str, parent_attempt: int, chunk: int, *, consistent: bool) -> Item | None:
         return self.db.get(task_pk(parent_id), spec_chunk_sk(parent_attempt, chunk), consistent=consistent)
 
-    def claim_queued(self, task_id: str, lease: Mapping[str, Any]) -> UpdateResult:
-        """QUEUED -> RUNNING with `lease` (owner, expiry, start), as a new attempt."""
+    def claim_queued(self, task_id: str, lease: Mapping[str, Any], holder: Holder) -> UpdateResult:
+        """QUEUED -> RUNNING with `lease` (hash, owner, expiry, start), as a new attempt, for a runner of the
+        task's own cluster and job (`holder`, without a lease hash)."""
+        guard, values = holder._replace(lease_hash=None).condition()
         return self.db.update(
-            task_pk(task_id), META, set=lease, add={"attempt": 1}, condition=STATE_IS, values={":state": "QUEUED"}
+            task_pk(task_id),
+            META,
+            set=lease,
+            add={"attempt": 1},
+            condition=f"{STATE_IS} AND {guard}",
+            values={":state": "QUEUED", **values},
         )
 
     def create_claimed(self, row: Item) -> UpdateResult:
@@ -252,27 +297,28 @@ class Table:
         add: Mapping[str, Any] | None = None,
         remove: Iterable[str] = (),
         end_lease: bool = False,
+        holder: Holder | None = None,
     ) -> UpdateResult:
-        """Change one task attempt, only while it is in `state` with `attempt`; `end_lease` removes the
-        lease attributes too. On failure the result carries the current image."""
+        """Change one task attempt, only while it is in `state` with `attempt` (and, given a `holder`, only
+        for it); `end_lease` removes the lease attributes too. On failure the result carries the current
+        image."""
         removed = [*remove, *(LEASE_ATTRIBUTES if end_lease else ())]
+        condition, values = STATE_AND_ATTEMPT, {":state": state, ":attempt": attempt}
+        if holder is not None:
+            guard, guard_values = holder.condition()
+            condition, values = f"{condition} AND {guard}", {**values, **guard_values}
         return self.db.update(
-            task_pk(task_id),
-            META,
-            set=set,
-            add=add,
-            remove=removed,
-            condition=STATE_AND_ATTEMPT,
-            values={":state": state, ":attempt": attempt},
+            task_pk(task_id), META, set=set, add=add, remove=removed, condition=condition, values=values
         )
 
-    def extend_lease(self, task_id: str, attempt: int, owner: str, expires: int) -> bool:
+    def extend_lease(self, task_id: str, attempt: int, holder: Holder, expires: int) -> bool:
+        guard, values = holder.condition()
         result = self.db.update(
             task_pk(task_id),
             META,
             set={"lease_expires": expires},
-            condition=f"{STATE_AND_ATTEMPT} AND #lease_owner = :owner",
-            values={":state": "RUNNING", ":attempt": attempt, ":owner": owner},
+            condition=f"{STATE_AND_ATTEMPT} AND {guard}",
+            values={":state": "RUNNING", ":attempt": attempt, **values},
             returns="NONE",
         )
         return result.ok

@@ -45,6 +45,18 @@ def count(name: str, value: int = 1) -> None:
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
 
 
+def gauge(name: str, value: float, **dimensions: str) -> None:
+    """Publish one value with its own dimensions at once (an embedded metric in the log, like `count`)."""
+    if _METRICS_OFF:
+        return
+    from aws_lambda_powertools.metrics import single_metric
+
+    namespace = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "taskfleet")
+    with single_metric(name=name, unit=MetricUnit.Count, value=value, namespace=namespace) as metric:
+        for key, dimension in dimensions.items():
+            metric.add_dimension(name=key, value=dimension)
+
+
 MAX_BODY_BYTES = 6 * 1024 * 1024  # Lambda's synchronous payload limit
 
 Model = TypeVar("Model", bound=BaseModel)

@@ -1,24 +1,53 @@
-"""The runners' hot path: report a task and claim the next in one call; extend a lease."""
+"""The runners' hot path: report a task and claim the next in one call; extend a lease; find the lanes.
+
+Every route names the runner's cluster in its path (`/runner/<slug>/...`), and the orchestrator takes the
+cluster from there, never from the body: on AWS the path (or the function URL's alias) is what IAM binds a
+runner's credentials to (docs/architecture.md, "Leases and the runner's cluster").
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from taskfleet import rules
 
-from ..models.api import ExtendIn, RunnerNextIn
+from ..dal.repository import Holder
+from ..models.api import ExtendIn, LanesIn, RunnerNextIn
 from ..orchestrator import JobState, Reason, ReportStatus
+from ..orchestrator.clusters import Identifier
+from ..orchestrator.contracts import lease_hash
+from ..orchestrator.errors import Forbidden
+from ..views import lane_view
 from ..wiring import orchestrator
-from .common import body, count, logger, make_app, metrics, ok, tracer
+from .common import body, count, error, logger, make_app, metrics, ok, tracer
 
 app = make_app()
 
+ALIAS_PREFIX = "cluster-"  # a per-cluster alias of the runner function: "cluster-<slug>"
 
-@app.post("/runner/next")
-def next_task() -> Any:
+
+def runner_cluster(slug: str) -> str:
+    """The cluster of this request: the path's slug, which must be the one the invoked alias is bound to
+    (when the runner function is invoked through a per-cluster alias's URL)."""
+    slug = rules.check_slug(slug)
+    context = app.lambda_context
+    arn = str(getattr(context, "invoked_function_arn", "") or "")
+    parts = arn.split(":")
+    qualifier = parts[7] if len(parts) == 8 else ""
+    if qualifier.startswith(ALIAS_PREFIX) and qualifier[len(ALIAS_PREFIX) :] != slug:
+        raise Forbidden(f"this runner URL serves cluster {qualifier[len(ALIAS_PREFIX) :]!r}, not {slug!r}")
+    iam = ((app.current_event.raw_event.get("requestContext") or {}).get("authorizer") or {}).get("iam") or {}
+    logger.append_keys(cluster=slug, principal=iam.get("userArn") or iam.get("userId"))
+    return slug
+
+
+@app.post("/runner/<slug>/next")
+def next_task(slug: str) -> Any:
+    cluster = runner_cluster(slug)
     req = body(app, RunnerNextIn)
-    report = req.report.to_report() if req.report is not None else None
-    claim = req.claim.to_claim() if req.claim is not None else None
+    report = req.report.to_report(cluster) if req.report is not None else None
+    claim = req.claim.to_claim(cluster) if req.claim is not None else None
     engine = orchestrator()
     reported, claimed = engine.next(report, claim, req.runner_id)
     jobs = engine.drain_job_transitions()
@@ -35,10 +64,30 @@ def next_task() -> Any:
     return ok(out)
 
 
-@app.post("/runner/extend")
-def extend() -> Any:
+@app.post("/runner/<slug>/extend")
+def extend(slug: str) -> Any:
+    cluster = runner_cluster(slug)
     req = body(app, ExtendIn)
-    return ok({"lease_expires": orchestrator().extend(req.task_id, req.attempt, req.runner_id)})
+    holder = Holder(req.job_id, cluster, lease_hash(req.lease))
+    return ok({"lease_expires": orchestrator().extend(req.task_id, req.attempt, holder)})
+
+
+@app.post("/runner/<slug>/lanes")
+def lanes(slug: str) -> Any:
+    cluster = runner_cluster(slug)
+    req = body(app, LanesIn)
+    found = orchestrator().runner_lanes(cluster, [Identifier(n, v) for n, v in req.tasks])
+    return ok({"cluster": cluster, "lanes": [lane_view(lane) for lane in found]})
+
+
+@app.post("/runner/next")
+@app.post("/runner/extend")
+def old_protocol() -> Any:
+    return error(
+        410,
+        "RunnerTooOld",
+        "this runner speaks an older protocol (routes without the cluster); upgrade the taskfleet package",
+    )
 
 
 @logger.inject_lambda_context

@@ -1,4 +1,5 @@
-"""Scheduled repair: overdue job dispatches and tickets in dead-letter queues."""
+"""Scheduled repair (overdue job dispatches, tickets in dead-letter queues) and each cluster's backlog over
+all its lanes, the metric its runners scale on."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ..orchestrator import JobState
 from ..wiring import orchestrator
-from .common import count, logger, metrics, tracer
+from .common import count, gauge, logger, metrics, tracer
 
 
 @logger.inject_lambda_context
@@ -24,4 +25,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, i
     count("JobsFailed", jobs.get(JobState.FAILED, 0))
     if any(stats.values()):
         logger.info("sweeper repaired state", extra=stats)
+    for slug, backlog in engine.backlogs().items():
+        gauge("Backlog", backlog, cluster=slug)
     return stats

@@ -11,6 +11,8 @@ from ..orchestrator.contracts import Claim, DeferredRef, Report, TaskSpec
 from ..orchestrator.states import Outcome
 
 _ID = Field(min_length=1, max_length=64)
+# A lease token: a secret the runner makes for each claim (secrets.token_urlsafe(32) is 43 characters).
+_LEASE = Field(min_length=32, max_length=128, pattern=r"^[A-Za-z0-9_-]+$")
 
 
 class Strict(BaseModel):
@@ -59,16 +61,19 @@ class ReportIn(Strict):
     task_id: str = _ID
     job_id: str = _ID
     attempt: int = Field(ge=1, le=1_000_000)
+    lease: str = _LEASE
     outcome: Literal["computed", "failed", "released"]
     display: str | None = Field(default=None, max_length=64 * 1024)
     subtasks: list[TaskSpecIn] = Field(default_factory=list, max_length=rules.MAX_SUBTASKS_PER_REPORT)
     failure: FailureIn | None = None
 
-    def to_report(self) -> Report:
+    def to_report(self, cluster: str) -> Report:
         return Report(
             task_id=self.task_id,
             job_id=self.job_id,
             attempt=self.attempt,
+            cluster=cluster,
+            lease=self.lease,
             outcome=Outcome(self.outcome),
             display=self.display,
             subtasks=tuple(s.to_spec() for s in self.subtasks),
@@ -80,6 +85,7 @@ class ReportIn(Strict):
 class ClaimIn(Strict):
     task_id: str = _ID
     job_id: str = _ID
+    lease: str = _LEASE
     # the ticket's (parent id, parent attempt, index) of a deferred subtask, passed through by the runner
     ref: tuple[str, int, int] | None = None
 
@@ -92,9 +98,13 @@ class ClaimIn(Strict):
             raise ValueError("ref must be [parent task id, parent attempt, subtask index]")
         return ref
 
-    def to_claim(self) -> Claim:
+    def to_claim(self, cluster: str) -> Claim:
         return Claim(
-            job_id=self.job_id, task_id=self.task_id, ref=DeferredRef(*self.ref) if self.ref is not None else None
+            job_id=self.job_id,
+            task_id=self.task_id,
+            cluster=cluster,
+            lease=self.lease,
+            ref=DeferredRef(*self.ref) if self.ref is not None else None,
         )
 
 
@@ -107,4 +117,21 @@ class RunnerNextIn(Strict):
 class ExtendIn(Strict):
     runner_id: str = Field(min_length=1, max_length=128)
     task_id: str = _ID
+    job_id: str = _ID
     attempt: int = Field(ge=1, le=1_000_000)
+    lease: str = _LEASE
+
+
+class LanesIn(Strict):
+    """A runner's registered task identifiers, as [name, version] pairs."""
+
+    runner_id: str = Field(min_length=1, max_length=128)
+    tasks: list[tuple[str, str]] = Field(min_length=1, max_length=200)
+
+    @field_validator("tasks")
+    @classmethod
+    def _check_tasks(cls, tasks: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        for name, version in tasks:
+            rules.check_task_name(name)
+            rules.parse_version(version)
+        return tasks

@@ -1,9 +1,12 @@
-"""Clusters: the cluster items and their queues (a FIFO queue and its DLQ per cluster)."""
+"""Clusters and their lanes: a cluster item, a DLQ per cluster, and a FIFO queue (a lane) per task
+identifier (name and version) used in it, created on first use (docs/architecture.md, "Queue protocol")."""
 
 from __future__ import annotations
 
+import hashlib
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import NamedTuple
 
 from taskfleet import rules
 
@@ -14,6 +17,18 @@ from ..settings import Settings
 from .errors import Conflict, InvalidRequest, NotFound
 
 CLUSTER_CACHE_MS = 60_000
+MAX_LANES_PER_CLUSTER = 500
+
+
+class Identifier(NamedTuple):
+    name: str
+    version: str
+
+
+def lane_key(name: str, version: str) -> str:
+    """A lane's key in queue names: 12 hex digits of the identifier's SHA-256 (a task name may be 256
+    characters, a queue name only 80)."""
+    return hashlib.sha256(f"{name}\0{version}".encode()).hexdigest()[:12]
 
 
 class Clusters:
@@ -23,6 +38,7 @@ class Clusters:
         self.settings = settings
         self.clock = clock
         self._cache: dict[str, tuple[Item, int]] = {}
+        self._lane_urls: dict[tuple[str, str], str] = {}  # a lane's URL never changes: cached for good
 
     def get(self, slug: str) -> Item:
         """The cluster item (cached for a minute per process); creates declared clusters on first use."""
@@ -42,12 +58,60 @@ class Clusters:
         """The slug of an existing cluster (NotFound otherwise)."""
         return str(self.get(name)["slug"])
 
-    def queue_url(self, slug: str) -> str:
-        return str(self.get(slug)["queue_url"])
+    # --- lanes -------------------------------------------------------------------------------------------
+
+    def lane_url(self, slug: str, name: str, version: str) -> str:
+        """The URL of the lane of (name, version) in cluster `slug`, created if it does not exist yet."""
+        key = lane_key(name, version)
+        url = self._lane_urls.get((slug, key))
+        if url is None:
+            lane = self.table.get_lane(slug, key) or self._create_lane(slug, key, name, version)
+            url = self._lane_urls[(slug, key)] = str(lane["url"])
+        return url
+
+    def ensure_lanes(self, identifiers: Iterable[tuple[str, str, str]]) -> None:
+        """Create the lanes of these (cluster slug, name, version) triples that do not exist yet: a submit or
+        report calls this before it writes anything, so that a lane limit refuses it whole."""
+        for slug, name, version in set(identifiers):
+            self.lane_url(slug, name, version)
+
+    def runner_lanes(self, slug: str, registered: Iterable[Identifier]) -> list[Item]:
+        """A runner's lanes: the lane of each identifier it registers (created if missing) and every existing
+        lane of a version it may run (same name and major, minor at most the registered one)."""
+        registered = list(dict.fromkeys(registered))
+        for ident in registered:
+            self.lane_url(slug, ident.name, ident.version)
+        runnable = []
+        for lane in self.table.lanes(slug):
+            if any(r.name == lane["name"] and rules.can_run(r.version, lane["version"]) for r in registered):
+                runnable.append(lane)
+        return runnable
+
+    def _create_lane(self, slug: str, key: str, name: str, version: str) -> Item:
+        cluster = self.get(slug)
+        if len(self.table.lanes(slug)) >= MAX_LANES_PER_CLUSTER:
+            raise Conflict(
+                f"cluster {slug!r} has {MAX_LANES_PER_CLUSTER} lanes (task identifiers and versions), the most"
+                " it may have; use another cluster for more task identifiers",
+                code="LaneLimit",
+            )
+        url = self.queues.ensure_lane(
+            self.settings.lane_name(slug, key),
+            str(cluster["dlq_url"]),
+            {"taskfleet:cluster": slug, "taskfleet:task": name[:256], "taskfleet:version": version},
+        )
+        lane = {"slug": slug, "key": key, "name": name, "version": version, "url": url, "created_at": self.clock()}
+        result = self.table.put_lane_if_absent(slug, key, lane)
+        return lane if result.ok else (result.item or lane)
+
+    def lane_urls(self, slug: str) -> list[str]:
+        return [str(lane["url"]) for lane in self.table.lanes(slug)]
+
+    # --- clusters ------------------------------------------------------------------------------------------
 
     def _create(self, slug: str, name: str) -> Item:
-        url, dlq = self.queues.ensure(self.settings.queue_name(slug), self.settings.dlq_name(slug))
-        item = {"slug": slug, "name": name, "queue_url": url, "dlq_url": dlq, "created_at": self.clock()}
+        dlq = self.queues.ensure_dlq(self.settings.dlq_name(slug))
+        item = {"slug": slug, "name": name, "dlq_url": dlq, "created_at": self.clock()}
         result = self.table.put_cluster_if_absent(item)
         return item if result.ok else (result.item or item)
 
@@ -65,6 +129,10 @@ class Clusters:
         if slug == rules.DEFAULT_CLUSTER:
             raise Conflict("the default cluster cannot be deleted")
         item = self.get(slug)
-        self.queues.delete(item["queue_url"], item["dlq_url"])
+        for lane in self.table.lanes(slug):
+            self.queues.delete(str(lane["url"]))
+            self.table.delete_lane(slug, str(lane["key"]))
+            self._lane_urls.pop((slug, str(lane["key"])), None)
+        self.queues.delete(item["dlq_url"])
         self.table.delete_cluster(slug)
         self._cache.pop(slug, None)

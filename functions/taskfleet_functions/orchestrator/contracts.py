@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import asdict, dataclass
 from typing import Any, NamedTuple
@@ -18,6 +19,11 @@ def iso(ms: int | None) -> str | None:
     if ms is None:
         return None
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms / 1000)) + f".{ms % 1000:03d}Z"
+
+
+def lease_hash(token: str) -> str:
+    """What the task item stores of a lease token: its SHA-256 (the token itself is the runner's secret)."""
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -61,6 +67,8 @@ class Report:
     job_id: str
     attempt: int
     outcome: Outcome
+    cluster: str  # the cluster the runner's credentials reach (the route's path), never the body's word
+    lease: str  # the lease token of this attempt
     display: str | None = None
     subtasks: tuple[TaskSpec, ...] = ()
     failure_message: str | None = None
@@ -73,6 +81,8 @@ class Claim:
 
     job_id: str
     task_id: str
+    cluster: str  # the cluster the runner's credentials reach (the route's path)
+    lease: str  # a fresh secret the runner made for this claim; the item stores its hash
     ref: tuple[str, int, int] | None = None  # a DeferredRef, as the ticket carries it
 
 

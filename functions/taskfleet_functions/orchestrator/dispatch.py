@@ -1,4 +1,5 @@
-"""Tickets out: one SQS FIFO message per ready task, to its cluster's queue, in batches."""
+"""Tickets out: one SQS FIFO message per ready task, to its lane (its cluster's queue of its name and
+version), in batches."""
 
 from __future__ import annotations
 
@@ -37,11 +38,11 @@ class Dispatcher:
     def send(self, tasks: Iterable[Item], *, suffix: str = "") -> None:
         """Tickets for `tasks`. `suffix` extends the deduplication id: a repair or resume re-sends a
         ticket that SQS would otherwise drop as a duplicate within 5 minutes."""
-        by_cluster: dict[str, list[Ticket]] = defaultdict(list)
+        by_lane: dict[tuple[str, str, str], list[Ticket]] = defaultdict(list)
         for task in tasks:
-            by_cluster[task["cluster"]].append(ticket_for(task))
-        for slug, tickets in by_cluster.items():
-            self.queues.send(self.clusters.queue_url(slug), tickets, dedup_suffix=suffix)
+            by_lane[(task["cluster"], task["name"], task["version"])].append(ticket_for(task))
+        for (slug, name, version), tickets in by_lane.items():
+            self.queues.send(self.clusters.lane_url(slug, name, version), tickets, dedup_suffix=suffix)
 
     def children(self, parent: Item, keep: Keep, *, suffix: str = "") -> None:
         """Tickets for the ready subtasks of `parent` for which `keep(parent, index)` holds."""

@@ -19,6 +19,11 @@ class InvalidRequest(DomainError):
     code = "InvalidRequest"
 
 
+class Forbidden(DomainError):
+    status = 403
+    code = "Forbidden"
+
+
 class NotFound(DomainError):
     status = 404
     code = "NotFound"

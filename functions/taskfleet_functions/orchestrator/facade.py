@@ -3,16 +3,16 @@ modules that do the work (see __init__.py) and holds nothing of its own but thei
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from taskfleet import rules
 
 from ..dal.dynamo import Dynamo, Item
 from ..dal.queues import Queues
-from ..dal.repository import Page, Table
+from ..dal.repository import Holder, Page, Table
 from ..settings import Settings
-from .clusters import Clusters
+from .clusters import Clusters, Identifier
 from .contracts import Claim, ClaimResult, Report, ReportResult, TaskSpec, now_ms
 from .dispatch import Dispatcher
 from .jobs import Jobs
@@ -149,8 +149,14 @@ class Orchestrator:
     def report(self, report: Report) -> ReportResult:
         return self.reports.report(report)
 
-    def extend(self, task_id: str, attempt: int, runner_id: str) -> int:
-        return self.leases.extend(task_id, attempt, runner_id)
+    def extend(self, task_id: str, attempt: int, holder: Holder) -> int:
+        return self.leases.extend(task_id, attempt, holder)
+
+    def runner_lanes(self, slug: str, registered: Iterable[Identifier]) -> list[Item]:
+        return self.clusters.runner_lanes(self.clusters.slug(slug), registered)
+
+    def backlogs(self) -> dict[str, int]:
+        return self.recovery.backlogs()
 
     # --- repair -----------------------------------------------------------------------------------------
     def repair(self, task: Item, job: Item) -> None:

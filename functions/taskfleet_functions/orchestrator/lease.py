@@ -1,6 +1,8 @@
-"""Claims and leases: a runner's claim of a ticket's task makes it RUNNING with a lease (owner, expiry),
-extended by heartbeats. A claim is a conditional write, so each attempt runs on at most one runner; a
-RUNNING task whose lease ran out is taken over as a new attempt (a lease loss, not a retry)."""
+"""Claims and leases: a runner's claim of a ticket's task makes it RUNNING with a lease (the hash of the
+runner's secret token, an expiry), extended by heartbeats. A claim is a conditional write, so each attempt
+runs on at most one runner; a RUNNING task whose lease ran out is taken over as a new attempt (a lease
+loss, not a retry). Only a runner of the task's own cluster may claim it, naming the task's own job
+(docs/architecture.md, "Leases and the runner's cluster")."""
 
 from __future__ import annotations
 
@@ -12,10 +14,10 @@ from taskfleet import rules
 
 from .. import faults
 from ..dal.dynamo import Item, UpdateResult
-from ..dal.repository import Table
+from ..dal.repository import Holder, Table
 from ..settings import Settings
-from .contracts import Claim, ClaimResult, DeferredRef
-from .errors import Conflict
+from .contracts import Claim, ClaimResult, DeferredRef, lease_hash
+from .errors import Conflict, Forbidden
 from .jobs import Jobs
 from .propagation import Propagation
 from .siblings import deferred_item
@@ -31,6 +33,18 @@ def _busy(expires: int, now: int, code: Reason, reason: str) -> ClaimResult:
 
 def _discard(code: Reason, reason: str) -> ClaimResult:
     return ClaimResult(status=ClaimStatus.DISCARD, code=code, reason=reason)
+
+
+def check_holder(task: Item, cluster: str, job_id: str) -> None:
+    """Refuse a runner request about a task of another cluster (403) or naming another job (409)."""
+    if task.get("cluster") != cluster:
+        raise Forbidden(
+            f"task {task.get('task_id')} belongs to another cluster than {cluster!r}, the only one this runner's"
+            " credentials reach",
+            code="WrongCluster",
+        )
+    if task.get("job_id") != job_id:
+        raise Conflict(f"task {task.get('task_id')} is not a task of job {job_id}", code="WrongJob")
 
 
 @dataclass(kw_only=True)
@@ -54,18 +68,19 @@ class Leases:
             return _discard(Reason.UNKNOWN_JOB, "unknown job")
         now = self.clock()
         if job["state"] not in ACTIVE_JOB_STATES:
-            return self._claim_of_inactive_job(claim.task_id, job, now)
+            return self._claim_of_inactive_job(claim, job, now)
         lease = {
             "state": TaskState.RUNNING,
+            "lease_hash": lease_hash(claim.lease),
             "lease_owner": runner_id,
             "lease_expires": now + self.lease_ms,
             "started_at": now,
         }
         result = self._create_deferred(claim, lease) if claim.ref is not None else None
         if result is None or not result.ok:
-            result = self.table.claim_queued(claim.task_id, lease)
+            result = self.table.claim_queued(claim.task_id, lease, Holder(claim.job_id, claim.cluster))
         if not result.ok:
-            taken = self._claim_taken(claim, job, result.item, lease, runner_id=runner_id, now=now)
+            taken = self._claim_taken(claim, job, result.item, lease, now=now)
             if isinstance(taken, ClaimResult):
                 return taken
             result = taken
@@ -73,11 +88,13 @@ class Leases:
         assert task is not None
         if job["state"] == JobState.SUBMITTED:
             self.jobs.start(claim.job_id, now)
-        return ClaimResult(status=ClaimStatus.RUN, task=self._payload(task, job))
+        return ClaimResult(status=ClaimStatus.RUN, task={**self._payload(task, job), "lease": claim.lease})
 
-    def _claim_of_inactive_job(self, task_id: str, job: Item, now: int) -> ClaimResult:
+    def _claim_of_inactive_job(self, claim: Claim, job: Item, now: int) -> ClaimResult:
         """A canceled or finished job's ticket: discarded, except that a running task keeps its watchdog."""
-        task = self.table.get_task(task_id)
+        task = self.table.get_task(claim.task_id)
+        if task:
+            check_holder(task, claim.cluster, claim.job_id)
         if task and task["state"] == TaskState.RUNNING:
             if int(task.get("lease_expires", 0)) > now:
                 return _busy(int(task["lease_expires"]), now, Reason.RUNNING_ELSEWHERE, "running elsewhere")
@@ -85,16 +102,17 @@ class Leases:
         return _discard(Reason.JOB_NOT_ACTIVE, f"job is {job['state']}")
 
     def _claim_taken(
-        self, claim: Claim, job: Item, old: Item | None, lease: dict[str, Any], *, runner_id: str, now: int
+        self, claim: Claim, job: Item, old: Item | None, lease: dict[str, Any], *, now: int
     ) -> ClaimResult | UpdateResult:
         """The task was not QUEUED: take over an expired lease, go on from this runner's own earlier claim
         (its response was lost), or say why there is nothing to run."""
         if old is None:
             return _discard(Reason.UNKNOWN_TASK, "unknown task")
+        check_holder(old, claim.cluster, claim.job_id)
         if old["state"] == TaskState.RUNNING and int(old.get("lease_expires", 0)) <= now:
             return self._take_over(claim, old, lease, now)
-        if old["state"] == TaskState.RUNNING and old.get("lease_owner") == runner_id:
-            return UpdateResult(True, old)  # this runner's own claim, retried after a lost response or a crash
+        if old["state"] == TaskState.RUNNING and old.get("lease_hash") == lease["lease_hash"]:
+            return UpdateResult(True, old)  # this runner's own claim, retried after a lost response
         if old["state"] == TaskState.RUNNING:
             return _busy(int(old["lease_expires"]), now, Reason.RUNNING_ELSEWHERE, "running elsewhere")
         self.propagation.repair(old, job)
@@ -127,6 +145,7 @@ class Leases:
             attempt=int(old["attempt"]),
             set={**lease, "lease_losses": losses},
             add={"attempt": 1},
+            holder=Holder(claim.job_id, claim.cluster),
         )
         if not result.ok:
             return ClaimResult(
@@ -144,9 +163,10 @@ class Leases:
         if ref is None or rules.child_task_id(*ref) != claim.task_id:
             return None
         chunk = self.tree.spec_chunk(ref.parent_id, ref.parent_attempt, ref.child_index // rules.SPEC_CHUNK)
-        if chunk is None or str(ref.child_index) not in chunk.get("specs", {}) or chunk["job_id"] != claim.job_id:
+        if chunk is None or str(ref.child_index) not in chunk.get("specs", {}):
             return None
         item = deferred_item(chunk, ref)
+        check_holder(item, claim.cluster, claim.job_id)
         item.pop("ref")
         item.update(lease, attempt=1)
         return self.table.create_claimed(self.table.task_row(item))
@@ -172,10 +192,10 @@ class Leases:
             "lease_expires": int(task["lease_expires"]),
         }
 
-    def extend(self, task_id: str, attempt: int, runner_id: str) -> int:
-        """Extend the lease of `runner_id` on this attempt; Conflict(LeaseLost) if it holds none."""
+    def extend(self, task_id: str, attempt: int, holder: Holder) -> int:
+        """Extend the lease on this attempt for the holder of its token; Conflict(LeaseLost) otherwise."""
         expires = self.clock() + self.lease_ms
-        if not self.table.extend_lease(task_id, attempt, runner_id, expires):
+        if not self.table.extend_lease(task_id, attempt, holder, expires):
             raise Conflict("the lease on this task attempt is lost", code="LeaseLost")
         return expires
 

@@ -116,6 +116,14 @@ class Recovery:
                 self.queues.delete_messages(cluster["dlq_url"], [m["ReceiptHandle"] for m in messages])
         return stats
 
+    def backlogs(self) -> dict[str, int]:
+        """Each cluster's backlog: tickets waiting or in flight over all its lanes (the scaling metric)."""
+        clusters = self.dispatcher.clusters
+        return {
+            str(c["slug"]): sum(self.queues.backlog(url) for url in clusters.lane_urls(str(c["slug"])))
+            for c in self.table.clusters()
+        }
+
     def redrive(self, cluster: Item, message: dict[str, Any]) -> bool:
         """A dead-lettered ticket: sent again if its task may still run, else its task's outcome repaired.
         Returns whether it was sent again."""
@@ -131,7 +139,8 @@ class Recovery:
         if task is None or job is None:
             return False
         if task["state"] in (TaskState.QUEUED, TaskState.RUNNING) and active:
-            self.queues.send(cluster["queue_url"], [ticket], dedup_suffix=f":d{self.clock()}")
+            lane = self.dispatcher.clusters.lane_url(str(cluster["slug"]), ticket.name, ticket.version)
+            self.queues.send(lane, [ticket], dedup_suffix=f":d{self.clock()}")
             return True
         self.propagation.repair(task, job)
         return False

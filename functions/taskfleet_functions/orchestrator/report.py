@@ -14,13 +14,14 @@ from taskfleet import rules
 
 from .. import faults
 from ..dal.dynamo import Item
-from ..dal.repository import Owner, Table
+from ..dal.repository import Holder, Owner, Table
 from .clusters import Clusters
-from .contracts import Report, ReportResult
+from .contracts import Report, ReportResult, lease_hash
 from .dispatch import Dispatcher
-from .errors import InvalidRequest, NotFound
+from .errors import Conflict, InvalidRequest, NotFound
 from .jobs import Jobs
 from .latches import plan_latch, window_open
+from .lease import check_holder
 from .propagation import Propagation
 from .siblings import build_siblings
 from .states import ACTIVE_JOB_STATES, Outcome, Reason, ReportStatus, TaskState
@@ -34,6 +35,17 @@ def _lease_lost(code: Reason, message: str) -> ReportResult:
 
 def _already(status: ReportStatus) -> ReportResult:
     return ReportResult(status=status, code=Reason.ALREADY_RECORDED, message="already recorded")
+
+
+def holder_of(report: Report) -> Holder:
+    return Holder(report.job_id, report.cluster, lease_hash(report.lease))
+
+
+def own_attempt(task: Item, report: Report) -> bool:
+    """Whether `task` (as found after a refused write) is the reported attempt, written by this very lease:
+    a retried report, recognised by its token. A task of another cluster or job is refused outright."""
+    check_holder(task, report.cluster, report.job_id)
+    return task.get("attempt") == report.attempt and task.get("lease_hash") == lease_hash(report.lease)
 
 
 @dataclass(kw_only=True)
@@ -76,9 +88,10 @@ class Reports:
             attempt=report.attempt,
             set={"state": TaskState.QUEUED},
             end_lease=True,
+            holder=holder_of(report),
         )
-        old = result.item or {}
-        if result.ok or (old.get("state") == TaskState.QUEUED and old.get("attempt") == report.attempt):
+        old = result.item
+        if result.ok or (old is not None and own_attempt(old, report) and old["state"] == TaskState.QUEUED):
             return ReportResult(status=ReportStatus.REQUEUED)
         return LEASE_LOST
 
@@ -101,17 +114,22 @@ class Reports:
             parent = self.table.get_task(report.task_id)
             if parent is None:
                 return _lease_lost(Reason.UNKNOWN_TASK, "unknown task")
-            if parent["state"] == TaskState.RUNNING and parent["attempt"] == report.attempt:
+            if parent["state"] == TaskState.RUNNING and own_attempt(parent, report):
                 ready = self._write_subtasks(report, parent, commit, now)
         else:
             commit.update({"children_total": 0, "children_bucketed": False})
         faults.point("complete.before_commit")
         result = self.table.compare_and_set(
-            report.task_id, state=TaskState.RUNNING, attempt=report.attempt, set=commit, end_lease=True
+            report.task_id,
+            state=TaskState.RUNNING,
+            attempt=report.attempt,
+            set=commit,
+            end_lease=True,
+            holder=holder_of(report),
         )
         if not result.ok:
             old = result.item
-            if old and old["state"] == TaskState.COMPUTED and old["attempt"] == report.attempt:
+            if old and own_attempt(old, report) and old["state"] == TaskState.COMPUTED:
                 self.propagation.repair(old, job)  # a retried report: redo what may not have happened
                 return _already(ReportStatus.OK)
             return _lease_lost(Reason.LEASE_LOST, "the lease on this task attempt is lost")
@@ -137,6 +155,12 @@ class Reports:
             now=now,
             cluster_slug=self.clusters.slug,
         )
+        try:
+            self.clusters.ensure_lanes(
+                (self.clusters.slug(s.cluster or parent["cluster"]), s.name, s.version) for s in report.subtasks
+            )
+        except Conflict as err:  # the lane limit: the task's own failure, like any impossible subtask
+            raise InvalidRequest(err.message) from err
         latch = plan_latch("children", range(len(report.subtasks)))
         commit.update(latch.owner_attributes)
         ready = siblings.ready
@@ -162,7 +186,9 @@ class Reports:
             "attempt": report.attempt,
             "at": now,
         }
-        if task["state"] != TaskState.RUNNING or task["attempt"] != report.attempt:
+        if not own_attempt(task, report):
+            return LEASE_LOST
+        if task["state"] != TaskState.RUNNING:
             return self._failed_before(report, task)
         retry = int(task.get("retry_count", 0)) - int(task.get("retry_base", 0)) < int(task.get("max_retries", 0))
         update: dict[str, Any] = {"failure": failure}
@@ -173,12 +199,17 @@ class Reports:
         else:
             update.update({"state": TaskState.FAILED, "finished_at": now})
         result = self.table.compare_and_set(
-            report.task_id, state=TaskState.RUNNING, attempt=report.attempt, set=update, end_lease=True
+            report.task_id,
+            state=TaskState.RUNNING,
+            attempt=report.attempt,
+            set=update,
+            end_lease=True,
+            holder=holder_of(report),
         )
         if not result.ok:
-            old = result.item or {}
+            old = result.item
             # unless it is this request's own write, retried by botocore after a lost response
-            if old.get("attempt") != report.attempt or old.get("state") != update["state"]:
+            if old is None or not own_attempt(old, report) or old.get("state") != update["state"]:
                 return LEASE_LOST
         if retry:
             return ReportResult(status=ReportStatus.REQUEUED)
@@ -187,11 +218,11 @@ class Reports:
         return ReportResult(status=ReportStatus.FAILED)
 
     def _failed_before(self, report: Report, task: Item) -> ReportResult:
-        """A failure report for an attempt that is no longer RUNNING: a replay of one already recorded
-        (redo its effect), or a late report of a lost lease."""
-        if task["attempt"] == report.attempt and task["state"] == TaskState.FAILED:
+        """A failure report of this lease's attempt, which is no longer RUNNING: a replay of one already
+        recorded (redo its effect), or a late report after the attempt ended otherwise."""
+        if task["state"] == TaskState.FAILED:
             self.jobs.fail(task["job_id"], task, str((task.get("failure") or {}).get("message", "")))
             return _already(ReportStatus.FAILED)
-        if task["attempt"] == report.attempt and task["state"] == TaskState.QUEUED:
+        if task["state"] == TaskState.QUEUED:
             return _already(ReportStatus.REQUEUED)
         return LEASE_LOST

@@ -62,6 +62,7 @@ class Submission:
             now=now,
             cluster_slug=self.clusters.slug,
         )
+        self.clusters.ensure_lanes((self.clusters.slug(s.cluster or cluster_slug), s.name, s.version) for s in specs)
         # One writer per token: a duplicate (a client's retry) arriving while the first request is still
         # writing must not rewrite its tasks, which may already run once the job exists. The lock goes
         # stale when its holder must be dead (the API function's timeout is shorter).
