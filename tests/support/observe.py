@@ -24,11 +24,18 @@ def marked(workdir: Path, name: str) -> bool:
     return (workdir / f"mark-{name}").exists()
 
 
+def lane_urls(stack: Any, slug: str) -> list[str]:
+    """The URLs of a cluster's lanes (its queue per task identifier)."""
+    return list(stack.orchestrator.clusters.lane_urls(slug))
+
+
 def queue_depth(stack: Any, slug: str) -> int:
-    """Visible plus in-flight messages in a cluster's queue."""
+    """Visible plus in-flight messages over all of a cluster's lanes."""
     sqs = stack.boto_client("sqs")
-    url = stack.orchestrator.cluster(slug)["queue_url"]
-    attrs = sqs.get_queue_attributes(
-        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
-    )["Attributes"]
-    return int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
+    total = 0
+    for url in lane_urls(stack, slug):
+        attrs = sqs.get_queue_attributes(
+            QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+        )["Attributes"]
+        total += int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
+    return total
