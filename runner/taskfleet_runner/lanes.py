@@ -46,12 +46,15 @@ class Lanes:
             if url not in self.urls:
                 self.urls.append(url)
 
-    def receive(self, wait: int, max_messages: int, stopping: Any) -> list[dict[str, Any]]:
+    def receive(self, wait: int, max_messages: int, stopping: Any, *, announce: bool = False) -> list[dict[str, Any]]:
         """Messages from any lane, each with its `Receipt` under "receipt": starts a receive on every lane that
         has none in flight and returns as soon as some lane delivered. With `wait` 0 it returns once the
         receives it started came back (lanes still in a long poll are not asked twice); with a long poll it
-        returns after `wait` (plus the round trip) with nothing, or when `stopping` is set."""
+        returns after `wait` (plus the round trip) with nothing, or when `stopping` is set. `announce` logs
+        that the runner is idle, once the receives are under way."""
         started = [self._start(url, wait, max_messages) for url in self.urls if url not in self._inflight]
+        if announce:
+            log.info("idle: waiting for tickets on %s lane(s)", len(self.urls))
         deadline = time.monotonic() + wait + ROUND_TRIP_MARGIN
         while True:
             got = self._harvest()

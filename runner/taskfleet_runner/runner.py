@@ -137,6 +137,7 @@ class TaskRunner:
         self._sqs: Any = None
         self._lanes: Lanes | None = None
         self._lanes_checked = 0.0  # when the runner last asked for its lanes (monotonic)
+        self._idle = False  # in a long poll since the last task (logged once per idle spell)
         self._api: Transport | None = None
         self.lease_seconds = 60
         self.executed = 0
@@ -200,6 +201,7 @@ class TaskRunner:
 
             install_from_environment(self._sqs)
         self._lanes = Lanes(self._sqs, urls)
+        log.info("runner %s: %s lane(s) of cluster %s", self.runner_id, len(urls), self.slug)
 
     def _lane_urls(self) -> list[str]:
         """Ask the orchestrator for the lanes this runner may run (creating those of its own identifiers)."""
@@ -310,7 +312,9 @@ class TaskRunner:
         assert self._lanes is not None
         self._refresh_lanes()
         wanted = prefetch_count(self.prefetch_window, self._average_seconds, len(self._buffer))
-        messages = self._lanes.receive(wait, max(1, wanted), self.stopping)
+        announce = wait == LONG_POLL_SECONDS and not self._idle
+        self._idle = wait == LONG_POLL_SECONDS
+        messages = self._lanes.receive(wait, max(1, wanted), self.stopping, announce=announce)
         if self._lanes.errors:  # SQS unavailable or throttling beyond botocore's retries: wait, go on
             self.stopping.wait(min(LONG_POLL_SECONDS, 0.5 * 2**self._lanes.errors) * random.uniform(0.5, 1))
         if self.stopping.is_set():
@@ -336,6 +340,7 @@ class TaskRunner:
             self._hand_back([m["receipt"] for m in runnable[max(1, wanted) :]])
         if not runnable:
             return None
+        self._idle = False
         self._buffer.extend(runnable[1:wanted])
         return runnable[0]
 

@@ -36,6 +36,10 @@ class InvalidRequestError(ApiError):
     """400/413: the request was malformed or too large; nothing was changed."""
 
 
+class ForbiddenError(ApiError):
+    """403: these credentials do not reach what the request names (a task of another cluster, say)."""
+
+
 class NotFoundError(ApiError):
     """404: the job, task, cluster or route does not exist."""
 
@@ -58,6 +62,8 @@ def error_for(status: int, body: Any) -> ApiError:
     code = str(info.get("code") or "Error")
     message = str(info.get("message") or body.get("message") or "")
     details = info.get("details")
+    if status == 403:
+        return ForbiddenError(status, code, message, details)
     if status == 404:
         return NotFoundError(status, code, message, details)
     if status == 409:

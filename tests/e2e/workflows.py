@@ -191,3 +191,52 @@ class Parent(Task):
 
 
 ALL = [Noop, Sleepy, Gated, Fail, FlakyUntilFixed, FailTimes, FanOut, Tree, Parent]
+
+
+class Download(Task):
+    """The reference's distributed example: one runner downloads, another processes."""
+
+    label: str
+
+    def execute(self, context: ExecutionContext) -> None:
+        record(context, label=self.label)
+
+
+class Process(Task):
+    label: str
+
+    def execute(self, context: ExecutionContext) -> None:
+        record(context, label=self.label)
+
+
+class Pipeline(Task):
+    """Download, then Process (which depends on it): registered by both runners of the example."""
+
+    label: str
+
+    def execute(self, context: ExecutionContext) -> None:
+        record(context, label=self.label)
+        download = context.submit_subtask(Download(f"{self.label}.download"))
+        context.submit_subtask(Process(f"{self.label}.process"), depends_on=[download])
+
+
+class UpgradeOld(Task):
+    label: str
+
+    @staticmethod
+    def identifier() -> tuple[str, str]:
+        return "Upgrade", "v1.2"
+
+    def execute(self, context: ExecutionContext) -> None:
+        record(context, label=self.label, runner_version="v1.2")
+
+
+class UpgradeNew(Task):
+    label: str
+
+    @staticmethod
+    def identifier() -> tuple[str, str]:
+        return "Upgrade", "v1.3"
+
+    def execute(self, context: ExecutionContext) -> None:
+        record(context, label=self.label, runner_version="v1.3")
