@@ -25,7 +25,11 @@ def stack() -> Iterator[Any]:
     from taskfleet_local import LocalStack
 
     with LocalStack(
-        lease_seconds=LEASE_SECONDS, sweep_interval=0.5, outbox_grace_seconds=1.0, submit_lock_seconds=3.0
+        lease_seconds=LEASE_SECONDS,
+        sweep_interval=0.5,
+        outbox_grace_seconds=1.0,
+        submit_lock_seconds=3.0,
+        max_clusters=10_000,  # every test gets a cluster of its own
     ) as s:
         yield s
 

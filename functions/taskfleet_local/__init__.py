@@ -43,6 +43,7 @@ class LocalStack:
         sweep_interval: float = 1.0,
         outbox_grace_seconds: float = 30.0,
         submit_lock_seconds: float = 30.0,
+        max_clusters: int = 100,
         host: str = "127.0.0.1",
     ) -> None:
         if not host.startswith("127.") and host not in ("localhost", "::1"):
@@ -53,6 +54,7 @@ class LocalStack:
         self.sweep_interval = sweep_interval
         self.outbox_grace_seconds = outbox_grace_seconds
         self.submit_lock_seconds = submit_lock_seconds
+        self.max_clusters = max_clusters
         self.name = f"taskfleet-{secrets.token_hex(3)}"
         self.emulator: Emulator | None = None
         self.api: LocalApi | None = None
@@ -101,6 +103,7 @@ class LocalStack:
             endpoint_url=self.emulator.url,
             outbox_grace_seconds=self.outbox_grace_seconds,
             submit_lock_seconds=self.submit_lock_seconds,
+            max_clusters=self.max_clusters,
         )
         self.orchestrator = engine.Orchestrator(
             Dynamo(dynamodb, self.name), Queues(sqs, visibility_seconds=self.lease_seconds), settings

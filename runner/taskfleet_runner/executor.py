@@ -32,6 +32,7 @@ class Failure:
     message: str
     traceback: str
     display: str | None = None
+    error_type: str = "Exception"  # what the runner logs at INFO: a message may carry input values
 
 
 ExecutionResult = Success | Failure
@@ -63,5 +64,5 @@ def execute(task_class: type[Task], payload: dict[str, Any]) -> ExecutionResult:
             raise
         lines = traceback.format_exception(type(err), err, err.__traceback__)
         summary = "".join(lines[-MAX_TRACEBACK_LINES:])
-        return Failure(f"{type(err).__name__}: {err}", summary, context.current_task.display)
+        return Failure(f"{type(err).__name__}: {err}", summary, context.current_task.display, type(err).__name__)
     return Success(context.current_task.display, context.submitted_subtasks)

@@ -446,7 +446,9 @@ class TaskRunner:
             }
         else:
             assert isinstance(outcome, Failure)
-            log.info("task %s failed: %s", payload["id"], outcome.message)
+            # the exception type at INFO; its message (which often carries input values) only at DEBUG
+            log.info("task %s failed: %s", payload["id"], outcome.error_type)
+            log.debug("task %s failed: %s", payload["id"], outcome.message)
             report = {
                 **base,
                 "outcome": Outcome.FAILED,

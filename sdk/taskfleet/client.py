@@ -217,8 +217,11 @@ class ClusterClient:
     def all(self) -> builtins.list[Cluster]:
         return [Cluster.from_api(c) for c in self._t.request("GET", "/clusters")["clusters"]]
 
-    def delete(self, slug: str | Cluster) -> None:
-        self._t.request("DELETE", f"/clusters/{slug.slug if isinstance(slug, Cluster) else slug}")
+    def delete(self, slug: str | Cluster, *, force: bool = False) -> None:
+        """Delete a created cluster. Refused (ConflictError) for a declared cluster, and while tickets are
+        queued or in flight in its lanes unless `force` (which drops them: their tasks stay QUEUED)."""
+        path = f"/clusters/{slug.slug if isinstance(slug, Cluster) else slug}"
+        self._t.request("DELETE", path + ("?force=true" if force else ""))
 
 
 class Client:

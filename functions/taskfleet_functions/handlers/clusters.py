@@ -8,6 +8,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from taskfleet import rules
 
 from ..models.api import CreateClusterIn
+from ..orchestrator.errors import DomainError
 from ..views import cluster_view
 from ..wiring import orchestrator
 from .common import body, logger, make_app, metrics, ok, tracer
@@ -47,7 +48,10 @@ def find(slug: str) -> Any:
 
 @app.delete("/clusters/<slug>")
 def delete(slug: str) -> Any:
-    orchestrator().delete_cluster(rules.check_slug(slug))
+    force = (app.current_event.query_string_parameters or {}).get("force", "false")
+    if force not in ("true", "false"):
+        raise DomainError("query parameter 'force' must be true or false", code="InvalidRequest")
+    orchestrator().delete_cluster(rules.check_slug(slug), force=force == "true")
     return ok({"deleted": slug})
 
 

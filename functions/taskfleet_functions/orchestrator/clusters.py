@@ -118,6 +118,13 @@ class Clusters:
     def create(self, name: str) -> Item:
         if not isinstance(name, str) or not (1 <= len(name) <= 100) or not name.isprintable():
             raise InvalidRequest("cluster name must be 1-100 printable characters")
+        created = [c for c in self.table.clusters() if c["slug"] not in self.settings.static_clusters]
+        if len(created) >= self.settings.max_clusters:
+            raise Conflict(
+                f"this deployment has {len(created)} created clusters, its limit (TASKFLEET_MAX_CLUSTERS);"
+                " delete one first",
+                code="ClusterLimit",
+            )
         slug = f"{rules.slugify(name)[:30]}-{secrets.token_hex(3)}"
         return self._create(rules.check_slug(slug), name)
 
@@ -125,10 +132,23 @@ class Clusters:
         self.get(rules.DEFAULT_CLUSTER)  # the default cluster always exists
         return list(self.table.clusters())
 
-    def delete(self, slug: str) -> None:
+    def delete(self, slug: str, *, force: bool = False) -> None:
+        """Delete a created cluster with no ticket queued or in flight (or, `force`d, drop them); its lanes
+        and DLQ go with it."""
         if slug == rules.DEFAULT_CLUSTER:
-            raise Conflict("the default cluster cannot be deleted")
+            raise Conflict("the default cluster cannot be deleted", code="DeclaredCluster")
+        if slug in self.settings.static_clusters:
+            raise Conflict(
+                f"cluster {slug!r} is declared in the deployment (cdk.json); remove it there", code="DeclaredCluster"
+            )
         item = self.get(slug)
+        waiting = 0 if force else sum(self.queues.backlog(url) for url in self.lane_urls(slug))
+        if waiting:
+            raise Conflict(
+                f"cluster {slug!r} has {waiting} ticket(s) queued or in flight; cancel their jobs and let a runner"
+                " discard them, or delete with force=true (their tasks then stay QUEUED until a retry)",
+                code="ClusterBusy",
+            )
         for lane in self.table.lanes(slug):
             self.queues.delete(str(lane["url"]))
             self.table.delete_lane(slug, str(lane["key"]))

@@ -84,8 +84,8 @@ class Orchestrator:
     def list_clusters(self) -> list[Item]:
         return self.clusters.all()
 
-    def delete_cluster(self, slug: str) -> None:
-        self.clusters.delete(slug)
+    def delete_cluster(self, slug: str, *, force: bool = False) -> None:
+        self.clusters.delete(slug, force=force)
 
     # --- jobs -------------------------------------------------------------------------------------------
     def submit_job(

@@ -1,0 +1,51 @@
+"""Cluster management limits: a cap on created clusters, and no deletion that would strand work or
+delete what the deployment declares."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from taskfleet import ConflictError, NotFoundError
+
+from tests.e2e.workflows import Noop
+
+
+def test_a_cluster_with_queued_tickets_is_not_deleted_unless_forced(stack, client):
+    # Given a created cluster with a queued task
+    cluster = client.clusters().create("busy").slug
+    job = client.jobs().submit("queued", Noop("q"), cluster=cluster)
+    # When it is deleted, the deletion is refused and the cluster and its lane stay
+    with pytest.raises(ConflictError) as refused:
+        client.clusters().delete(cluster)
+    assert refused.value.code == "ClusterBusy"
+    assert client.clusters().find(cluster).slug == cluster
+    assert len(stack.orchestrator.clusters.lane_urls(cluster)) == 1
+    # and a forced deletion removes it with its lanes
+    client.jobs().cancel(job)
+    client.clusters().delete(cluster, force=True)
+    with pytest.raises(NotFoundError):
+        client.clusters().find(cluster)
+    assert stack.orchestrator.clusters.lane_urls(cluster) == []
+
+
+def test_declared_clusters_cannot_be_deleted(client):
+    with pytest.raises(ConflictError) as refused:
+        client.clusters().delete("default")
+    assert refused.value.code == "DeclaredCluster"
+
+
+def test_created_clusters_are_capped(stack, client):
+    # Given a deployment whose cap on created clusters is what it has now
+    clusters = stack.orchestrator.clusters
+    existing = len([c for c in client.clusters().all() if c.slug not in clusters.settings.static_clusters])
+    saved = clusters.settings
+    clusters.settings = replace(saved, max_clusters=existing)
+    try:
+        # When one more is created, it is refused and nothing is created
+        with pytest.raises(ConflictError) as refused:
+            client.clusters().create("one too many")
+        assert refused.value.code == "ClusterLimit"
+        assert len(client.clusters().all()) == existing + len(saved.static_clusters)
+    finally:
+        clusters.settings = saved
