@@ -60,7 +60,7 @@ def test_valid_slugs(slug):
     assert rules.check_slug(slug) == slug
 
 
-@pytest.mark.parametrize("slug", ["", "-a", "a-", "A", "a_b", "a" * 41, "a/b", "${x}", "gpu\n", "default\n"])
+@pytest.mark.parametrize("slug", ["", "-a", "a-", "A", "a_b", "a" * 41, "a/b", "${x}", "gpu\n", "default\n", "gpu--a"])
 def test_invalid_slugs(slug):
     with pytest.raises(rules.RuleViolation):
         rules.check_slug(slug)
