@@ -5,6 +5,7 @@ runner that can run it."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -140,3 +141,31 @@ def test_rolling_upgrade_runs_each_version_on_a_runner_that_can(stack, client, c
     ran = sorted((e["label"], e["runner_version"], e["pid"]) for e in executions(tmp_path))
     assert [r for r in ran if r[0].startswith("new")] == [(f"new{i}", "v1.3", v13.pid) for i in range(5)]
     assert {client.jobs().find(j).state for j in old + new} == {"COMPLETED"}
+
+
+def test_the_sweeper_sends_a_dead_lettered_ticket_back_to_its_lane(stack, client, cluster, runners, tmp_path: Path):
+    # Given two lanes that dead-letter into the cluster's DLQ after 100 receives
+    jobs = [
+        client.jobs().submit("noop", Noop("dead-lettered"), cluster=cluster),
+        client.jobs().submit("other", OtherNoop("other"), cluster=cluster),
+    ]
+    sqs = stack.boto_client("sqs")
+    dlq = stack.orchestrator.cluster(cluster)["dlq_url"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    lanes = [stack.orchestrator.clusters.lane_url(cluster, n, "v0.0") for n in ("Noop", "OtherNoop")]
+    for lane in lanes:
+        policy = sqs.get_queue_attributes(QueueUrl=lane, AttributeNames=["RedrivePolicy"])["Attributes"]
+        assert json.loads(policy["RedrivePolicy"]) == {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 100}
+    # When both tickets land in the DLQ (moved there by hand, as SQS would after too many receives)
+    for lane in lanes:
+        message = sqs.receive_message(QueueUrl=lane, MaxNumberOfMessages=1)["Messages"][0]
+        sqs.send_message(
+            QueueUrl=dlq, MessageBody=message["Body"], MessageGroupId="g", MessageDeduplicationId=message["MessageId"]
+        )
+        sqs.delete_message(QueueUrl=lane, ReceiptHandle=message["ReceiptHandle"])
+    # Then the sweeper sends each back to its own lane, where the runners of that task run it
+    runners.start(cluster, "Noop")
+    runners.start(cluster, "OtherNoop")
+    for job in jobs:
+        assert wait_until(job_done(client, job), timeout=30, what="a redriven job").state == "COMPLETED"
+    assert sorted(e["label"] for e in executions(tmp_path)) == ["dead-lettered", "other"]
