@@ -10,6 +10,7 @@
 | TASKFLEET_LOCAL | "1" on the local stack | unset |
 | TASKFLEET_OUTBOX_GRACE_SECONDS | a submit/retry whose dispatch is unconfirmed this long is redone | 30 |
 | TASKFLEET_SUBMIT_LOCK_SECONDS | a submit holding its client token this long is presumed dead (> API timeout) | 30 |
+| TASKFLEET_RETENTION_DAYS | a job's items expire (DynamoDB TTL on `expires_at`) this long after their last change; 0 keeps them | 90 |
 | TASKFLEET_MAX_CLUSTERS | clusters `POST /clusters` may create, besides the declared ones (409 beyond) | 100 |
 | AWS_REGION | region | us-east-1 |
 """
@@ -33,6 +34,7 @@ class Settings:
     outbox_grace_seconds: float = 30.0
     submit_lock_seconds: float = 30.0
     max_clusters: int = 100
+    retention_days: float = 90.0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -50,6 +52,7 @@ class Settings:
             outbox_grace_seconds=float(env.get("TASKFLEET_OUTBOX_GRACE_SECONDS", "30")),
             submit_lock_seconds=float(env.get("TASKFLEET_SUBMIT_LOCK_SECONDS", "30")),
             max_clusters=int(env.get("TASKFLEET_MAX_CLUSTERS", "100")),
+            retention_days=float(env.get("TASKFLEET_RETENTION_DAYS", "90")),
         )
 
     def lane_name(self, slug: str, key: str) -> str:

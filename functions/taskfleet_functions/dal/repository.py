@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from typing import Any, Literal, NamedTuple
 
@@ -27,6 +28,7 @@ OUTBOX = "OUTBOX"  # GSI2 partition: jobs whose dispatch is not confirmed yet
 # Removed when an attempt ends. `lease_hash` stays: a retried report of that attempt proves itself with it.
 LEASE_ATTRIBUTES = ("lease_owner", "lease_expires")
 OUTBOX_ATTRIBUTES = ("outbox_at", "GSI2PK", "GSI2SK")
+EXPIRES = "expires_at"  # the table's TTL attribute (epoch seconds)
 
 # --- condition fragments -------------------------------------------------------------------------------
 ABSENT = "attribute_not_exists(#PK)"
@@ -103,10 +105,28 @@ class BadCursor(ValueError):
 
 
 class Table:
-    """Named operations on taskfleet's one table. `db` is the thin typed DynamoDB client underneath."""
+    """Named operations on taskfleet's one table. `db` is the thin typed DynamoDB client underneath.
 
-    def __init__(self, db: Dynamo) -> None:
+    Retention: every write of a job's items (the job, its tasks, inputs, latches, spec chunks, its submit
+    lock) sets `expires_at` (epoch seconds, the table's TTL attribute) to `retention_seconds` from now, so
+    DynamoDB deletes a job's items that long after their last change: after the job finished, or after a
+    task waited unchanged that long (keep the retention above your longest job). Cluster and lane items
+    never expire. A retention of 0 keeps everything."""
+
+    def __init__(self, db: Dynamo, *, retention_seconds: int = 0, clock: Any = time.time) -> None:
         self.db = db
+        self.retention_seconds = retention_seconds
+        self.clock = clock
+
+    def _expiry(self) -> dict[str, int]:
+        return {EXPIRES: int(self.clock()) + self.retention_seconds} if self.retention_seconds else {}
+
+    def _row(self, item: Item) -> Item:
+        return {**item, **self._expiry()}
+
+    def _update(self, pk: str, sk: str, *, set: Mapping[str, Any] | None = None, **kwargs: Any) -> UpdateResult:
+        """`db.update` of a job's item, refreshing its expiry."""
+        return self.db.update(pk, sk, set={**(set or {}), **self._expiry()}, **kwargs)
 
     # --- rows (items with their keys) ----------------------------------------------------------------
 
@@ -128,8 +148,8 @@ class Table:
 
     def put_rows(self, rows: Iterable[Item]) -> None:
         """Unconditional batch puts: rows nobody else writes yet (ids are deterministic, so a rewrite is
-        harmless)."""
-        self.db.put_many(rows)
+        harmless). Each gets its expiry."""
+        self.db.put_many(self._row(row) for row in rows)
 
     # --- clusters ------------------------------------------------------------------------------------
 
@@ -180,11 +200,11 @@ class Table:
             "GSI2PK": OUTBOX,
             "GSI2SK": f"{outbox_due:015d}",
         }
-        return self.db.put(item, condition=ABSENT)
+        return self.db.put(self._row(item), condition=ABSENT)
 
     def take_submit_lock(self, job_id: str, now: int, stale_before: int) -> bool:
         """The client token's lock: one writer per token; a lock older than `stale_before` is taken over."""
-        lock = {"PK": job_pk(job_id), "SK": TOKEN, "at": now}
+        lock = self._row({"PK": job_pk(job_id), "SK": TOKEN, "at": now})
         return self.db.put(lock, condition=f"{ABSENT} OR #at < :stale", values={":stale": stale_before}).ok
 
     def job_transition(
@@ -202,10 +222,10 @@ class Table:
         fields = dict(set)
         if outbox_due is not None:
             fields.update({"outbox_at": outbox_due, "GSI2PK": OUTBOX, "GSI2SK": f"{outbox_due:015d}"})
-        return self.db.update(job_pk(job_id), META, set=fields, remove=remove, condition=condition, values=values)
+        return self._update(job_pk(job_id), META, set=fields, remove=remove, condition=condition, values=values)
 
     def clear_outbox(self, job_id: str) -> None:
-        self.db.update(job_pk(job_id), META, remove=OUTBOX_ATTRIBUTES, condition=EXISTS)
+        self._update(job_pk(job_id), META, remove=OUTBOX_ATTRIBUTES, condition=EXISTS)
 
     def due_outbox_job_ids(self, now: int, limit: int) -> list[str]:
         due, _ = self.db.query(
@@ -274,7 +294,7 @@ class Table:
         """QUEUED -> RUNNING with `lease` (hash, owner, expiry, start), as a new attempt, for a runner of the
         task's own cluster and job (`holder`, without a lease hash)."""
         guard, values = holder._replace(lease_hash=None).condition()
-        return self.db.update(
+        return self._update(
             task_pk(task_id),
             META,
             set=lease,
@@ -285,7 +305,7 @@ class Table:
 
     def create_claimed(self, row: Item) -> UpdateResult:
         """A deferred subtask's first claim: its item is created already RUNNING (a put if absent)."""
-        return self.db.put(row, condition=ABSENT)
+        return self.db.put(self._row(row), condition=ABSENT)
 
     def compare_and_set(
         self,
@@ -307,13 +327,13 @@ class Table:
         if holder is not None:
             guard, guard_values = holder.condition()
             condition, values = f"{condition} AND {guard}", {**values, **guard_values}
-        return self.db.update(
+        return self._update(
             task_pk(task_id), META, set=set, add=add, remove=removed, condition=condition, values=values
         )
 
     def extend_lease(self, task_id: str, attempt: int, holder: Holder, expires: int) -> bool:
         guard, values = holder.condition()
-        result = self.db.update(
+        result = self._update(
             task_pk(task_id),
             META,
             set={"lease_expires": expires},
@@ -325,7 +345,7 @@ class Table:
 
     def mark_completed(self, task_id: str) -> UpdateResult:
         """A COMPUTED task whose children all completed is completed (a stored flag)."""
-        return self.db.update(
+        return self._update(
             task_pk(task_id), META, set={"completed": True}, condition=STATE_IS, values={":state": "COMPUTED"}
         )
 
@@ -334,7 +354,7 @@ class Table:
     def signal_bucket(self, owner: Owner, kind: str, bucket: int, member: int) -> Item | None:
         """Record `member` in a latch bucket (idempotent); the bucket's image after it (None: no such bucket).
         A replayed signal returns the current image, so a replay that finds the bucket full fires again."""
-        return self.db.update(
+        return self._update(
             owner.pk,
             latch_sk(kind, bucket),
             add={"done": {member}},
@@ -346,7 +366,7 @@ class Table:
         """Record `member` in the latch kept on the owner item (idempotent); the owner's image after it
         (None: no such owner). A replay returns the current image, like `signal_bucket`."""
         attr = f"{kind}_done"
-        return self.db.update(
+        return self._update(
             owner.pk,
             META,
             add={attr: {member}},

@@ -31,7 +31,7 @@ class Orchestrator:
         self.queues = queues
         self.settings = settings
         self.clock = clock
-        self.table = Table(db)
+        self.table = Table(db, retention_seconds=int(settings.retention_days * 86_400))
         self.clusters = Clusters(self.table, queues, settings, clock)
         self.jobs = Jobs(self.table, clock)
         self.tree = Tree(self.table)
