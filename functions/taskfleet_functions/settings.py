@@ -10,7 +10,7 @@
 | TASKFLEET_LOCAL | "1" on the local stack | unset |
 | TASKFLEET_OUTBOX_GRACE_SECONDS | a submit/retry whose dispatch is unconfirmed this long is redone | 30 |
 | TASKFLEET_SUBMIT_LOCK_SECONDS | a submit holding its client token this long is presumed dead (> API timeout) | 30 |
-| TASKFLEET_RETENTION_DAYS | a job's items expire (DynamoDB TTL on `expires_at`) this long after their last change; 0 keeps them | 90 |
+| TASKFLEET_RETENTION_DAYS | a job's items expire (TTL `expires_at`) this long after their last change; 0: never | 90 |
 | TASKFLEET_MAX_CLUSTERS | clusters `POST /clusters` may create, besides the declared ones (409 beyond) | 100 |
 | AWS_REGION | region | us-east-1 |
 """
