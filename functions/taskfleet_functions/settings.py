@@ -7,6 +7,8 @@
 | TASKFLEET_LEASE_SECONDS | task lease; also the queues' visibility timeout | 60 |
 | TASKFLEET_CLUSTERS | comma-separated slugs of clusters declared in the deployment (their queues exist) | default |
 | TASKFLEET_RUNNER_URL | URL runners use for /runner/* (a Lambda function URL), if not the API URL | unset |
+| TASKFLEET_RUNNER_FUNCTION | the runner function (the clusters function makes its per-cluster aliases, URLs) | unset |
+| TASKFLEET_RUNNER_URLS | JSON {slug: URL}: the runner URLs of the declared clusters (the clusters function) | {} |
 | TASKFLEET_LOCAL | "1" on the local stack | unset |
 | TASKFLEET_OUTBOX_GRACE_SECONDS | a submit/retry whose dispatch is unconfirmed this long is redone | 30 |
 | TASKFLEET_SUBMIT_LOCK_SECONDS | a submit holding its client token this long is presumed dead (> API timeout) | 30 |
@@ -17,6 +19,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 
@@ -28,6 +31,8 @@ class Settings:
     lease_seconds: int = 60
     static_clusters: tuple[str, ...] = ("default",)
     runner_url: str | None = None
+    runner_function: str | None = None
+    runner_urls: dict[str, str] = field(default_factory=dict)
     local: bool = False
     region: str = "us-east-1"
     endpoint_url: str | None = field(default=None)
@@ -46,6 +51,8 @@ class Settings:
             lease_seconds=int(env.get("TASKFLEET_LEASE_SECONDS", "60")),
             static_clusters=clusters or ("default",),
             runner_url=env.get("TASKFLEET_RUNNER_URL") or None,
+            runner_function=env.get("TASKFLEET_RUNNER_FUNCTION") or None,
+            runner_urls=dict(json.loads(env.get("TASKFLEET_RUNNER_URLS") or "{}")),
             local=env.get("TASKFLEET_LOCAL") == "1",
             region=env.get("AWS_REGION", env.get("AWS_DEFAULT_REGION", "us-east-1")),
             endpoint_url=env.get("AWS_ENDPOINT_URL") or None,

@@ -60,6 +60,7 @@ def cluster_view(cluster: dict[str, Any]) -> dict[str, Any]:
         "slug": cluster["slug"],
         "name": cluster.get("name"),
         "dlq_url": cluster.get("dlq_url"),
+        "runner_url": cluster.get("runner_url"),  # where its runners call (bound to it by IAM); None: the API
         "created_at": iso(cluster.get("created_at")),
     }
 

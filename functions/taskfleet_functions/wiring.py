@@ -39,6 +39,7 @@ def build_from_env() -> Orchestrator:
 
     from .dal.dynamo import Dynamo
     from .dal.queues import Queues
+    from .dal.runner_urls import LambdaRunnerUrls, NoRunnerUrls, RunnerUrls
     from .orchestrator import Orchestrator
     from .settings import Settings
 
@@ -47,6 +48,13 @@ def build_from_env() -> Orchestrator:
     session = boto3.session.Session(region_name=settings.region)
     dynamodb = session.client("dynamodb", config=config, endpoint_url=settings.endpoint_url)
     sqs = session.client("sqs", config=config, endpoint_url=settings.endpoint_url)
+    runner_urls: RunnerUrls = NoRunnerUrls()
+    if settings.runner_function:  # the clusters function: per-cluster runner URLs of created clusters
+        lambda_client = session.client("lambda", config=config, endpoint_url=settings.endpoint_url)
+        runner_urls = LambdaRunnerUrls(lambda_client, settings.runner_function)
     return Orchestrator(
-        Dynamo(dynamodb, settings.table_name), Queues(sqs, visibility_seconds=settings.lease_seconds), settings
+        Dynamo(dynamodb, settings.table_name),
+        Queues(sqs, visibility_seconds=settings.lease_seconds),
+        settings,
+        runner_urls=runner_urls,
     )

@@ -13,6 +13,7 @@ from taskfleet import rules
 from ..dal.dynamo import Item
 from ..dal.queues import Queues
 from ..dal.repository import Table
+from ..dal.runner_urls import NoRunnerUrls, RunnerUrls
 from ..settings import Settings
 from .errors import Conflict, InvalidRequest, NotFound
 
@@ -32,11 +33,19 @@ def lane_key(name: str, version: str) -> str:
 
 
 class Clusters:
-    def __init__(self, table: Table, queues: Queues, settings: Settings, clock: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        table: Table,
+        queues: Queues,
+        settings: Settings,
+        clock: Callable[[], int],
+        runner_urls: RunnerUrls | None = None,
+    ) -> None:
         self.table = table
         self.queues = queues
         self.settings = settings
         self.clock = clock
+        self.runner_urls = runner_urls or NoRunnerUrls()
         self._cache: dict[str, tuple[Item, int]] = {}
         self._lane_urls: dict[tuple[str, str], str] = {}  # a lane's URL never changes: cached for good
 
@@ -51,8 +60,14 @@ class Clusters:
             item = self._create(slug, slug)
         if item is None:
             raise NotFound(f"cluster {slug!r} does not exist", code="ClusterNotFound")
+        item = self._with_runner_url(item)
         self._cache[slug] = (item, self.clock() + CLUSTER_CACHE_MS)
         return item
+
+    def _with_runner_url(self, item: Item) -> Item:
+        """A declared cluster's runner URL comes from the deployment; a created one's is on its item."""
+        url = item.get("runner_url") or self.settings.runner_urls.get(str(item["slug"]))
+        return {**item, "runner_url": url} if url else item
 
     def slug(self, name: str) -> str:
         """The slug of an existing cluster (NotFound otherwise)."""
@@ -112,6 +127,8 @@ class Clusters:
     def _create(self, slug: str, name: str) -> Item:
         dlq = self.queues.ensure_dlq(self.settings.dlq_name(slug))
         item = {"slug": slug, "name": name, "dlq_url": dlq, "created_at": self.clock()}
+        if slug not in self.settings.static_clusters and (url := self.runner_urls.ensure(slug)):
+            item["runner_url"] = url
         result = self.table.put_cluster_if_absent(item)
         return item if result.ok else (result.item or item)
 
@@ -130,7 +147,7 @@ class Clusters:
 
     def all(self) -> list[Item]:
         self.get(rules.DEFAULT_CLUSTER)  # the default cluster always exists
-        return list(self.table.clusters())
+        return [self._with_runner_url(c) for c in self.table.clusters()]
 
     def delete(self, slug: str, *, force: bool = False) -> None:
         """Delete a created cluster with no ticket queued or in flight (or, `force`d, drop them); its lanes
@@ -154,5 +171,6 @@ class Clusters:
             self.table.delete_lane(slug, str(lane["key"]))
             self._lane_urls.pop((slug, str(lane["key"])), None)
         self.queues.delete(item["dlq_url"])
+        self.runner_urls.delete(slug)
         self.table.delete_cluster(slug)
         self._cache.pop(slug, None)

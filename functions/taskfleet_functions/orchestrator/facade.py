@@ -11,6 +11,7 @@ from taskfleet import rules
 from ..dal.dynamo import Dynamo, Item
 from ..dal.queues import Queues
 from ..dal.repository import Holder, Page, Table
+from ..dal.runner_urls import RunnerUrls
 from ..settings import Settings
 from .clusters import Clusters, Identifier
 from .contracts import Claim, ClaimResult, Report, ReportResult, TaskSpec, now_ms
@@ -26,13 +27,20 @@ from .tree import Tree
 
 
 class Orchestrator:
-    def __init__(self, db: Dynamo, queues: Queues, settings: Settings, clock: Callable[[], int] = now_ms) -> None:
+    def __init__(
+        self,
+        db: Dynamo,
+        queues: Queues,
+        settings: Settings,
+        clock: Callable[[], int] = now_ms,
+        runner_urls: RunnerUrls | None = None,
+    ) -> None:
         self.db = db
         self.queues = queues
         self.settings = settings
         self.clock = clock
         self.table = Table(db, retention_seconds=int(settings.retention_days * 86_400))
-        self.clusters = Clusters(self.table, queues, settings, clock)
+        self.clusters = Clusters(self.table, queues, settings, clock, runner_urls)
         self.jobs = Jobs(self.table, clock)
         self.tree = Tree(self.table)
         self.dispatcher = Dispatcher(clusters=self.clusters, queues=queues, tree=self.tree)
