@@ -108,6 +108,10 @@ class Lanes:
             message["receipt"] = Receipt(url, message["ReceiptHandle"])
         return messages
 
+    def harvest(self) -> list[dict[str, Any]]:
+        """What receives that have returned since delivered (without waiting for any)."""
+        return self._harvest()
+
     def _harvest(self) -> list[dict[str, Any]]:
         got: list[dict[str, Any]] = []
         for url, future in list(self._inflight.items()):

@@ -38,7 +38,10 @@ log = logging.getLogger("taskfleet.runner")
 LONG_POLL_SECONDS = 20  # SQS maximum: an idle runner makes 3 receives a minute per lane
 RUN_ALL_POLL_SECONDS = 1
 RUN_ALL_LAST_LOOKS = 30  # run_all: rounds that found nothing while SQS still counted visible tickets
-LANE_REFRESH_SECONDS = 60  # how often a runner asks for lanes created since (docs/architecture.md)
+# How often a runner asks for lanes created since it started (an older minor version submitted for the first
+# time): every 5 minutes, and when it falls idle after work if a minute has passed (docs/architecture.md).
+LANE_REFRESH_SECONDS = 300
+LANE_REFRESH_IDLE_SECONDS = 60
 # Finished tickets are deleted in batches of up to 10, at the latest this long after the first one
 # finished (well inside the visibility timeout): a tenth of the delete requests for short tasks. A
 # runner that dies holding some leaves tickets that reappear and are discarded by the next claim.
@@ -211,8 +214,9 @@ class TaskRunner:
         self._lanes_checked = time.monotonic()
         return [str(lane["url"]) for lane in answer.get("lanes", [])]
 
-    def _refresh_lanes(self) -> None:
-        if self._lanes is None or time.monotonic() - self._lanes_checked < LANE_REFRESH_SECONDS:
+    def _refresh_lanes(self, *, falling_idle: bool) -> None:
+        since = time.monotonic() - self._lanes_checked
+        if self._lanes is None or since < (LANE_REFRESH_IDLE_SECONDS if falling_idle else LANE_REFRESH_SECONDS):
             return
         try:
             self._lanes.update(self._lane_urls())
@@ -310,9 +314,9 @@ class TaskRunner:
         """One ticket to run, or None; up to `prefetch_count` of them are received (from each lane), and
         those after the first one are buffered; what arrives beyond that goes back at once."""
         assert self._lanes is not None
-        self._refresh_lanes()
-        wanted = prefetch_count(self.prefetch_window, self._average_seconds, len(self._buffer))
         announce = wait == LONG_POLL_SECONDS and not self._idle
+        self._refresh_lanes(falling_idle=announce)
+        wanted = prefetch_count(self.prefetch_window, self._average_seconds, len(self._buffer))
         self._idle = wait == LONG_POLL_SECONDS
         messages = self._lanes.receive(wait, max(1, wanted), self.stopping, announce=announce)
         if self._lanes.errors:  # SQS unavailable or throttling beyond botocore's retries: wait, go on
@@ -320,6 +324,18 @@ class TaskRunner:
         if self.stopping.is_set():
             self._hand_back([m["receipt"] for m in messages])
             return None
+        runnable = self._accept(messages)
+        self._drained = len(messages) < max(1, wanted)
+        if len(runnable) > wanted:
+            self._hand_back([m["receipt"] for m in runnable[max(1, wanted) :]])
+        if not runnable:
+            return None
+        self._idle = False
+        self._buffer.extend(runnable[1:wanted])
+        return runnable[0]
+
+    def _accept(self, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The received tickets this runner can run, parsed; a malformed one is deleted."""
         received_at = time.monotonic()
         runnable: list[dict[str, Any]] = []
         for message in messages:
@@ -335,14 +351,7 @@ class TaskRunner:
                 self._hide(message["receipt"], self.lease_seconds)
                 continue
             runnable.append({**message, "ticket": ticket, "received_at": received_at})
-        self._drained = len(messages) < max(1, wanted)
-        if len(runnable) > wanted:
-            self._hand_back([m["receipt"] for m in runnable[max(1, wanted) :]])
-        if not runnable:
-            return None
-        self._idle = False
-        self._buffer.extend(runnable[1:wanted])
-        return runnable[0]
+        return runnable
 
     def _next(self, pending: _Pending | None, candidate: dict[str, Any] | None) -> _Pending | None:  # noqa: PLR0911, PLR0912 - one API call and every outcome of it (failure, rejection, discard, busy, run)
         """One API call: report `pending` (if any) and claim `candidate` (if any)."""
@@ -410,6 +419,8 @@ class TaskRunner:
         stop_seen_at: float | None = None
         while worker.is_alive():
             worker.join(timeout=0.25)
+            if self._lanes is not None:  # a receive left open on another lane delivered meanwhile
+                self._buffer.extend(self._accept(self._lanes.harvest()))
             # Buffered tickets go back to the queue when the runner stops, and when this task outlasts the
             # prefetch window (it is slower than the average promised): other runners may start them now.
             if self._buffer and (self.stopping.is_set() or time.monotonic() - started > self.prefetch_window):
