@@ -31,6 +31,12 @@ ROUTES: tuple[tuple[str, str, str], ...] = (
     ("GET", "/clusters/{slug}", "clusters"),
     ("DELETE", "/clusters/{slug}", "clusters"),
     ("GET", "/config", "clusters"),
+    # The cluster is in the path, so that IAM binds a runner's credentials to its cluster: execute-api ARNs
+    # name the request's actual path (`.../$default/POST/runner/<slug>/next`), see runner_access.py.
+    ("POST", "/runner/{slug}/next", "runner"),
+    ("POST", "/runner/{slug}/extend", "runner"),
+    ("POST", "/runner/{slug}/lanes", "runner"),
+    # The routes of runners older than lanes: the function answers 410 and says to upgrade.
     ("POST", "/runner/next", "runner"),
     ("POST", "/runner/extend", "runner"),
 )
@@ -119,7 +125,10 @@ class Api(Construct):
         self.url = self.http_api.api_endpoint
 
     def execute_api_arn(self, method: str, path: str) -> str:
-        """The execute-api ARN of one concrete request (`path` without placeholders)."""
+        """The execute-api ARN of one concrete request (`path` without placeholders: IAM matches the request's
+        actual path, whatever route template serves it)."""
+        if "{" in path:
+            raise ValueError(f"{path}: an execute-api ARN names a concrete path, not a route template")
         return Stack.of(self).format_arn(
             service="execute-api",
             resource=self.http_api.api_id,

@@ -13,14 +13,24 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
+from taskfleet import rules
+
 CONTEXT_KEY = "taskfleet"
 
-# Queue names are `<prefix>-<slug>.fifo` and `<prefix>-<slug>-dlq.fifo`; SQS allows 80 characters of
-# [A-Za-z0-9_-] (".fifo" included).
-_SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$")
+# Queue names (docs/architecture.md, "Queue protocol"): a cluster's lanes are `<prefix>-<slug>--<key>.fifo`
+# (key: 12 hex digits of the task identifier's hash), its DLQ `<prefix>-<slug>-dlq.fifo`. SQS allows 80
+# characters of [A-Za-z0-9_-] (".fifo" included). Neither prefix nor slug may contain "--": it separates
+# a slug from its lanes' keys, so that `<prefix>-<slug>--*` names one cluster's lanes and nothing else
+# (no other cluster's lanes, no DLQ) in IAM policies.
 _PREFIX = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?$")
 _QUEUE_NAME_MAX = 80
 _DLQ_SUFFIX = "-dlq.fifo"
+_LANE_SEPARATOR = "--"
+LANE_KEY_LENGTH = 12
+# Clusters created at run time (`POST /clusters`) get the slug `slugify(name)[:30]-<6 hex digits>`.
+RUNTIME_SLUG_MAX = 30 + 1 + 6
+# The longest prefix with which the lanes of every runtime cluster fit SQS's 80 characters.
+MAX_QUEUE_PREFIX = _QUEUE_NAME_MAX - len(f"-{'s' * RUNTIME_SLUG_MAX}{_LANE_SEPARATOR}{'0' * LANE_KEY_LENGTH}.fifo")
 
 # Fargate's valid cpu -> memory (MiB) combinations (Linux).
 _FARGATE_MEMORY: dict[int, range] = {
@@ -168,8 +178,9 @@ class ClusterConfig:
     # The task classes the ECS runners register (`module:Class`); on-prem runners name theirs themselves.
     tasks: tuple[str, ...] = DEMO_TASKS
     image: ImageConfig = field(default_factory=ImageConfig)
-    # Alarm when the oldest ticket of this cluster is older than this (a ticket stays in the queue while
-    # its task runs, so set it above the longest task you expect).
+    # Accepted, but read by nothing at present: the alarm on the age of a cluster's oldest ticket went with
+    # the cluster's single queue. A cluster's tickets live in lanes created at run time, whose SQS metrics
+    # no alarm fixed at synthesis can name (docs/deploy.md, "Observability").
     max_ticket_age_seconds: int = 3600
 
     @property
@@ -191,7 +202,7 @@ class OnPremConfig:
 class DeploymentConfig:
     # Stack name, Powertools service name and the prefix of named resources.
     name: str = "taskfleet"
-    # Queue name prefix; every deployment in an account and region needs its own.
+    # Queue name prefix; every deployment in an account and region needs its own (at most 23 characters).
     queue_prefix: str = "taskfleet"
     lease_seconds: int = 60
     log_level: str = "INFO"
@@ -207,6 +218,11 @@ class DeploymentConfig:
     function_memory_mb: int = 1024
     # X-Ray active tracing of the functions (Powertools Tracer). Off: no X-Ray cost, no trace segments.
     tracing: bool = False
+    # The runner function URL: the runners' hot path without API Gateway ($1.00 less per million tasks).
+    # IAM cannot yet bind it to one cluster (any runner policy may call it for any cluster's routes); off,
+    # GET /config names no runner URL and runners use the API's /runner/<slug>/... routes, which each
+    # cluster's runner policy names exactly (docs/deploy.md, "On-prem runners").
+    runner_function_url: bool = True
     clusters: tuple[ClusterConfig, ...] = (ClusterConfig(slug="default"),)
     onprem: OnPremConfig = field(default_factory=OnPremConfig)
 
@@ -214,8 +230,13 @@ class DeploymentConfig:
     def cluster_slugs(self) -> tuple[str, ...]:
         return tuple(c.slug for c in self.clusters)
 
-    def queue_name(self, slug: str) -> str:
-        return f"{self.queue_prefix}-{slug}.fifo"
+    def lane_name(self, slug: str, key: str) -> str:
+        """A lane: the queue of one task identifier in one cluster, created at run time by the functions."""
+        return f"{self.queue_prefix}-{slug}{_LANE_SEPARATOR}{key}.fifo"
+
+    def lane_pattern(self, slug: str) -> str:
+        """The names of cluster `slug`'s lanes and nothing else (an IAM resource name pattern)."""
+        return f"{self.queue_prefix}-{slug}{_LANE_SEPARATOR}*"
 
     def dlq_name(self, slug: str) -> str:
         return f"{self.queue_prefix}-{slug}{_DLQ_SUFFIX}"
@@ -223,8 +244,18 @@ class DeploymentConfig:
     def validate(self) -> DeploymentConfig:  # noqa: PLR0912 - a flat list of independent checks, each with its own error
         if not re.fullmatch(r"[A-Za-z][A-Za-z0-9-]{0,63}", self.name):
             raise ConfigError(f"name {self.name!r}: a letter, then letters, digits and '-' (CloudFormation)")
-        if not _PREFIX.fullmatch(self.queue_prefix):
-            raise ConfigError(f"queue_prefix {self.queue_prefix!r}: letters, digits and inner '-' only")
+        if not _PREFIX.fullmatch(self.queue_prefix) or _LANE_SEPARATOR in self.queue_prefix:
+            raise ConfigError(
+                f"queue_prefix {self.queue_prefix!r}: letters, digits and single inner '-' only ('--' separates "
+                "a cluster's slug from its lanes' keys in queue names)"
+            )
+        if len(self.queue_prefix) > MAX_QUEUE_PREFIX:
+            raise ConfigError(
+                f"queue_prefix {self.queue_prefix!r} has {len(self.queue_prefix)} characters, at most "
+                f"{MAX_QUEUE_PREFIX} fit: a lane of a cluster created at run time is named "
+                f"<prefix>-<slug of up to {RUNTIME_SLUG_MAX}>--<{LANE_KEY_LENGTH} hex digits>.fifo, and SQS "
+                f"allows {_QUEUE_NAME_MAX} characters"
+            )
         if not 1 <= self.lease_seconds <= _MAX_LEASE_SECONDS:
             raise ConfigError(f"lease_seconds must be 1..{_MAX_LEASE_SECONDS} (the SQS visibility timeout)")
         if self.log_level not in _LOG_LEVELS:
@@ -246,10 +277,16 @@ class DeploymentConfig:
             raise ConfigError(f"cluster slugs must be unique: {list(slugs)}")
         for cluster in self.clusters:
             where = f"cluster {cluster.slug!r}"
-            if not _SLUG.fullmatch(cluster.slug):
-                raise ConfigError(f"{where}: a slug is lowercase letters, digits and inner '-'")
-            if len(self.dlq_name(cluster.slug)) > _QUEUE_NAME_MAX:
-                raise ConfigError(f"{where}: queue name {self.dlq_name(cluster.slug)!r} exceeds 80 characters")
+            try:
+                rules.check_slug(cluster.slug)  # what the functions accept in /clusters/<slug>, /runner/<slug>
+            except rules.RuleViolation as exc:
+                raise ConfigError(f"{where}: {exc}") from None
+            lane = self.lane_name(cluster.slug, "0" * LANE_KEY_LENGTH)
+            if len(lane) > _QUEUE_NAME_MAX:
+                raise ConfigError(
+                    f"{where}: its lanes' names ({lane!r}) would exceed {_QUEUE_NAME_MAX} characters: "
+                    "shorten the slug or queue_prefix"
+                )
             if cluster.runs_on_ecs and not cluster.tasks:
                 raise ConfigError(f"{where}: an ECS cluster needs at least one task class in 'tasks'")
             if cluster.max_ticket_age_seconds < 60:

@@ -1,10 +1,13 @@
 """Runners on ECS: one ECS cluster per deployment, one service per compute cluster.
 
-- fargate: Fargate (or Fargate Spot) tasks. Scaling: step policies on the queue backlog (visible +
-  in-flight messages, so tickets held by busy runners count; metric math): scale out from zero while
-  tickets outnumber runners, scale in to the minimum once the backlog has been empty for 3 minutes;
-  target tracking on CPU adds runners when they are CPU bound (its scale-in is off, so that it never
-  removes runners the backlog still needs).
+- fargate: Fargate (or Fargate Spot) tasks. Scaling: step policies on the cluster's backlog, the metric
+  `Backlog` (dimension `cluster`) that the sweeper publishes every minute: tickets visible, in flight
+  and delayed over all the cluster's lanes, so tickets held by busy runners count. A cluster's lanes are
+  queues created at run time, one per task identifier, which no metric math fixed at synthesis could
+  name; the sweeper lists them from the table. Scale out from zero while tickets outnumber runners,
+  scale in to the minimum once the backlog has been empty for 3 minutes; target tracking on CPU adds
+  runners when they are CPU bound (its scale-in is off, so that it never removes runners the backlog
+  still needs).
 - gpu: EC2 instances of an Auto Scaling group (ECS-optimized Amazon Linux 2023 GPU AMI) behind an
   AsgCapacityProvider with managed scaling (instances follow the tasks) and managed termination
   protection (an instance running a task is not terminated); containers reserve `gpus_per_task` GPUs.
@@ -34,14 +37,12 @@ from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
-from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from . import REPO_ROOT
 from .config import ClusterConfig, DeploymentConfig, FargateCompute, GpuCompute
 from .functions import retention
 from .nag import acknowledge
-from .queues import ClusterQueues
 from .runner_access import RunnerAccess
 
 # ECS sends SIGTERM, then SIGKILL after the stop timeout (120 s at most). The runner's grace period for
@@ -56,6 +57,10 @@ DEFICIT_STEPS = ((1, 1), (2, 2), (5, 5), (10, 10))
 # Minutes with an empty backlog before scaling in to the minimum (a short pause between the tasks of
 # a workflow should not stop runners that are about to get work).
 SCALE_IN_MINUTES = 3
+# The sweeper's metric (functions/taskfleet_functions/handlers/sweeper.py: `gauge("Backlog", n,
+# cluster=slug)`): in the functions' POWERTOOLS_METRICS_NAMESPACE, with the one dimension `cluster`.
+BACKLOG_METRIC = "Backlog"
+BACKLOG_DIMENSION = "cluster"
 
 
 @dataclass(frozen=True)
@@ -65,33 +70,29 @@ class RunnerService:
     log_group: logs.LogGroup
 
 
-def _ticket_metrics(queue: sqs.IQueue, period: Duration) -> dict[str, cloudwatch.IMetric]:
-    """Tickets waiting ("visible") and tickets held by runners ("inflight": a busy runner keeps its
-    ticket in flight), per minute."""
-    return {
-        "visible": queue.metric_approximate_number_of_messages_visible(period=period, statistic="Maximum"),
-        "inflight": queue.metric_approximate_number_of_messages_not_visible(period=period, statistic="Maximum"),
-    }
-
-
-def backlog_metric(queue: sqs.IQueue) -> cloudwatch.MathExpression:
-    """Tickets waiting plus tickets held by runners."""
-    period = Duration.minutes(1)
-    return cloudwatch.MathExpression(
-        expression="FILL(visible, 0) + FILL(inflight, 0)",
-        using_metrics=_ticket_metrics(queue, period),
-        period=period,
-        label="backlog (visible + in flight)",
+def backlog_metric(config: DeploymentConfig, slug: str) -> cloudwatch.Metric:
+    """Tickets waiting, delayed or held by runners over all lanes of cluster `slug`, per minute (the sweeper
+    publishes it once a minute; Maximum, should two sweeps fall into one minute)."""
+    return cloudwatch.Metric(
+        namespace=config.metrics_namespace,
+        metric_name=BACKLOG_METRIC,
+        dimensions_map={BACKLOG_DIMENSION: slug},
+        period=Duration.minutes(1),
+        statistic="Maximum",
+        label="backlog (queued + in flight)",
     )
 
 
-def deficit_metric(queue: sqs.IQueue, cluster: ecs.ICluster, service: ecs.BaseService) -> cloudwatch.MathExpression:
-    """Tickets (visible + in flight) minus the runners the service already wants."""
+def deficit_metric(
+    config: DeploymentConfig, slug: str, cluster: ecs.ICluster, service: ecs.BaseService
+) -> cloudwatch.MathExpression:
+    """Tickets (queued + in flight) minus the runners the service already wants. A minute without a Backlog
+    datapoint (the sweeper late or failing) yields no value, not a deficit: nothing is scaled on a guess."""
     period = Duration.minutes(1)
     return cloudwatch.MathExpression(
-        expression="FILL(visible, 0) + FILL(inflight, 0) - FILL(desired, 0)",
+        expression="backlog - FILL(desired, 0)",
         using_metrics={
-            **_ticket_metrics(queue, period),
+            "backlog": backlog_metric(config, slug),
             "desired": cloudwatch.Metric(
                 namespace="ECS/ContainerInsights",
                 metric_name="DesiredTaskCount",
@@ -113,14 +114,12 @@ class EcsRunners(Construct):
         *,
         config: DeploymentConfig,
         api_url: str,
-        queues: ClusterQueues,
         access: RunnerAccess,
         alarm_topic: sns.ITopic,
     ) -> None:
         super().__init__(scope, id)
         self.config = config
         self.api_url = api_url
-        self.queues = queues
         self.access = access
         self.alarm_topic = alarm_topic
         public = config.nat_gateways == 0
@@ -261,8 +260,12 @@ class EcsRunners(Construct):
         minute while a long task holds its ticket in flight. Scale-in metric: the backlog itself; at 0
         nothing is queued or running, so the service goes back to its minimum. In between, idle runners
         stay (they long-poll at no cost besides their compute) rather than racing the backlog down.
+
+        Missing data (no Backlog datapoint: the sweeper late, failing, or the cluster not yet used) counts
+        as not breaching for both alarms: it neither adds runners nor, above all, removes busy ones. (SQS
+        stops publishing for an idle queue; the sweeper publishes every cluster's backlog every minute,
+        0 included, so a gap means "unknown", not "empty", and is not filled with 0.)
         """
-        queue = self.queues.by_slug[slug].queue
         target = scaling.node.find_child("Target")
         cooldown = Duration.seconds(60)
         scale_out = appscaling.StepScalingAction(
@@ -280,10 +283,11 @@ class EcsRunners(Construct):
         out_alarm = cloudwatch.Alarm(
             self,
             f"{slug}-scale-out-alarm",
-            metric=deficit_metric(queue, self.cluster, service),
+            metric=deficit_metric(self.config, slug, self.cluster, service),
             threshold=1,
             evaluation_periods=1,
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
             alarm_description=f"Cluster '{slug}': tickets without a runner (scale out)",
         )
         out_alarm.add_alarm_action(cw_actions.ApplicationScalingAction(scale_out))
@@ -300,10 +304,12 @@ class EcsRunners(Construct):
         in_alarm = cloudwatch.Alarm(
             self,
             f"{slug}-scale-in-alarm",
-            metric=backlog_metric(queue),
+            metric=backlog_metric(self.config, slug),
             threshold=0,
             evaluation_periods=SCALE_IN_MINUTES,
+            datapoints_to_alarm=SCALE_IN_MINUTES,
             comparison_operator=cloudwatch.ComparisonOperator.LESS_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
             alarm_description=f"Cluster '{slug}': no ticket queued or running (scale in to the minimum)",
         )
         in_alarm.add_alarm_action(cw_actions.ApplicationScalingAction(scale_in))

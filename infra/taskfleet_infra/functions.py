@@ -2,13 +2,21 @@
 
 | function | handler | data it touches |
 | --- | --- | --- |
-| jobs | handlers.jobs | table read/write incl. GSI1 and GSI2; SendMessage on the cluster queues |
-| clusters | handlers.clusters | table read/write; create/inspect/delete cluster queues (`<prefix>-*`) |
-| runner | handlers.runner | table read/write; SendMessage on the cluster queues |
-| sweeper | handlers.sweeper | table read/write incl. GSI2; send/receive/delete on queues and DLQs |
+| jobs | handlers.jobs | table read/write incl. GSI1 and GSI2; lanes: create (on submit), send tickets |
+| clusters | handlers.clusters | table read/write; DLQs: create, delete; lanes: count, delete (with the cluster) |
+| runner | handlers.runner | table read/write; lanes: create (on a report or a runner's registration), send |
+| sweeper | handlers.sweeper | table read/write incl. GSI2; DLQs: drain; lanes: create, send, read counts |
 
-Queue permissions name the `<prefix>-*.fifo` pattern rather than the configured queues because clusters
-created at run time (`POST /clusters`) get their queues from the clusters function.
+Queue grants name patterns, not queues: lanes (`<prefix>-<slug>--<key>.fifo`, one per task identifier
+in a cluster) are created at run time by whichever function first needs one, and so are the DLQs of
+clusters created at run time (`POST /clusters`). `<prefix>-*--*.fifo` matches every lane of this
+deployment and no DLQ (`<prefix>-<slug>-dlq.fifo`: neither prefix nor slug contains "--"),
+`<prefix>-*-dlq.fifo` every DLQ and no lane (a lane's key is hex), so each function gets on each kind
+only the actions its code paths call (functions/taskfleet_functions/dal/queues.py):
+- creating a lane: GetQueueUrl and CreateQueue with tags (so TagQueue) on the lane, GetQueueAttributes
+  (its QueueArn, for the RedrivePolicy) on the cluster's DLQ; resolving a configured cluster not yet in
+  the table: GetQueueUrl on its DLQ (the stack's);
+- the sweeper's backlog metric: GetQueueAttributes (message counts) on every lane.
 """
 
 from __future__ import annotations
@@ -47,44 +55,60 @@ TABLE_ACTIONS = [
 INDEX_ACTIONS = ["dynamodb:Query"]
 
 
+# A lane is created (GetQueueUrl, then CreateQueue with tags) and tickets are sent to it.
+LANE_CREATE_AND_SEND = ("sqs:GetQueueUrl", "sqs:CreateQueue", "sqs:TagQueue", "sqs:SendMessage")
+# Creating a lane reads its cluster's DLQ ARN; resolving a configured cluster finds its DLQ's URL.
+DLQ_LOOKUP = ("sqs:GetQueueUrl", "sqs:GetQueueAttributes")
+
+
 @dataclass(frozen=True)
 class FunctionSpec:
     name: str
     indexes: tuple[str, ...]  # GSIs it queries
-    queue_actions: tuple[str, ...]  # on `<prefix>-*.fifo`
+    lane_actions: tuple[str, ...]  # on `<prefix>-*--*.fifo`
+    dlq_actions: tuple[str, ...]  # on `<prefix>-*-dlq.fifo`
     timeout: Duration
     description: str
+
+    @property
+    def queue_actions(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(self.lane_actions + self.dlq_actions))
 
 
 SPECS: tuple[FunctionSpec, ...] = (
     FunctionSpec(
         "jobs",
         ("GSI1", "GSI2"),
-        ("sqs:SendMessage",),
+        LANE_CREATE_AND_SEND,
+        DLQ_LOOKUP,
         API_TIMEOUT,
         "taskfleet jobs API: submit, list, inspect, cancel, retry",
     ),
     FunctionSpec(
         "clusters",
         (),
-        (
-            "sqs:CreateQueue",
-            "sqs:GetQueueUrl",
-            "sqs:GetQueueAttributes",
-            "sqs:SetQueueAttributes",
-            "sqs:DeleteQueue",
-            "sqs:TagQueue",
-        ),
+        # DELETE /clusters/<slug>: counts the tickets in the cluster's lanes (a busy cluster is kept unless
+        # forced), then deletes them
+        ("sqs:GetQueueAttributes", "sqs:DeleteQueue"),
+        ("sqs:GetQueueUrl", "sqs:CreateQueue", "sqs:DeleteQueue"),  # a runtime cluster's DLQ
         API_TIMEOUT,
         "taskfleet clusters API and client configuration",
     ),
-    FunctionSpec("runner", (), ("sqs:SendMessage",), API_TIMEOUT, "taskfleet runner hot path: report, claim, extend"),
+    FunctionSpec(
+        "runner",
+        (),
+        LANE_CREATE_AND_SEND,
+        DLQ_LOOKUP,
+        API_TIMEOUT,
+        "taskfleet runner hot path: report, claim, extend, lanes",
+    ),
     FunctionSpec(
         "sweeper",
         ("GSI2",),
-        ("sqs:SendMessage", "sqs:ReceiveMessage", "sqs:DeleteMessage"),
+        (*LANE_CREATE_AND_SEND, "sqs:GetQueueAttributes"),  # redrive and resume; the Backlog metric
+        ("sqs:GetQueueAttributes", "sqs:ReceiveMessage", "sqs:DeleteMessage"),  # drains the DLQs
         SWEEPER_TIMEOUT,
-        "taskfleet sweeper: overdue dispatches and dead-lettered tickets",
+        "taskfleet sweeper: overdue dispatches, dead-lettered tickets, backlog metric",
     ),
 )
 
@@ -97,10 +121,11 @@ class OrchestratorFunctions(Construct):
         stack = Stack.of(self)
         self.config = config
         self.code = lambda_.Code.from_asset(str(build_bundle(tracing=config.tracing)))
-        self.queue_arn_pattern = stack.format_arn(
-            service="sqs",
-            resource=f"{config.queue_prefix}-*.fifo",
-            arn_format=ArnFormat.NO_RESOURCE_NAME,
+        self.lane_arn_pattern = stack.format_arn(
+            service="sqs", resource=config.lane_pattern("*") + ".fifo", arn_format=ArnFormat.NO_RESOURCE_NAME
+        )
+        self.dlq_arn_pattern = stack.format_arn(
+            service="sqs", resource=config.dlq_name("*"), arn_format=ArnFormat.NO_RESOURCE_NAME
         )
         self.functions: dict[str, lambda_.Function] = {}
         self.log_groups: dict[str, logs.LogGroup] = {}
@@ -127,9 +152,11 @@ class OrchestratorFunctions(Construct):
         self.sweeper = self.functions["sweeper"]
 
         # The runners' hot path: SigV4-signed calls straight to the function, no API Gateway charge.
-        self.runner_url = self.runner.add_function_url(auth_type=lambda_.FunctionUrlAuthType.AWS_IAM)
-        # GET /config tells runners where the hot path is.
-        self.clusters.add_environment("TASKFLEET_RUNNER_URL", self.runner_url.url)
+        self.runner_url: lambda_.FunctionUrl | None = None
+        if config.runner_function_url:
+            self.runner_url = self.runner.add_function_url(auth_type=lambda_.FunctionUrlAuthType.AWS_IAM)
+            # GET /config tells runners where the hot path is.
+            self.clusters.add_environment("TASKFLEET_RUNNER_URL", self.runner_url.url)
 
     def _function(self, spec: FunctionSpec, environment: dict[str, str], state: StateTable) -> lambda_.Function:
         config = self.config
@@ -162,20 +189,21 @@ class OrchestratorFunctions(Construct):
                     resources=[state.index_arn(name) for name in spec.indexes],
                 )
             )
-        role.add_to_policy(
-            iam.PolicyStatement(
-                sid="ClusterQueues",
-                actions=list(spec.queue_actions),
-                resources=[self.queue_arn_pattern],
+        queue_grants = (
+            ("Lanes", "lanes", spec.lane_actions, self.lane_arn_pattern, config.lane_pattern("*") + ".fifo"),
+            ("DeadLetterQueues", "DLQs", spec.dlq_actions, self.dlq_arn_pattern, config.dlq_name("*")),
+        )
+        for sid, what, actions, arn, pattern in queue_grants:
+            if not actions:
+                continue
+            role.add_to_policy(iam.PolicyStatement(sid=sid, actions=list(actions), resources=[arn]))
+            acknowledge(
+                role,
+                f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:sqs:<AWS::Region>:<AWS::AccountId>:{pattern}]",
+                "Lanes (a queue per task identifier in a cluster) and the DLQs of clusters created through "
+                "the API are created at run time, so no template names them; the pattern covers this "
+                f"deployment's {what} only, and FIFO queues only.",
             )
-        )
-        acknowledge(
-            role,
-            f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:sqs:<AWS::Region>:<AWS::AccountId>:"
-            f"{config.queue_prefix}-*.fifo]",
-            "Cluster queues are created at run time by POST /clusters (named <prefix>-<slug>.fifo); the "
-            "grant is scoped to this deployment's queue name prefix and to FIFO queues.",
-        )
         function = lambda_.Function(
             self,
             spec.name,

@@ -2,16 +2,22 @@
 
 Custom metrics come from the functions through Powertools (embedded metric format, no PutMetricData
 call) in the namespace `metrics_namespace`, dimension `service=<deployment name>`:
-JobsSubmitted, JobsCompleted, JobsFailed, TasksComputed, TasksFailed, LeasesExpired.
+JobsSubmitted, JobsCompleted, JobsFailed, TasksComputed, TasksFailed, LeasesExpired; and from the
+sweeper, every minute, `Backlog` with the single dimension `cluster=<slug>`: the tickets queued, delayed
+or in flight over all of a cluster's lanes (the queues, one per task identifier, that the functions
+create at run time; no template can name them, so per-cluster queue charts and alarms read this metric
+and the cluster's DLQ, the one queue per cluster the stack declares).
 
 Alarms (all notify the alarm topic):
 - DLQ depth, per cluster: the dead-letter queue stayed non-empty for 15 minutes. The sweeper drains DLQs
   every minute, so a ticket that stays there means the sweeper is failing.
 - Stuck leases: runners lost leases (LeasesExpired) in 2 of the last 3 five-minute windows: runners are
   dying mid-task (out of memory, Spot reclaims, crashes) again and again.
-- Oldest ticket, per cluster: older than the cluster's `max_ticket_age_seconds`: no runner takes its work
-  (none running, none able to run it, or tasks far longer than expected).
-- Handler errors, per function: any unhandled error or timeout; API 5xx answers (handled errors).
+- Handler errors, per function: any unhandled error or timeout; API 5xx answers (handled errors), and
+  the runner function URL's where it exists.
+There is no alarm on the age of a cluster's oldest ticket: SQS publishes ticket ages per lane, and the
+lanes appear at run time (`max_ticket_age_seconds` is accepted and unused until the sweeper publishes an
+age per cluster).
 """
 
 from __future__ import annotations
@@ -96,23 +102,14 @@ class Observability(Construct):
             return created
 
         # --- alarms --------------------------------------------------------------------------------
-        max_ages = {c.slug: c.max_ticket_age_seconds for c in config.clusters}
-        for slug, cq in queues.by_slug.items():
+        for slug, dlq in queues.dlqs.items():
             alarm(
                 f"{slug}-dlq-depth",
-                cq.dlq.metric_approximate_number_of_messages_visible(period=FIVE_MINUTES, statistic="Minimum"),
+                dlq.metric_approximate_number_of_messages_visible(period=FIVE_MINUTES, statistic="Minimum"),
                 threshold=1,
                 periods=3,
                 description=f"Cluster '{slug}': tickets stayed in the dead-letter queue for 15 minutes "
                 "(the sweeper is not draining it).",
-            )
-            max_age = max_ages[slug]
-            alarm(
-                f"{slug}-oldest-ticket",
-                cq.queue.metric_approximate_age_of_oldest_message(period=FIVE_MINUTES, statistic="Maximum"),
-                threshold=max_age,
-                periods=3,
-                description=f"Cluster '{slug}': a ticket is older than {max_age} s (no runner takes it).",
             )
         alarm(
             "leases-expired",
@@ -135,12 +132,13 @@ class Observability(Construct):
             threshold=5,
             description="The API answered 5xx at least 5 times in 5 minutes.",
         )
-        alarm(
-            "runner-url-5xx",
-            self._url_metric(functions.runner, "Url5xxCount", FIVE_MINUTES),
-            threshold=5,
-            description="The runner function URL answered 5xx at least 5 times in 5 minutes.",
-        )
+        if functions.runner_url is not None:
+            alarm(
+                "runner-url-5xx",
+                self._url_metric(functions.runner, "Url5xxCount", FIVE_MINUTES),
+                threshold=5,
+                description="The runner function URL answered 5xx at least 5 times in 5 minutes.",
+            )
 
         # --- dashboard -----------------------------------------------------------------------------
         self.dashboard = cloudwatch.Dashboard(
@@ -156,29 +154,17 @@ class Observability(Construct):
                 right=[self._api_metric(api, "4xx", ONE_MINUTE), self._api_metric(api, "5xx", ONE_MINUTE)],
             ),
         )
-        for slug, cq in queues.by_slug.items():
+        for slug, dlq in queues.dlqs.items():
             widgets: list[cloudwatch.IWidget] = [
                 cloudwatch.GraphWidget(
-                    title=f"{slug}: queue depth",
-                    width=6,
-                    left=[
-                        cq.queue.metric_approximate_number_of_messages_visible(period=ONE_MINUTE, statistic="Maximum"),
-                        cq.queue.metric_approximate_number_of_messages_not_visible(
-                            period=ONE_MINUTE, statistic="Maximum"
-                        ),
-                        backlog_metric(cq.queue),
-                    ],
+                    title=f"{slug}: tickets over all lanes (queued + in flight), dead-lettered",
+                    width=8,
+                    left=[backlog_metric(config, slug)],
                     right=[
-                        cq.dlq.metric_approximate_number_of_messages_visible(
+                        dlq.metric_approximate_number_of_messages_visible(
                             period=ONE_MINUTE, statistic="Maximum", label="dead-lettered"
                         )
                     ],
-                ),
-                cloudwatch.GraphWidget(
-                    title=f"{slug}: age of oldest ticket (s)",
-                    width=6,
-                    left=[cq.queue.metric_approximate_age_of_oldest_message(period=ONE_MINUTE, statistic="Maximum")],
-                    left_annotations=[cloudwatch.HorizontalAnnotation(value=max_ages[slug], label="alarm")],
                 ),
             ]
             if runners is not None and slug in runners.services:
@@ -186,7 +172,7 @@ class Observability(Construct):
                 widgets.append(
                     cloudwatch.GraphWidget(
                         title=f"{slug}: runners (ECS RunningTaskCount)",
-                        width=6,
+                        width=8,
                         left=[
                             cloudwatch.Metric(
                                 namespace="ECS/ContainerInsights",

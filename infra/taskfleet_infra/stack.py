@@ -39,9 +39,7 @@ class TaskfleetStack(Stack):
                 targets.LambdaFunction(self.functions.sweeper, retry_attempts=0, max_event_age=Duration.minutes(1))
             ],
         )
-        self.access = RunnerAccess(
-            self, "RunnerAccess", config=config, api=self.api, functions=self.functions, queues=self.queues
-        )
+        self.access = RunnerAccess(self, "RunnerAccess", config=config, api=self.api, functions=self.functions)
         self.alarm_topic = AlarmTopic(self, "Alarms", config=config)
         self.runners = None
         if any(c.runs_on_ecs for c in config.clusters):
@@ -50,7 +48,6 @@ class TaskfleetStack(Stack):
                 "Runners",
                 config=config,
                 api_url=self.api.url,
-                queues=self.queues,
                 access=self.access,
                 alarm_topic=self.alarm_topic.topic,
             )
@@ -68,19 +65,20 @@ class TaskfleetStack(Stack):
 
     def _outputs(self) -> None:
         CfnOutput(self, "ApiUrl", value=self.api.url, description="TASKFLEET_URL for clients and runners")
-        CfnOutput(
-            self,
-            "RunnerUrl",
-            value=self.functions.runner_url.url,
-            description="The runner function URL (runners learn it from GET /config)",
-        )
+        if self.functions.runner_url is not None:
+            CfnOutput(
+                self,
+                "RunnerUrl",
+                value=self.functions.runner_url.url,
+                description="The runner function URL (runners learn it from GET /config)",
+            )
         CfnOutput(self, "TableName", value=self.state.table.table_name)
         CfnOutput(self, "DashboardUrl", value=self.observability.dashboard_url)
         CfnOutput(self, "AlarmTopicArn", value=self.alarm_topic.topic.topic_arn)
-        for slug, cq in self.queues.by_slug.items():
+        # A cluster's lanes (its queues, one per task identifier) are created at run time: no output names them.
+        for slug, dlq in self.queues.dlqs.items():
             key = _camel(slug)
-            CfnOutput(self, f"QueueUrl{key}", value=cq.queue.queue_url, description=f"cluster '{slug}' queue")
-            CfnOutput(self, f"DlqUrl{key}", value=cq.dlq.queue_url, description=f"cluster '{slug}' DLQ")
+            CfnOutput(self, f"DlqUrl{key}", value=dlq.queue_url, description=f"cluster '{slug}' DLQ")
             CfnOutput(
                 self,
                 f"RunnerPolicyArn{key}",

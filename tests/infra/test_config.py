@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
 from typing import Any
 
 import pytest
+from taskfleet_functions.orchestrator.clusters import lane_key
+from taskfleet_functions.settings import Settings
 from taskfleet_infra.config import (
+    MAX_QUEUE_PREFIX,
     ConfigError,
     ExternalCompute,
     FargateCompute,
@@ -25,8 +29,48 @@ def test_the_repository_config_is_valid_and_has_the_default_cluster() -> None:
     raw = json.loads((ROOT / "cdk.json").read_text())["context"]["taskfleet"]
     config = parse_config(raw)
     assert "default" in config.cluster_slugs
-    assert config.queue_name("default") == f"{config.queue_prefix}-default.fifo"
+    assert config.lane_name("default", "0123456789ab") == f"{config.queue_prefix}-default--0123456789ab.fifo"
+    assert config.lane_pattern("default") == f"{config.queue_prefix}-default--*"
     assert config.dlq_name("default") == f"{config.queue_prefix}-default-dlq.fifo"
+
+
+def test_queue_names_are_the_ones_the_functions_create() -> None:
+    """The stack names DLQs and grants on lane names; the functions create both (settings.py)."""
+    config = parse_config(FULL_CONFIG)
+    settings = Settings(table_name="unused", queue_prefix=config.queue_prefix)
+    key = lane_key("taskfleet.examples.demo:MakeTile", "1.0")
+    for slug in config.cluster_slugs:
+        assert config.lane_name(slug, key) == settings.lane_name(slug, key)
+        assert config.dlq_name(slug) == settings.dlq_name(slug)
+        assert fnmatch.fnmatchcase(settings.lane_name(slug, key), config.lane_pattern(slug))
+        assert not fnmatch.fnmatchcase(settings.dlq_name(slug), config.lane_pattern(slug))
+
+
+def test_a_slug_may_not_contain_a_double_dash() -> None:
+    """`<prefix>-<slug>--*` must name one cluster's lanes: were "gpu--a10" a slug, its lanes
+    (`<prefix>-gpu--a10--<key>.fifo`) would match the runner policy of cluster "gpu"."""
+    with pytest.raises(ConfigError, match="'--'"):
+        parse_config(_with(clusters=[{"slug": "default"}, {"slug": "gpu--a10"}]))
+
+
+def test_the_queue_prefix_leaves_room_for_the_lanes_of_clusters_created_at_run_time() -> None:
+    # <prefix>-<runtime slug, 37>--<key, 12>.fifo: 23 + 1 + 37 + 2 + 12 + 5 = 80
+    assert MAX_QUEUE_PREFIX == 23
+    longest = "p" * 23
+    runtime_lane = Settings(table_name="unused", queue_prefix=longest).lane_name("s" * 30 + "-abc123", "0" * 12)
+    assert len(runtime_lane) == 80
+    assert parse_config(_with(queue_prefix=longest)).queue_prefix == longest
+    with pytest.raises(ConfigError, match="at most 23"):
+        parse_config(_with(queue_prefix="p" * 24))
+    with pytest.raises(ConfigError, match="'--'"):
+        parse_config(_with(queue_prefix="tf--ci"))
+
+
+def test_a_declared_slug_whose_lanes_would_not_fit_is_rejected() -> None:
+    long_slug = "s" * 40  # as long as a slug may be (rules.check_slug)
+    parse_config(_with(queue_prefix="p" * 20, clusters=[{"slug": "default"}, {"slug": long_slug}]))
+    with pytest.raises(ConfigError, match="exceed 80 characters"):
+        parse_config(_with(queue_prefix="p" * 23, clusters=[{"slug": "default"}, {"slug": long_slug}]))
 
 
 def test_each_compute_type_is_parsed_into_its_own_model() -> None:
@@ -57,7 +101,8 @@ def test_context_given_as_a_json_string_on_the_command_line_is_accepted() -> Non
         (_with(clusters=[{"slug": "default", "compute": {"type": "lambda"}}]), "'type' must be one of"),
         (_with(clusters=[{"slug": "default"}, {"slug": "GPU_a"}]), "lowercase"),
         (_with(clusters=[{"slug": "default"}, {"slug": "default"}]), "unique"),
-        (_with(clusters=[{"slug": "default"}, {"slug": "x" * 80}]), "80 characters"),
+        (_with(clusters=[{"slug": "default"}, {"slug": "x" * 41}]), "1-40 lowercase"),
+        (_with(clusters=[{"slug": "default"}, {"slug": "-gpu"}]), "lowercase"),
         (_with(clusters=[{"slug": "default", "compute": {"type": "gpu", "gpus": 1}}]), "unknown key"),
         (_with(clusters=[{"slug": "default", "tasks": "taskfleet.examples.demo:MakeTile"}]), "module:Class"),
         (_with(lease_seconds=43201), "lease_seconds"),

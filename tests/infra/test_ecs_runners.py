@@ -1,8 +1,10 @@
-"""Runners on ECS: one ECS cluster, a service per compute cluster, scaling on the queue backlog (from
-zero, counting in-flight tickets), CPU target tracking, GPU capacity through an ASG capacity provider."""
+"""Runners on ECS: one ECS cluster, a service per compute cluster, scaling on the cluster's backlog (the
+sweeper's `Backlog` metric over all its lanes: from zero, counting in-flight tickets), CPU target
+tracking, GPU capacity through an ASG capacity provider."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -101,46 +103,58 @@ def _metric_ids(alarm: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {m["Id"]: m for m in alarm["Metrics"]}
 
 
-def _queue_id(s: Synth, name: str) -> str:
-    (found,) = [k for k, q in s.of_type("AWS::SQS::Queue").items() if q["Properties"]["QueueName"] == name]
-    return found
+def _backlog(s: Synth, slug: str, metric: dict[str, Any]) -> None:
+    """`metric` is the sweeper's Backlog of cluster `slug` (functions/.../handlers/sweeper.py: `gauge("Backlog",
+    n, cluster=slug)` in POWERTOOLS_METRICS_NAMESPACE), the maximum per minute."""
+    stat = metric["MetricStat"]
+    assert stat["Metric"] == {
+        "Namespace": s.config.metrics_namespace,
+        "MetricName": "Backlog",
+        "Dimensions": [{"Name": "cluster", "Value": slug}],
+    }
+    assert (stat["Period"], stat["Stat"]) == (60, "Maximum")
+
+
+def test_the_backlog_metric_is_what_the_sweeper_publishes() -> None:
+    """The alarms name the metric by namespace, name and dimensions; the sweeper must publish exactly that."""
+    source = (ROOT / "functions" / "taskfleet_functions" / "handlers" / "sweeper.py").read_text()
+    assert re.search(r"gauge\(\s*\"Backlog\",\s*\w+,\s*cluster=\w+\s*\)", source)  # one dimension, `cluster`
+    common = (ROOT / "functions" / "taskfleet_functions" / "handlers" / "common.py").read_text()
+    assert 'namespace = os.environ.get("POWERTOOLS_METRICS_NAMESPACE"' in common
+
+
+def _scaling_alarm(s: Synth, slug: str, direction: str) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """(scalable target, step policy, its alarm) of cluster `slug`; direction: "out" or "in"."""
+    service_id, _, _ = _services(s)[slug]
+    target_id, target = _scalable_target(s, service_id)
+    sign = 1 if direction == "out" else -1
+    (policy_id,) = [
+        k
+        for k, p in _policies(s, target_id).items()
+        if p["PolicyType"] == "StepScaling"
+        and all(a["ScalingAdjustment"] * sign > 0 for a in p["StepScalingPolicyConfiguration"]["StepAdjustments"])
+    ]
+    return target, s.resources[policy_id]["Properties"], _alarm_for(s, policy_id)
 
 
 @pytest.mark.parametrize("kind", ["fargate", "gpu"])
 def test_services_scale_out_from_zero_on_tickets_without_a_runner(full_synth: Synth, kind: str) -> None:
     s = full_synth
     cluster = next(c for c in s.config.clusters if c.compute.type == kind)
-    service_id, service, _ = _services(s)[cluster.slug]
-    target_id, target = _scalable_target(s, service_id)
+    _, service, _ = _services(s)[cluster.slug]
+    target, policy, alarm = _scaling_alarm(s, cluster.slug, "out")
     assert target["MinCapacity"] == 0 and service["DesiredCount"] == 0
-    policies = _policies(s, target_id)
-    (out_id,) = [
-        k
-        for k, p in policies.items()
-        if p["PolicyType"] == "StepScaling"
-        and all(a["ScalingAdjustment"] > 0 for a in p["StepScalingPolicyConfiguration"]["StepAdjustments"])
-    ]
-    alarm = _alarm_for(s, out_id)
     assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanOrEqualToThreshold", 1)
     metrics = _metric_ids(alarm)
     (expression,) = [m["Expression"] for m in metrics.values() if "Expression" in m]
-    # visible + in flight (busy runners' tickets count) - the runners the service already wants
-    assert expression.replace(" ", "") == "FILL(visible,0)+FILL(inflight,0)-FILL(desired,0)"
-    queue = _queue_id(s, s.config.queue_name(cluster.slug))
-    names = {
-        m["MetricStat"]["Metric"]["MetricName"]: m["MetricStat"]["Metric"]
-        for m in metrics.values()
-        if "MetricStat" in m
-    }
-    assert set(names) == {
-        "ApproximateNumberOfMessagesVisible",
-        "ApproximateNumberOfMessagesNotVisible",
-        "DesiredTaskCount",
-    }
-    for sqs_metric in ("ApproximateNumberOfMessagesVisible", "ApproximateNumberOfMessagesNotVisible"):
-        (dimension,) = names[sqs_metric]["Dimensions"]
-        assert logical_id(dimension["Value"]) == queue
-    steps = policies[out_id]["StepScalingPolicyConfiguration"]["StepAdjustments"]
+    # the backlog (queued + in flight over all lanes) - the runners the service already wants
+    assert expression.replace(" ", "") == "backlog-FILL(desired,0)"
+    _backlog(s, cluster.slug, metrics["backlog"])
+    assert metrics["desired"]["MetricStat"]["Metric"]["MetricName"] == "DesiredTaskCount"
+    assert not [m for m in metrics.values() if m.get("MetricStat", {}).get("Metric", {}).get("Namespace") == "AWS/SQS"]
+    # No Backlog datapoint (the sweeper late or failing) adds no runner.
+    assert alarm["TreatMissingData"] == "notBreaching"
+    steps = policy["StepScalingPolicyConfiguration"]["StepAdjustments"]
     assert steps[0] == {"MetricIntervalLowerBound": 0, "MetricIntervalUpperBound": 1, "ScalingAdjustment": 1}
     assert "MetricIntervalUpperBound" not in steps[-1]
 
@@ -151,21 +165,29 @@ def test_services_scale_in_to_the_minimum_only_when_no_ticket_is_queued_or_in_fl
 ) -> None:
     s = full_synth
     cluster = next(c for c in s.config.clusters if c.compute.type == kind)
-    service_id, _, _ = _services(s)[cluster.slug]
-    target_id, target = _scalable_target(s, service_id)
-    policies = _policies(s, target_id)
-    (in_id,) = [
-        k
-        for k, p in policies.items()
-        if p["PolicyType"] == "StepScaling"
-        and all(a["ScalingAdjustment"] < 0 for a in p["StepScalingPolicyConfiguration"]["StepAdjustments"])
-    ]
-    (step,) = policies[in_id]["StepScalingPolicyConfiguration"]["StepAdjustments"]
+    target, policy, alarm = _scaling_alarm(s, cluster.slug, "in")
+    (step,) = policy["StepScalingPolicyConfiguration"]["StepAdjustments"]
     assert step == {"MetricIntervalUpperBound": 0, "ScalingAdjustment": -target["MaxCapacity"]}
-    alarm = _alarm_for(s, in_id)
     assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("LessThanOrEqualToThreshold", 0)
-    (expression,) = [m["Expression"] for m in _metric_ids(alarm).values() if "Expression" in m]
-    assert expression.replace(" ", "") == "FILL(visible,0)+FILL(inflight,0)"
+    assert alarm["EvaluationPeriods"] == alarm["DatapointsToAlarm"] == 3
+    (metric,) = alarm["Metrics"]
+    assert "Expression" not in metric  # the backlog itself, not filled with 0 where missing
+    _backlog(s, cluster.slug, metric)
+    # Minutes without a Backlog datapoint never count as empty: a busy service is not scaled in when the
+    # sweeper is late or failing.
+    assert alarm["TreatMissingData"] == "notBreaching"
+
+
+def test_every_scaling_alarm_reads_its_own_clusters_backlog(synth: Synth) -> None:
+    for slug in _services(synth):
+        for direction in ("out", "in"):
+            _, _, alarm = _scaling_alarm(synth, slug, direction)
+            backlogs = [
+                m["MetricStat"]["Metric"]
+                for m in alarm["Metrics"]
+                if m.get("MetricStat", {}).get("Metric", {}).get("MetricName") == "Backlog"
+            ]
+            assert [b["Dimensions"] for b in backlogs] == [[{"Name": "cluster", "Value": slug}]], (slug, direction)
 
 
 def test_cpu_services_also_track_cpu_without_scaling_in(full_synth: Synth) -> None:

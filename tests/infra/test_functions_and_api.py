@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from taskfleet_infra.api import ROUTES
 
-from .conftest import Synth, function_by_handler, logical_id, ref_id, render
+from .conftest import ROOT, Synth, function_by_handler, logical_id, ref_id, render
 
 HANDLERS = {
     name: f"taskfleet_functions.handlers.{name}.lambda_handler" for name in ("jobs", "clusters", "runner", "sweeper")
@@ -20,8 +20,6 @@ _ROUTE_DECORATOR = re.compile(r"@app\.(get|post|put|delete|patch)\(\"([^\"]+)\"\
 
 
 def _declared_routes() -> set[tuple[str, str, str]]:
-    from .conftest import ROOT
-
     found = set()
     for name in ("jobs", "clusters", "runner"):
         source = (ROOT / "functions" / "taskfleet_functions" / "handlers" / f"{name}.py").read_text()
@@ -51,6 +49,21 @@ def test_the_api_has_exactly_the_contract_routes(synth: Synth) -> None:
 def test_the_contract_routes_are_the_routes_the_handlers_declare() -> None:
     """infra's route table and the handler modules' own decorators cannot drift apart."""
     assert _declared_routes() == set(ROUTES)
+
+
+def test_runner_routes_name_the_cluster_in_the_path(synth: Synth) -> None:
+    """IAM binds a runner's credentials to its cluster by the request path (execute-api ARNs name it), so
+    every current runner route carries the slug; the old ones stay only to answer 410 (upgrade)."""
+    runner = {(m, p) for (m, p) in _routes(synth) if p.startswith("/runner/")}
+    assert runner == {
+        ("POST", "/runner/{slug}/next"),
+        ("POST", "/runner/{slug}/extend"),
+        ("POST", "/runner/{slug}/lanes"),
+        ("POST", "/runner/next"),
+        ("POST", "/runner/extend"),
+    }
+    source = (ROOT / "functions" / "taskfleet_functions" / "handlers" / "runner.py").read_text()
+    assert re.search(r'@app\.post\("/runner/next"\)\s*@app\.post\("/runner/extend"\)\s*def old_protocol', source)
 
 
 def test_every_route_requires_iam_sigv4_authorization(synth: Synth) -> None:

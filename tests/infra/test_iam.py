@@ -1,35 +1,38 @@
-"""Least privilege: one role per function with grants scoped to the table, the indexes and the queues
-it needs; one managed policy per cluster for its runners (ECS task roles, on-prem roles and users).
+"""Least privilege: one role per function with grants scoped to the table, the indexes, and the lanes and
+DLQs it needs; one managed policy per cluster for its runners (ECS task roles, on-prem roles and users).
 Where possible the grants are checked against the code that uses them."""
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from typing import Any
 
 import pytest
+from taskfleet_functions.orchestrator.clusters import lane_key
+from taskfleet_functions.settings import Settings
 from taskfleet_infra.functions import SPECS, TABLE_ACTIONS
 from taskfleet_infra.runner_access import RUNNER_QUEUE_ACTIONS, runner_api_requests
 
 from .conftest import ROOT, Synth, as_list, function_by_handler, logical_id, render, role_statements
 
+_CREATE_LANE_AND_SEND = {"sqs:GetQueueUrl", "sqs:CreateQueue", "sqs:TagQueue", "sqs:SendMessage"}
 EXPECTED = {
-    # function: (indexes it may query, queue actions) - the contract with the core engine
-    "jobs": ({"GSI1", "GSI2"}, {"sqs:SendMessage"}),
+    # function: (indexes it may query, actions on lanes, actions on DLQs) - the contract with the core engine
+    "jobs": ({"GSI1", "GSI2"}, _CREATE_LANE_AND_SEND, {"sqs:GetQueueUrl", "sqs:GetQueueAttributes"}),
     "clusters": (
         set(),
-        {
-            "sqs:CreateQueue",
-            "sqs:GetQueueUrl",
-            "sqs:GetQueueAttributes",
-            "sqs:SetQueueAttributes",
-            "sqs:DeleteQueue",
-            "sqs:TagQueue",
-        },
+        {"sqs:GetQueueAttributes", "sqs:DeleteQueue"},
+        {"sqs:GetQueueUrl", "sqs:CreateQueue", "sqs:DeleteQueue"},
     ),
-    "runner": (set(), {"sqs:SendMessage"}),
-    "sweeper": ({"GSI2"}, {"sqs:SendMessage", "sqs:ReceiveMessage", "sqs:DeleteMessage"}),
+    "runner": (set(), _CREATE_LANE_AND_SEND, {"sqs:GetQueueUrl", "sqs:GetQueueAttributes"}),
+    "sweeper": (
+        {"GSI2"},
+        _CREATE_LANE_AND_SEND | {"sqs:GetQueueAttributes"},
+        {"sqs:GetQueueAttributes", "sqs:ReceiveMessage", "sqs:DeleteMessage"},
+    ),
 }
+SQS_ARN = "arn:<AWS::Partition>:sqs:<AWS::Region>:<AWS::AccountId>:"
 
 
 def _function_role(s: Synth, name: str) -> str:
@@ -61,13 +64,15 @@ def test_each_function_has_its_own_role_assumed_by_lambda_only(synth: Synth) -> 
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
-def test_function_grants_are_scoped_to_the_table_its_indexes_and_the_cluster_queues(synth: Synth, name: str) -> None:
+def test_function_grants_are_scoped_to_the_table_its_indexes_the_lanes_and_the_dlqs(synth: Synth, name: str) -> None:
     (table_id,) = synth.of_type("AWS::DynamoDB::Table")
-    indexes, queue_actions = EXPECTED[name]
+    indexes, lane_actions, dlq_actions = EXPECTED[name]
     grants = _grants(synth, _function_role(synth, name))
     table_arn = f"<{table_id}.Arn>"
     prefix = synth.config.queue_prefix
-    seen_indexes, seen_queue_actions = set(), set()
+    lanes, dlqs = f"{SQS_ARN}{prefix}-*--*.fifo", f"{SQS_ARN}{prefix}-*-dlq.fifo"
+    seen_indexes: set[str] = set()
+    seen_queue_actions: dict[str, set[str]] = {lanes: set(), dlqs: set()}
     for action, resource, _ in grants:
         assert "*" not in action, action
         service = action.split(":")[0]
@@ -80,8 +85,8 @@ def test_function_grants_are_scoped_to_the_table_its_indexes_and_the_cluster_que
                 assert action == "dynamodb:Query"
                 seen_indexes.add(index.group(1))
         elif service == "sqs":
-            assert resource.endswith(f":{prefix}-*.fifo"), resource
-            seen_queue_actions.add(action)
+            assert resource in seen_queue_actions, resource
+            seen_queue_actions[resource].add(action)
         elif service == "logs":
             group = _function_log_group(synth, name)
             assert resource == f"<{group}.Arn>", resource
@@ -91,7 +96,20 @@ def test_function_grants_are_scoped_to_the_table_its_indexes_and_the_cluster_que
         else:
             pytest.fail(f"{name}: unexpected grant {action} on {resource}")
     assert seen_indexes == indexes
-    assert seen_queue_actions == queue_actions
+    assert seen_queue_actions == {lanes: lane_actions, dlqs: dlq_actions}
+
+
+def test_the_lane_and_dlq_patterns_of_the_functions_never_overlap(synth: Synth) -> None:
+    """A lane grant (`<prefix>-*--*.fifo`) never reaches a DLQ and a DLQ grant never a lane: neither prefix
+    nor slug contains "--", and a lane's key is hex."""
+    prefix = synth.config.queue_prefix
+    settings = Settings(table_name="unused", queue_prefix=prefix)
+    key = lane_key("taskfleet.examples.demo:MakeTile", "2.1")
+    lanes, dlqs = f"{prefix}-*--*.fifo", f"{prefix}-*-dlq.fifo"
+    for slug in (*synth.config.cluster_slugs, "runtime-made-9f8e7d"):
+        lane, dlq = settings.lane_name(slug, key), settings.dlq_name(slug)
+        assert fnmatch.fnmatchcase(lane, lanes) and not fnmatch.fnmatchcase(lane, dlqs)
+        assert fnmatch.fnmatchcase(dlq, dlqs) and not fnmatch.fnmatchcase(dlq, lanes)
 
 
 def _function_log_group(s: Synth, name: str) -> str:
@@ -135,14 +153,20 @@ def test_the_sqs_calls_of_the_data_layer_are_all_granted_to_some_function() -> N
 
 
 def test_the_sqs_calls_of_the_runner_process_are_exactly_what_its_policy_grants() -> None:
-    used = {_iam_action("sqs", m) for m in _client_methods("runner/taskfleet_runner/runner.py", "self._sqs")}
+    used = set()
+    for path in sorted((ROOT / "runner" / "taskfleet_runner").glob("*.py")):
+        if path.name == "aws_faults.py":  # the reliability tests' fault injection wraps the client
+            continue
+        source = path.read_text()
+        used |= {_iam_action("sqs", m) for m in re.findall(r"\b(?:self\.)?_?sqs\.([a-z_]+)\(", source)}
     assert used == set(RUNNER_QUEUE_ACTIONS)
 
 
-def test_the_api_requests_of_the_runner_process_are_covered_by_its_policy() -> None:
+def test_the_api_requests_of_the_runner_process_are_exactly_what_its_policy_grants() -> None:
     source = (ROOT / "runner/taskfleet_runner/runner.py").read_text()
-    used = set(re.findall(r"request\(\"(GET|POST)\", \"(/[a-z/]+)\"", source))
-    assert used and used <= set(runner_api_requests("any"))
+    found = re.findall(r"request\(\s*\"(GET|POST)\",\s*f?\"(/[^\"]+)\"", source)
+    used = {(method, path.replace("{self.slug}", "SLUG")) for method, path in found}
+    assert used == set(runner_api_requests("SLUG"))
 
 
 def _managed_policies(s: Synth) -> dict[str, dict[str, Any]]:
@@ -152,19 +176,14 @@ def _managed_policies(s: Synth) -> dict[str, dict[str, Any]]:
     }
 
 
-def _queue_id(s: Synth, name: str) -> str:
-    (found,) = [k for k, q in s.of_type("AWS::SQS::Queue").items() if q["Properties"]["QueueName"] == name]
-    return found
-
-
-def test_each_cluster_has_a_runner_policy_scoped_to_its_queue_and_the_runner_routes(synth: Synth) -> None:
+def test_each_cluster_has_a_runner_policy_scoped_to_its_lanes_and_the_runner_routes(synth: Synth) -> None:
     policies = _managed_policies(synth)
     assert set(policies) == set(synth.config.cluster_slugs)
     runner_fn, _ = function_by_handler(synth, "taskfleet_functions.handlers.runner.lambda_handler")
     (api_id,) = synth.of_type("AWS::ApiGatewayV2::Api")
     for slug, policy in policies.items():
         sts = {st["Sid"]: st for st in policy["PolicyDocument"]["Statement"]}
-        assert set(sts) == {"Api", "RunnerFunctionUrl", "RunnerFunctionViaUrl", "ClusterQueue"}
+        assert set(sts) == {"Api", "RunnerFunctionUrl", "RunnerFunctionViaUrl", "ClusterLanes"}
         api = sts["Api"]
         assert api["Action"] == "execute-api:Invoke"
         requests = sorted(render(r).split(f"<{api_id}>/", 1)[1] for r in as_list(api["Resource"]))
@@ -175,9 +194,9 @@ def test_each_cluster_has_a_runner_policy_scoped_to_its_queue_and_the_runner_rou
         assert sts["RunnerFunctionViaUrl"]["Condition"] == {"Bool": {"lambda:InvokedViaFunctionUrl": "true"}}
         for sid in ("RunnerFunctionUrl", "RunnerFunctionViaUrl"):
             assert logical_id(sts[sid]["Resource"]) == runner_fn
-        queue = sts["ClusterQueue"]
-        assert sorted(queue["Action"]) == sorted(RUNNER_QUEUE_ACTIONS)
-        assert queue["Resource"] == {"Fn::GetAtt": [_queue_id(synth, synth.config.queue_name(slug)), "Arn"]}
+        lanes = sts["ClusterLanes"]
+        assert sorted(lanes["Action"]) == sorted(RUNNER_QUEUE_ACTIONS)
+        assert render(lanes["Resource"]) == f"{SQS_ARN}{synth.config.queue_prefix}-{slug}--*"
 
 
 def test_ecs_task_roles_get_their_cluster_policy_and_task_protection_only(synth: Synth) -> None:

@@ -1,59 +1,122 @@
-"""The on-prem runner credentials (role and user of an external cluster) reach their own cluster's queue
-and the runner routes only: no other cluster's queue or dead-letter queue, no job or cluster admin
-route, no table, no wildcard. Checked on the synthesized template (reliability issue 4)."""
+"""A runner's credentials reach its own cluster's lanes and runner routes only: no other cluster's lanes,
+no dead-letter queue, no other cluster's routes, no job or cluster admin route, no table, no wildcard
+action. Checked on the synthesized template for the on-prem role and user of an external cluster
+(reliability issue 4) and for the managed policy of every cluster."""
 
 from __future__ import annotations
 
+import fnmatch
 from typing import Any
 
-from .conftest import Synth, as_list, logical_id, ref_id, render, role_statements, statements
+from taskfleet_functions.orchestrator.clusters import lane_key
+from taskfleet_functions.settings import Settings
 
-RUNNER_ROUTES = {"GET/config", "POST/runner/next", "POST/runner/extend"}
+from .conftest import Synth, as_list, logical_id, ref_id, render, statements
+
+SQS_ARN = "arn:<AWS::Partition>:sqs:<AWS::Region>:<AWS::AccountId>:"
+
+
+def runner_routes(slug: str) -> set[str]:
+    return {
+        "GET/config",
+        f"GET/clusters/{slug}",
+        f"POST/runner/{slug}/next",
+        f"POST/runner/{slug}/extend",
+        f"POST/runner/{slug}/lanes",
+    }
 
 
 def _onprem_statements(s: Synth) -> tuple[str, list[list[dict[str, Any]]]]:
     roles = [k for k, r in s.of_type("AWS::IAM::Role").items() if "on-prem" in r["Properties"].get("Description", "")]
     (role,) = roles
-    granted = [role_statements(s, role)]
+    granted = [_attached(s, s.resources[role])]
     for user in s.of_type("AWS::IAM::User").values():
-        found: list[dict[str, Any]] = []
-        for arn in user["Properties"].get("ManagedPolicyArns", []):
-            found += statements(s.resources[ref_id(arn)]["Properties"]["PolicyDocument"])
-        granted.append(found)
+        granted.append(_attached(s, user))
     description = s.resources[role]["Properties"]["Description"]
-    slug = next(c.slug for c in s.config.clusters if f"'{c.slug}'" in description or c.slug in description)
+    (slug,) = [c.slug for c in s.config.clusters if f"'{c.slug}'" in description]
     return slug, granted
 
 
-def test_onprem_runner_credentials_cannot_touch_other_clusters_or_admin_routes(full_synth: Synth) -> None:
-    s = full_synth
-    slug, granted = _onprem_statements(s)
-    queues = {q["Properties"]["QueueName"]: k for k, q in s.of_type("AWS::SQS::Queue").items()}
-    own_queue = queues[s.config.queue_name(slug)]
-    others = {k for name, k in queues.items() if k != own_queue}
-    assert others, "the deployment under test has other queues (other clusters, dead-letter queues)"
+def _attached(s: Synth, principal: dict[str, Any]) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    for inline in principal["Properties"].get("Policies", []):
+        found += statements(inline["PolicyDocument"])
+    for arn in principal["Properties"].get("ManagedPolicyArns", []):
+        found += statements(s.resources[ref_id(arn)]["Properties"]["PolicyDocument"])
+    return found
+
+
+def _runner_policies(s: Synth) -> dict[str, list[dict[str, Any]]]:
+    return {
+        p["Properties"]["Description"].rsplit("'", 2)[1]: statements(p["Properties"]["PolicyDocument"])
+        for p in s.of_type("AWS::IAM::ManagedPolicy").values()
+    }
+
+
+def _queue_names_of(s: Synth, slug: str) -> list[str]:
+    """Names of queues that exist or may exist: every cluster's lanes (one made-up identifier each) and
+    DLQs, the configured ones and one created at run time."""
+    settings = Settings(table_name="unused", queue_prefix=s.config.queue_prefix)
+    key = lane_key("mypackage.tasks:Detect", "1.0")
+    return [settings.lane_name(slug, key), settings.dlq_name(slug)]
+
+
+def _check_runner_statements(s: Synth, slug: str, sts: list[dict[str, Any]]) -> None:
     (api_id,) = s.of_type("AWS::ApiGatewayV2::Api")
     runner_fn = next(
         k
         for k, f in s.of_type("AWS::Lambda::Function").items()
         if f["Properties"].get("Handler") == "taskfleet_functions.handlers.runner.lambda_handler"
     )
+    others = [c for c in s.config.cluster_slugs if c != slug] + ["runtime-cluster-1a2b3c"]
+    own_lane, own_dlq = _queue_names_of(s, slug)
+    assert sts, "the credentials have a policy"
+    seen = set()
+    for st in sts:
+        assert st["Effect"] == "Allow"
+        actions = as_list(st["Action"])
+        resources = [render(r) for r in as_list(st["Resource"])]
+        assert all("*" not in a for a in actions), actions
+        assert all(r != "*" for r in resources), st
+        services = {a.split(":")[0] for a in actions}
+        assert services <= {"sqs", "execute-api", "lambda"}, actions  # no dynamodb, iam, ...
+        seen |= services
+        if "sqs" in services:
+            assert resources == [f"{SQS_ARN}{s.config.queue_prefix}-{slug}--*"]
+            (pattern,) = (r.removeprefix(SQS_ARN) for r in resources)
+            assert fnmatch.fnmatchcase(own_lane, pattern)
+            assert not fnmatch.fnmatchcase(own_dlq, pattern)
+            for other in others:
+                for name in _queue_names_of(s, other):
+                    assert not fnmatch.fnmatchcase(name, pattern), (slug, name)
+        if "execute-api" in services:
+            routes = {r.split(f"<{api_id}>/$default/", 1)[1] for r in resources}
+            assert routes == runner_routes(slug), routes
+            assert not any(other in route for route in routes for other in others)
+        if "lambda" in services:
+            assert {logical_id(r) for r in as_list(st["Resource"])} == {runner_fn}
+    assert {"sqs", "execute-api"} <= seen
+
+
+def test_onprem_runner_credentials_cannot_touch_other_clusters_or_admin_routes(full_synth: Synth) -> None:
+    slug, granted = _onprem_statements(full_synth)
     for sts in granted:
-        assert sts, "the credentials have a policy"
-        for st in sts:
-            assert st["Effect"] == "Allow"
-            actions = as_list(st["Action"])
-            resources = as_list(st["Resource"])
-            assert all("*" not in a for a in actions), actions
-            assert all(render(r) != "*" for r in resources), st
-            services = {a.split(":")[0] for a in actions}
-            assert services <= {"sqs", "execute-api", "lambda"}, actions  # no dynamodb, iam, ...
-            if "sqs" in services:
-                assert [logical_id(r) for r in resources] == [own_queue]
-                assert not {logical_id(r) for r in resources} & others
-            if "execute-api" in services:
-                routes = {render(r).split(f"<{api_id}>/$default/", 1)[1] for r in resources}
-                assert routes <= RUNNER_ROUTES | {f"GET/clusters/{slug}"}, routes
-                assert not any(r.split("/", 1)[1].startswith("jobs") for r in routes)
-            if "lambda" in services:
-                assert {logical_id(r) for r in resources} == {runner_fn}
+        _check_runner_statements(full_synth, slug, sts)
+
+
+def test_each_runner_policy_names_its_own_lanes_and_routes_only(synth: Synth) -> None:
+    policies = _runner_policies(synth)
+    assert set(policies) == set(synth.config.cluster_slugs)
+    assert len(policies) >= 2, "the configuration under test has several clusters"
+    for slug, sts in policies.items():
+        _check_runner_statements(synth, slug, sts)
+
+
+def test_a_runner_policy_does_not_reach_a_cluster_whose_slug_starts_with_its_own(full_synth: Synth) -> None:
+    """ "gpu" and "gpu-a10" may both exist: `<prefix>-gpu--*` must not match "gpu-a10"'s lanes or DLQ."""
+    s = full_synth
+    prefix = s.config.queue_prefix
+    pattern = f"{prefix}-gpu--*"
+    for name in _queue_names_of(s, "gpu-a10"):
+        assert not fnmatch.fnmatchcase(name, pattern)
+    assert fnmatch.fnmatchcase(_queue_names_of(s, "gpu")[0], pattern)

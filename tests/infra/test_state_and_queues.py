@@ -1,4 +1,5 @@
-"""The table matches the handlers' own table definition; the cluster queues match their protocol."""
+"""The table matches the handlers' own table definition; each configured cluster's DLQ (its lanes are created
+at run time) matches what the functions create for a cluster of their own."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 from taskfleet_functions.dal import queues as dal_queues
 from taskfleet_functions.dal.table import table_spec
 
-from .conftest import Synth, logical_id, ref_id
+from .conftest import Synth, ref_id
 
 
 def _table(s: Synth) -> dict[str, Any]:
@@ -52,28 +53,41 @@ def _queues_by_name(s: Synth) -> dict[str, tuple[str, dict[str, Any]]]:
     return {q["Properties"]["QueueName"]: (k, q["Properties"]) for k, q in s.of_type("AWS::SQS::Queue").items()}
 
 
-def test_every_cluster_has_a_fifo_queue_in_high_throughput_mode_with_a_dlq(synth: Synth) -> None:
+def test_the_only_queue_of_a_cluster_in_the_template_is_its_dlq(synth: Synth) -> None:
+    """Lanes (a queue per task identifier) are created at run time; no per-cluster ticket queue exists."""
     config = synth.config
-    queues = _queues_by_name(synth)
-    assert set(queues) == {n for slug in config.cluster_slugs for n in (config.queue_name(slug), config.dlq_name(slug))}
-    for slug in config.cluster_slugs:
-        _, q = queues[config.queue_name(slug)]
-        dlq_id, dlq = queues[config.dlq_name(slug)]
-        assert q["FifoQueue"] is True and dlq["FifoQueue"] is True
-        assert q["ContentBasedDeduplication"] is False
-        assert (q["DeduplicationScope"], q["FifoThroughputLimit"]) == ("messageGroup", "perMessageGroupId")
-        assert q["VisibilityTimeout"] == config.lease_seconds
-        assert q["SqsManagedSseEnabled"] is True and dlq["SqsManagedSseEnabled"] is True
-        redrive = q["RedrivePolicy"]
-        assert logical_id(redrive["deadLetterTargetArn"]) == dlq_id
+    assert set(_queues_by_name(synth)) == {config.dlq_name(slug) for slug in config.cluster_slugs}
+    for name, (_, q) in _queues_by_name(synth).items():
+        assert name.endswith("-dlq.fifo")
+        assert "--" not in name  # no lane is declared (and no name the runners' `<prefix>-<slug>--*` matches)
+        assert "RedrivePolicy" not in q  # nothing redrives a DLQ
 
 
-def test_queue_retention_and_redrive_equal_what_the_clusters_function_creates_at_run_time(synth: Synth) -> None:
-    """Queues of configured clusters (CDK) and of clusters created through the API (dal/queues.py) agree."""
-    for _, q in _queues_by_name(synth).values():
-        assert q["MessageRetentionPeriod"] == dal_queues.RETENTION_SECONDS
-        if "RedrivePolicy" in q:
-            assert q["RedrivePolicy"]["maxReceiveCount"] == dal_queues.MAX_RECEIVE_COUNT
+def test_dlq_attributes_equal_what_the_functions_give_the_dlq_of_a_runtime_cluster(synth: Synth) -> None:
+    """DLQs of configured clusters (CDK) and of clusters created through the API (dal/queues.py
+    `ensure_dlq`) agree: FIFO, retention, SSE."""
+    created: dict[str, Any] = {}
+
+    class _Recorder:
+        class exceptions:
+            class QueueDoesNotExist(Exception):
+                pass
+
+        def get_queue_url(self, QueueName: str) -> dict[str, str]:
+            raise self.exceptions.QueueDoesNotExist()
+
+        def create_queue(self, QueueName: str, Attributes: dict[str, str], **_: Any) -> dict[str, str]:
+            created[QueueName] = Attributes
+            return {"QueueUrl": f"https://sqs/{QueueName}"}
+
+    queues = dal_queues.Queues(_Recorder(), visibility_seconds=synth.config.lease_seconds)
+    for name, (_, q) in _queues_by_name(synth).items():
+        queues.ensure_dlq(name)
+        runtime = created[name]
+        assert (runtime["FifoQueue"], q["FifoQueue"]) == ("true", True)
+        assert int(runtime["MessageRetentionPeriod"]) == q["MessageRetentionPeriod"] == dal_queues.RETENTION_SECONDS
+        assert (runtime["SqsManagedSseEnabled"], q["SqsManagedSseEnabled"]) == ("true", True)
+        assert "ContentBasedDeduplication" not in q and "VisibilityTimeout" not in q
 
 
 def test_every_queue_denies_requests_without_tls(synth: Synth) -> None:
@@ -90,3 +104,11 @@ def test_queue_names_in_the_template_are_literal(synth: Synth) -> None:
     """The functions derive queue names from TASKFLEET_QUEUE_PREFIX; CloudFormation must not rename them."""
     for name in _queues_by_name(synth):
         assert isinstance(name, str) and name.startswith(f"{synth.config.queue_prefix}-"), json.dumps(name)
+
+
+def test_dlqs_keep_their_logical_ids(synth: Synth) -> None:
+    """A DLQ is named, so CloudFormation cannot replace it (the new one would take the old one's name):
+    its construct path, and so its logical id, stays what it was beside the per-cluster queue."""
+    for name, (logical, _) in _queues_by_name(synth).items():
+        slug = name.removeprefix(f"{synth.config.queue_prefix}-").removesuffix("-dlq.fifo")
+        assert logical.startswith("Queues" + slug.replace("-", "") + "dlq"), (name, logical)
