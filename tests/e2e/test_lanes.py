@@ -154,8 +154,13 @@ def test_the_sweeper_sends_a_dead_lettered_ticket_back_to_its_lane(stack, client
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     lanes = [stack.orchestrator.clusters.lane_url(cluster, n, "v0.0") for n in ("Noop", "OtherNoop")]
     for lane in lanes:
-        policy = sqs.get_queue_attributes(QueueUrl=lane, AttributeNames=["RedrivePolicy"])["Attributes"]
-        assert json.loads(policy["RedrivePolicy"]) == {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 100}
+        attributes = sqs.get_queue_attributes(QueueUrl=lane, AttributeNames=["RedrivePolicy", "Policy", "QueueArn"])
+        attributes = attributes["Attributes"]
+        assert json.loads(attributes["RedrivePolicy"]) == {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 100}
+        # and, like the stack's queues, refuse requests not made over TLS
+        (deny,) = json.loads(attributes["Policy"])["Statement"]
+        assert deny["Effect"] == "Deny" and deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+        assert deny["Resource"] == attributes["QueueArn"]
     # When both tickets land in the DLQ (moved there by hand, as SQS would after too many receives)
     for lane in lanes:
         message = sqs.receive_message(QueueUrl=lane, MaxNumberOfMessages=1)["Messages"][0]

@@ -56,6 +56,25 @@ class Ticket:
         )
 
 
+def tls_only_policy(queue_arn: str) -> str:
+    """A queue policy that refuses every request not made over TLS (as the stack's queues have)."""
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "DenyInsecureTransport",
+                    "Effect": "Deny",
+                    "Principal": {"AWS": "*"},
+                    "Action": "sqs:*",
+                    "Resource": queue_arn,
+                    "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                }
+            ],
+        }
+    )
+
+
 class Queues:
     def __init__(self, client: Any, *, visibility_seconds: int) -> None:
         self.client = client
@@ -73,9 +92,11 @@ class Queues:
         dlq_arn = self.client.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
             "QueueArn"
         ]
+        lane_arn = f"{dlq_arn.rsplit(':', 1)[0]}:{queue_name}"
         return self._get_or_create(
             queue_name,
             {
+                "Policy": tls_only_policy(lane_arn),
                 "FifoQueue": "true",
                 "ContentBasedDeduplication": "false",
                 "DeduplicationScope": "messageGroup",
