@@ -1,15 +1,17 @@
 """Builds the Lambda code asset locally, without Docker.
 
 The asset is a folder: the pinned dependencies of `infra/lambda-requirements.txt` installed as wheels for
-the Lambda platform (`pip install --platform manylinux2014_aarch64 --only-binary=:all: --no-deps`), plus a
+the Lambda platform (`pip install --platform manylinux2014_aarch64 --only-binary=:all: --no-deps
+--require-hashes`: every wheel must have one of the sha256 hashes listed with its pin), plus a
 copy of `functions/taskfleet_functions` and of what the functions import of the user package `taskfleet`
 (the pure rules they share with the SDK: SDK_MODULES of `sdk/taskfleet`). Everything is byte-compiled ahead
 of time with `--invalidation-mode unchecked-hash`: Lambda's file system is read-only, so without shipped .pyc
 files every cold start compiles every imported module again.
 
 Dependencies are cached under `build/lambda/deps-<platform>-<hash of the requirements>`: pip runs only
-when the pins change, so later synths need no network. The asset folder is content-addressed too, so
-CDK's asset hash (and with it the deployed code) changes only when the code or the pins do.
+when the requirement files change (a pin or a hash), so later synths need no network. The asset folder is
+content-addressed too, so CDK's asset hash (and with it the deployed code) changes only when the code or
+the pins do. `make lock` writes the pins' hashes (tools/hash_requirements.py).
 """
 
 from __future__ import annotations
@@ -90,9 +92,7 @@ def build_bundle(
 
 
 def _dependencies(platform: str, build_dir: Path, requirements: list[Path]) -> Path:
-    pins = b"\n".join(r.read_bytes() for r in requirements)
-    key = _digest(_FORMAT.encode(), platform.encode(), PYTHON_VERSION.encode(), pins)
-    deps = build_dir / f"deps-{platform}-{key}"
+    deps = build_dir / f"deps-{platform}-{_dependencies_key(platform, requirements)}"
     if deps.is_dir():
         return deps
 
@@ -105,6 +105,7 @@ def _dependencies(platform: str, build_dir: Path, requirements: list[Path]) -> P
             "--quiet",
             "--disable-pip-version-check",
             "--no-deps",
+            "--require-hashes",
             "--no-compile",
             "--only-binary=:all:",
             "--implementation",
@@ -130,6 +131,12 @@ def _dependencies(platform: str, build_dir: Path, requirements: list[Path]) -> P
     _build_atomically(deps, fill)
     _remove_stale(build_dir, f"deps-{platform}-", keep=deps)
     return deps
+
+
+def _dependencies_key(platform: str, requirements: list[Path]) -> str:
+    """Changes with the requirement files' bytes (every pin and hash), the platform and the format."""
+    pins = b"\n".join(r.read_bytes() for r in requirements)
+    return _digest(_FORMAT.encode(), platform.encode(), PYTHON_VERSION.encode(), pins)
 
 
 def _compile(folder: Path) -> None:

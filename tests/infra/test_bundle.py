@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
-import re
 import struct
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from taskfleet_infra.bundle import REQUIREMENTS, SDK_MODULES, TRACING_REQUIREMEN
 from tests.support.lambda_runtime import cold_import_seconds, host_platform, runtime_dir
 
 from .conftest import Synth
+from .test_supply_chain import hashed_requirements
 
 HANDLERS = ("jobs", "clusters", "runner", "sweeper")
 PROVIDED_BY_THE_RUNTIME = ("boto3", "botocore", "s3transfer", "jmespath", "urllib3", "dateutil", "six.py")
@@ -69,12 +69,13 @@ def test_every_module_is_byte_compiled_for_python311_without_source_checks(cli_s
 
 
 def test_the_bundle_pins_are_the_versions_the_tests_run_against() -> None:
-    """What is deployed is what the unit and e2e tests exercised locally."""
+    """What is deployed is what the unit and e2e tests exercised locally (the pins carry hashes, which
+    tests/infra/test_supply_chain.py checks)."""
     for file in (REQUIREMENTS, TRACING_REQUIREMENTS):
-        for line in file.read_text().splitlines():
-            pin = re.fullmatch(r"([A-Za-z0-9_.-]+)==([^\s#]+)", line.strip())
-            if pin:
-                assert importlib.metadata.version(pin.group(1)) == pin.group(2), line
+        pins = hashed_requirements(file)
+        assert pins, f"no pins read from {file.name}"
+        for pin in pins:
+            assert importlib.metadata.version(pin.name) == pin.version, pin
 
 
 @pytest.mark.parametrize("tracing", [False, True], ids=["plain", "tracing"])
