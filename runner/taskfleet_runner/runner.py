@@ -154,10 +154,14 @@ class TaskRunner:
             raise TypeError(f"{cls.__name__} has no execute(self, context) method and cannot be run")
         name, version = task_identifier(cls)
         for registered_version, other in self._registry.get(name, []):
-            if registered_version == version and other is not cls:
-                raise DuplicateTaskError(
-                    f"{cls.__qualname__} and {other.__qualname__} both register the identifier ({name!r}, {version!r})"
-                )
+            if other is cls:
+                return
+            # As in the reference: one class per task name. The newest version runs older minors too.
+            raise DuplicateTaskError(
+                f"{cls.__qualname__} ({name!r}, {version!r}) and {other.__qualname__} ({name!r},"
+                f" {registered_version!r}) share the task name {name!r}; a runner registers one version of"
+                " each task (it also runs the older minor versions of its major)"
+            )
         self._registry.setdefault(name, []).append((version, cls))
 
     def task_class_for(self, name: str, version: str) -> type[Task] | None:
@@ -204,7 +208,14 @@ class TaskRunner:
 
             install_from_environment(self._sqs)
         self._lanes = Lanes(self._sqs, urls)
-        log.info("runner %s: %s lane(s) of cluster %s", self.runner_id, len(urls), self.slug)
+        log.info(
+            "runner %s for %s, cluster %s: %s (%s lane(s))",
+            self.runner_id,
+            api.base_url,
+            self.slug,
+            ", ".join(f"{name} {version}" for name, versions in self._registry.items() for version, _ in versions),
+            len(urls),
+        )
 
     def _lane_urls(self) -> list[str]:
         """Ask the orchestrator for the lanes this runner may run (creating those of its own identifiers)."""
@@ -448,6 +459,14 @@ class TaskRunner:
         average = self._average_seconds
         self._average_seconds = elapsed if average is None else average + AVERAGE_WEIGHT * (elapsed - average)
         outcome = result[0]
+        log.info(
+            "task %s %s (attempt %s) %s in %.2f s",
+            payload["name"],
+            payload["id"],
+            payload["attempt"],
+            "computed" if isinstance(outcome, Success) else f"failed ({getattr(outcome, 'error_type', 'error')})",
+            time.monotonic() - started,
+        )
         if isinstance(outcome, Success):
             report = {
                 **base,
@@ -457,8 +476,7 @@ class TaskRunner:
             }
         else:
             assert isinstance(outcome, Failure)
-            # the exception type at INFO; its message (which often carries input values) only at DEBUG
-            log.info("task %s failed: %s", payload["id"], outcome.error_type)
+            # the exception type at INFO (above); its message (which often carries input values) only at DEBUG
             log.debug("task %s failed: %s", payload["id"], outcome.message)
             report = {
                 **base,

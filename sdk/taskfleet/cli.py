@@ -29,21 +29,29 @@ def load_task(spec: str) -> type[Task]:
 
 def cmd_runner(args: argparse.Namespace) -> int:
     from .client import Client
+    from .errors import ApiError, ApiUnavailableError, ConfigurationError, DuplicateTaskError, NotFoundError
 
+    # Like `python -m` and Celery: task modules in the working directory import without PYTHONPATH.
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
     specs = args.tasks or os.environ.get("TASKFLEET_TASKS", "").split()
     if not specs:
         raise SystemExit("name at least one task class (module:ClassName) or set TASKFLEET_TASKS")
     tasks = [load_task(s) for s in specs]
-    runner = Client(args.url).runner(
-        args.cluster or os.environ.get("TASKFLEET_CLUSTER") or "default", tasks, shutdown_grace=args.grace
-    )
-    logging.getLogger("taskfleet").info(
-        "runner %s on cluster %s: %s", runner.runner_id, runner.cluster, ", ".join(t.__name__ for t in tasks)
-    )
-    if args.until_idle:
-        runner.run_all()
-    else:
-        runner.run_forever()
+    cluster = args.cluster or os.environ.get("TASKFLEET_CLUSTER") or "default"
+    try:
+        client = Client(args.url)
+        runner = client.runner(cluster, tasks, shutdown_grace=args.grace)
+        if args.until_idle:
+            runner.run_all()
+        else:
+            runner.run_forever()
+    except NotFoundError as err:
+        raise SystemExit(f"taskfleet runner: {err.message} (create it with client.clusters().create)") from None
+    except ApiUnavailableError as err:
+        raise SystemExit(f"taskfleet runner: cannot reach {client.transport.base_url}: {err}") from None
+    except (ConfigurationError, ApiError, DuplicateTaskError) as err:
+        raise SystemExit(f"taskfleet runner: {err}") from None
     return 0
 
 
@@ -97,10 +105,11 @@ def main(argv: list[str] | None = None) -> int:
                 sub.add_parser(name, help=f"{LOCAL_COMMANDS[name]} (not installed: run `make setup` in the repository)")
 
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=os.environ.get("TASKFLEET_LOG_LEVEL", "WARNING").upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    # taskfleet's own lines at INFO by default (a runner says when it starts and what each task did, never
+    # an input); other libraries' at WARNING. TASKFLEET_LOG_LEVEL sets both.
+    level = os.environ.get("TASKFLEET_LOG_LEVEL", "").upper()
+    logging.basicConfig(level=level or "WARNING", format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("taskfleet").setLevel(level or "INFO")
     return int(args.func(args))
 
 

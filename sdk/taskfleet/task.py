@@ -28,6 +28,8 @@ class Task:
         super().__init_subclass__(**kwargs)
         if "__dataclass_fields__" not in cls.__dict__:
             dataclass(cls)
+        if "execute" in cls.__dict__:
+            _check_execute(cls)
 
     @classmethod
     def identifier(cls) -> tuple[str, str]:
@@ -35,6 +37,27 @@ class Task:
 
     def execute(self, context: ExecutionContext) -> None:  # pragma: no cover - overridden
         raise NotImplementedError(f"{type(self).__name__} does not implement execute(self, context)")
+
+
+def _check_execute(cls: type) -> None:
+    """`execute` must take the execution context (a Tilebox-style `def execute(self)` would fail only when
+    run): checked when the class is defined."""
+    execute = inspect.getattr_static(cls, "execute")
+    if isinstance(execute, staticmethod | classmethod):
+        raise TaskValidationError(f"{cls.__name__}.execute must be a plain method: def execute(self, context)")
+    try:
+        everything = list(inspect.signature(execute).parameters.values())
+    except (TypeError, ValueError):
+        return
+    parameters = everything[1:]  # after self
+    positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    variadic = any(p.kind == p.VAR_POSITIONAL for p in parameters)
+    required = [p for p in positional if p.default is p.empty]
+    if (not positional and not variadic) or len(required) > 1:
+        raise TaskValidationError(
+            f"{cls.__name__}.execute({', '.join(str(p).split(':')[0] for p in everything)}) must take the"
+            " execution context as its one argument: def execute(self, context: ExecutionContext) -> None"
+        )
 
 
 def task_identifier(task_or_class: Task | type[Task]) -> tuple[str, str]:

@@ -51,7 +51,7 @@ def jobs():
         (lambda j: j.submit("x", Item("x" * 70_000)), "the limit is 65536 bytes"),
         (lambda j: j.submit("x", Item("\ud800")), "not valid Unicode"),
         (lambda j: j.submit("x", BadVersion()), r"must look like 'v1\.2'"),
-        (lambda j: j.submit("x", Item(1), cluster="Not A Slug"), "lowercase letters, digits or '-'"),
+        (lambda j: j.submit("x", Item(1), cluster="Not A Slug"), "lowercase letters, digits or single '-'"),
         (lambda j: j.submit("x", Item(1), client_token="t" * 129), "client_token must be a string of 1-128"),
         (lambda j: j.submit("x", Item(1), client_token=""), "client_token must be a string of 1-128"),
     ],

@@ -1,0 +1,104 @@
+"""What a new user meets in the first hour (issue "The first hour"): mistakes caught where they are made,
+one-line errors from the runner command, and a runner that says what it does."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from taskfleet import DuplicateTaskError, ExecutionContext, Task, TaskValidationError
+
+
+def test_an_execute_without_the_context_parameter_is_refused_when_the_class_is_defined():
+    with pytest.raises(TaskValidationError, match=r"execute\(self\) must take the execution context"):
+
+        class TileboxStyle(Task):  # the reference's own signature takes the context too
+            def execute(self) -> None:  # type: ignore[override]
+                pass
+
+
+def test_a_runner_registers_one_version_of_each_task_name(client):
+    class Old(Task):
+        @staticmethod
+        def identifier() -> tuple[str, str]:
+            return "Resize", "v1.2"
+
+        def execute(self, context: ExecutionContext) -> None:
+            pass
+
+    class New(Old):
+        @staticmethod
+        def identifier() -> tuple[str, str]:
+            return "Resize", "v1.3"
+
+    with pytest.raises(DuplicateTaskError, match="share the task name 'Resize'"):
+        client.runner(tasks=[Old, New], install_signal_handlers=False)
+
+
+def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if k not in ("TASKFLEET_URL", "PYTHONPATH", "TASKFLEET_LOG_LEVEL")}
+    return subprocess.run(
+        [sys.executable, "-m", "taskfleet.cli", "runner", *args],
+        check=False,
+        cwd=cwd,
+        env={**base, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.fixture
+def task_module(tmp_path: Path) -> Path:
+    """A user's task module in a folder of its own (not on any path)."""
+    (tmp_path / "mytasks.py").write_text(
+        "from taskfleet import ExecutionContext, Task\n\n"
+        "class Hello(Task):\n"
+        "    name: str\n\n"
+        "    def execute(self, context: ExecutionContext) -> None:\n"
+        "        context.current_task.display = f'hello {self.name}'\n"
+    )
+    return tmp_path
+
+
+def one_line_error(done: subprocess.CompletedProcess[str], *expected: str) -> None:
+    assert done.returncode != 0
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    for text in expected:
+        assert text in lines[0], lines[0]
+
+
+def test_the_runner_command_says_in_one_line_what_is_wrong(stack, task_module: Path):
+    one_line_error(run_cli("mytasks:Hello", cwd=task_module), "TASKFLEET_URL")
+    one_line_error(run_cli("--url", "http://127.0.0.1:9", "mytasks:Hello", cwd=task_module), "127.0.0.1:9")
+    one_line_error(
+        run_cli("--url", stack.url, "--cluster", "no-such-cluster", "mytasks:Hello", cwd=task_module),
+        "no-such-cluster",
+    )
+
+
+def test_a_runner_started_beside_its_module_imports_it_and_logs_each_task(stack, client, cluster, task_module):
+    # Given a task module in the working directory (no PYTHONPATH) and a queued job
+    job = client.jobs().submit("hello", client_task(task_module), cluster=cluster)
+    # When the runner command runs there until idle, at its default log level
+    done = run_cli("--url", stack.url, "--cluster", cluster, "--until-idle", "mytasks:Hello", cwd=task_module)
+    # Then it ran the task and said so: one line when it started, one for the task (never its input)
+    assert done.returncode == 0, done.stderr
+    assert client.jobs().find(job).state == "COMPLETED"
+    assert f"for {stack.url}, cluster {cluster}: Hello v0.0" in done.stderr
+    assert "task Hello " in done.stderr and "(attempt 1) computed in" in done.stderr
+    assert "world" not in done.stderr
+
+
+def client_task(folder: Path) -> Task:
+    sys.path.insert(0, str(folder))
+    try:
+        from mytasks import Hello  # type: ignore[import-not-found]
+    finally:
+        sys.path.remove(str(folder))
+    return Hello("world")
