@@ -33,6 +33,11 @@ def check_url(url: str) -> None:
         raise ConfigurationError(
             f"API URL {url!r:.200} must look like https://<api host>/ (or http://127.0.0.1:<port> for the local stack)"
         )
+    if parts.hostname in ("0.0.0.0", "::"):
+        raise ConfigurationError(
+            f"API URL {url!r:.200}: {parts.hostname} is an address to listen on, not one to connect to; use"
+            " http://127.0.0.1:<port> for the local stack"
+        )
     if parts.scheme == "http" and not is_local(url):
         raise ConfigurationError(
             f"API URL {url!r:.200}: plain http is only for a loopback host (the local stack, e.g. "
@@ -74,7 +79,10 @@ class Transport:
             if credentials is None:
                 from .errors import ConfigurationError
 
-                raise ConfigurationError("no AWS credentials found to sign requests to the taskfleet API")
+                raise ConfigurationError(
+                    f"no AWS credentials found to sign requests to {base_url} (a deployed API takes only SigV4-signed"
+                    " requests: set AWS credentials, e.g. AWS_PROFILE; the local stack is http://127.0.0.1:<port>)"
+                )
             service, region = _service_and_region(urlsplit(base_url).hostname or "", session.region_name)
             self._signer = SigV4Auth(credentials, service, region or "us-east-1")
 
@@ -106,8 +114,18 @@ class Transport:
                 payload = {"message": resp.data.decode("utf-8", "replace")[:500]}
             if resp.status < 400:
                 return payload
+            if resp.status == 404 and b"NoSuchBucket" in resp.data:
+                from .errors import ConfigurationError
+
+                raise ConfigurationError(
+                    f"{self.base_url} is the local stack's AWS emulator (moto), not the taskfleet API; use the API"
+                    " URL `taskfleet dev` printed (http://127.0.0.1:8000 by default)"
+                )
             if resp.status in _RETRY_STATUS and attempt < self.retries:
                 last_error = error_for(resp.status, payload)
                 continue
             raise error_for(resp.status, payload)
-        raise ApiUnavailableError(f"{method} {path} failed after {self.retries + 1} attempts: {last_error}")
+        hint = " (is `taskfleet dev` running?)" if is_local(self.base_url) else ""
+        raise ApiUnavailableError(
+            f"{method} {self.base_url}{path} failed after {self.retries + 1} attempts{hint}: {last_error}"
+        )

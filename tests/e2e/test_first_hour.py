@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from taskfleet import DuplicateTaskError, ExecutionContext, Task, TaskValidationError
+from taskfleet import Client, ConfigurationError, DuplicateTaskError, ExecutionContext, Task, TaskValidationError
 
 
 def test_an_execute_without_the_context_parameter_is_refused_when_the_class_is_defined():
@@ -102,3 +102,35 @@ def client_task(folder: Path) -> Task:
     finally:
         sys.path.remove(str(folder))
     return Hello("world")
+
+
+class NoCredentials:
+    """A boto3 session with no credentials anywhere (as on a fresh machine)."""
+
+    region_name = "eu-west-1"
+
+    def get_credentials(self) -> None:
+        return None
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("127.0.0.1:8000", "must look like https://"),
+        ("http://0.0.0.0:8000", "an address to listen on"),
+        ("http://api.example.com", "plain http is only for a loopback host"),
+    ],
+)
+def test_a_malformed_api_url_is_named_with_what_to_use(url: str, says: str):
+    with pytest.raises(ConfigurationError, match=says):
+        Client(url)
+
+
+def test_a_deployed_url_without_credentials_says_what_signing_needs():
+    with pytest.raises(ConfigurationError, match=r"https://api\.typo\.example.*SigV4"):
+        Client("https://api.typo.example", session=NoCredentials())
+
+
+def test_pointing_the_client_at_the_emulator_says_which_url_to_use(stack):
+    with pytest.raises(ConfigurationError, match="AWS emulator"):
+        Client(stack.emulator.url).jobs().list()
