@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 from taskfleet import Client, ConfigurationError, DuplicateTaskError, ExecutionContext, Task, TaskValidationError
 
+from tests.support.waits import job_done, wait_until
+
 
 def test_an_execute_without_the_context_parameter_is_refused_when_the_class_is_defined():
     with pytest.raises(TaskValidationError, match=r"execute\(self\) must take the execution context"):
@@ -135,3 +137,17 @@ def test_a_deployed_url_without_credentials_says_what_signing_needs():
 def test_pointing_the_client_at_the_emulator_says_which_url_to_use(stack):
     with pytest.raises(ConfigurationError, match="AWS emulator"):
         Client(stack.emulator.url).jobs().list()
+
+
+def test_every_view_of_a_job_shows_the_same_job(stack, client, cluster, runners):
+    # Given a job with retries that has started and finished
+    from tests.e2e.workflows import Noop
+
+    job = client.jobs().submit("same-everywhere", [Noop("a"), Noop("b")], cluster=cluster, max_retries=2)
+    runners.start(cluster, "Noop")
+    wait_until(job_done(client, job), what="the job")
+    # Then the list shows it exactly as find does (started_at, max_retries, root_tasks and all)
+    (listed,) = [j for j in client.jobs().list(name="same-everywhere") if j.id == job.id]
+    found = client.jobs().find(job)
+    assert listed == found
+    assert found.started_at is not None and found.max_retries == 2 and found.root_tasks == 2

@@ -254,7 +254,10 @@ class Table:
             start_key=self._decode_cursor(cursor) if cursor else None,
             filter=" AND ".join(filters) or None,
         )
-        return Page(items, base64.urlsafe_b64encode(json.dumps(last).encode()).decode() if last else None)
+        # The index holds a few attributes; the page shows each job as `GET /jobs/{id}` does: its item.
+        full = {j["job_id"]: j for j in self.db.batch_get([(job_pk(str(i["job_id"])), META) for i in items])}
+        jobs = [full.get(str(i["job_id"]), i) for i in items]
+        return Page(jobs, base64.urlsafe_b64encode(json.dumps(last).encode()).decode() if last else None)
 
     @staticmethod
     def _decode_cursor(cursor: str) -> dict[str, Any]:
