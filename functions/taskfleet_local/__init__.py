@@ -45,6 +45,7 @@ class LocalStack:
         submit_lock_seconds: float = 30.0,
         max_clusters: int = 100,
         host: str = "127.0.0.1",
+        emulator_port: int = 0,
     ) -> None:
         if not host.startswith("127.") and host not in ("localhost", "::1"):
             raise ValueError("the local stack listens on loopback only")
@@ -55,6 +56,7 @@ class LocalStack:
         self.outbox_grace_seconds = outbox_grace_seconds
         self.submit_lock_seconds = submit_lock_seconds
         self.max_clusters = max_clusters
+        self.emulator_port = emulator_port
         self.name = f"taskfleet-{secrets.token_hex(3)}"
         self.emulator: Emulator | None = None
         self.api: LocalApi | None = None
@@ -90,7 +92,7 @@ class LocalStack:
         from .api_server import LocalApi
         from .emulator import Emulator
 
-        self.emulator = Emulator(host=self.host).start()
+        self.emulator = Emulator(host=self.host, port=self.emulator_port).start()
         # the orchestrator's clients retry exactly as on AWS (wiring.aws_config: standard mode, 5 attempts)
         dynamodb, sqs = self.boto_client("dynamodb", wiring.aws_config()), self.boto_client("sqs", wiring.aws_config())
         dynamodb.create_table(**table_spec(self.name))

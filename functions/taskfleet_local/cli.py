@@ -47,18 +47,24 @@ def cmd_dev(args: argparse.Namespace) -> int:
         return 2
     from . import LocalStack
 
-    stack = LocalStack(port=args.port, lease_seconds=args.lease_seconds).start()
+    # Stable ports (the API's and the next one for the emulated AWS), so runners left running reconnect
+    # when `dev` starts again.
+    emulator_port = args.port + 1 if args.port else 0
+    try:
+        stack = LocalStack(port=args.port, lease_seconds=args.lease_seconds, emulator_port=emulator_port).start()
+    except OSError as err:
+        print(f"taskfleet dev: cannot listen on ports {args.port} and {emulator_port}: {err}", file=sys.stderr)
+        return 1
     print(f"taskfleet local stack: {stack.url}   (emulated AWS at {stack.emulator.url if stack.emulator else '?'})")
     print(f"  export TASKFLEET_URL={stack.url}")
+    print("  State lives in memory: stopping this command discards every job and cluster.")
     print("  Ctrl-C stops it.", flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    try:
-        stop.wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        stack.stop()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop.wait()
+    print("taskfleet dev: stopping (local state discarded)", flush=True)
+    stack.stop()
     return 0
 
 

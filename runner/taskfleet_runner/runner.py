@@ -42,6 +42,7 @@ RUN_ALL_LAST_LOOKS = 30  # run_all: rounds that found nothing while SQS still co
 # time): every 5 minutes, and when it falls idle after work if a minute has passed (docs/architecture.md).
 LANE_REFRESH_SECONDS = 300
 LANE_REFRESH_IDLE_SECONDS = 60
+RECONNECT_AFTER_ERRORS = 3  # receives failing in a row before the runner looks its lanes up again
 # Finished tickets are deleted in batches of up to 10, at the latest this long after the first one
 # finished (well inside the visibility timeout): a tenth of the delete requests for short tasks. A
 # runner that dies holding some leaves tickets that reappear and are discarded by the next claim.
@@ -217,6 +218,21 @@ class TaskRunner:
             len(urls),
         )
 
+    def _reconnect(self) -> None:
+        """Receives keep failing: ask the orchestrator again where the lanes are (the local stack may have
+        been restarted, its queues created anew). On failure, go on as before."""
+        sqs, lanes, api = self._sqs, self._lanes, self._api
+        self._sqs = None
+        try:
+            self._connect()
+        except Exception as err:
+            self._sqs, self._lanes, self._api = sqs, lanes, api
+            log.warning("cannot reach the orchestrator to look up the lanes again: %s", err)
+            return
+        log.warning("receives kept failing; looked up the lanes again")
+        if lanes is not None:
+            lanes.close()
+
     def _lane_urls(self) -> list[str]:
         """Ask the orchestrator for the lanes this runner may run (creating those of its own identifiers)."""
         assert self._api is not None
@@ -332,6 +348,8 @@ class TaskRunner:
         messages = self._lanes.receive(wait, max(1, wanted), self.stopping, announce=announce)
         if self._lanes.errors:  # SQS unavailable or throttling beyond botocore's retries: wait, go on
             self.stopping.wait(min(LONG_POLL_SECONDS, 0.5 * 2**self._lanes.errors) * random.uniform(0.5, 1))
+            if self._lanes.errors % RECONNECT_AFTER_ERRORS == 0:
+                self._reconnect()
         if self.stopping.is_set():
             self._hand_back([m["receipt"] for m in messages])
             return None
