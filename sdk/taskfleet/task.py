@@ -238,7 +238,10 @@ class ExecutionContext:
         indices = []
         for dep in deps:
             if not isinstance(dep, FutureTask) or dep._owner != id(self) or dep.index >= len(self._subtasks):
-                raise ValueError("depends_on only accepts futures submitted earlier in this same execution")
+                raise TaskValidationError(
+                    f"depends_on: {dep!r:.100} is not a future returned by submit_subtask earlier in this same"
+                    " execution (a task may depend only on its siblings submitted before it)"
+                )
             indices.append(dep.index)
         spec = task_spec(task, depends_on=sorted(set(indices)), cluster=cluster, max_retries=max_retries)
         self._subtasks.append(spec)

@@ -10,7 +10,16 @@ import sys
 from pathlib import Path
 
 import pytest
-from taskfleet import Client, ConfigurationError, DuplicateTaskError, ExecutionContext, Task, TaskValidationError
+from taskfleet import (
+    Client,
+    ConfigurationError,
+    ConflictError,
+    DuplicateTaskError,
+    ExecutionContext,
+    InvalidRequestError,
+    Task,
+    TaskValidationError,
+)
 
 from tests.support.waits import job_done, wait_until
 
@@ -151,3 +160,36 @@ def test_every_view_of_a_job_shows_the_same_job(stack, client, cluster, runners)
     found = client.jobs().find(job)
     assert listed == found
     assert found.started_at is not None and found.max_retries == 2 and found.root_tasks == 2
+
+
+def test_a_retry_says_what_it_did(client, cluster, runners):
+    from tests.e2e.workflows import Noop
+
+    job = client.jobs().submit("running-or-done", Noop("x"), cluster=cluster)
+    # a job that is not FAILED or CANCELED has nothing to retry: a clear conflict, not a silent 0
+    with pytest.raises(ConflictError, match="SUBMITTED: only a FAILED or CANCELED job can be retried"):
+        client.jobs().retry(job)
+    client.jobs().cancel(job)
+    # a canceled job is resumed, and the retry says how many tasks it sent to run
+    assert client.jobs().retry(job) == 1
+    runners.start(cluster, "Noop")
+    assert wait_until(job_done(client, job), what="the resumed job").state == "COMPLETED"
+
+
+def test_a_bad_request_names_the_field_and_its_rule(client):
+    with pytest.raises(InvalidRequestError, match=r"name: String should have at least 1 character"):
+        client.transport.request("POST", "/clusters", {"name": ""})
+
+
+def test_depending_on_a_future_of_another_execution_is_a_validation_error():
+    from taskfleet.task import CurrentTask, ExecutionContext, JobRef
+
+    def context() -> ExecutionContext:
+        return ExecutionContext(CurrentTask("t", JobRef("j", "job"), ("T", "v0.0"), 0, 1, None, "default"))
+
+    first, second = context(), context()
+    from tests.e2e.workflows import Noop
+
+    future = first.submit_subtask(Noop("a"))
+    with pytest.raises(TaskValidationError, match="earlier in this same execution"):
+        second.submit_subtask(Noop("b"), depends_on=future)

@@ -87,7 +87,10 @@ def make_app() -> APIGatewayHttpResolver:
     @app.exception_handler(ValidationError)
     def _validation(err: ValidationError) -> Response[str]:
         details = [{"loc": ".".join(str(p) for p in e["loc"]), "msg": e["msg"]} for e in err.errors()[:20]]
-        return error(400, "InvalidRequest", "request body does not match the schema", details)
+        # the message names the offending fields and their rules (the first three), the details all of them
+        named = "; ".join(f"{d['loc'] or 'body'}: {d['msg']}" for d in details[:3])
+        more = f" (and {len(err.errors()) - 3} more)" if len(err.errors()) > 3 else ""
+        return error(400, "InvalidRequest", f"{named}{more}", details)
 
     @app.exception_handler(InjectedCrash)
     def _crash(err: InjectedCrash) -> Response[str]:

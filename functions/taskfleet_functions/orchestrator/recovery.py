@@ -13,6 +13,7 @@ from ..dal.queues import Queues, Ticket
 from ..dal.repository import Table
 from .contracts import SweepStats
 from .dispatch import Dispatcher
+from .errors import Conflict
 from .jobs import Jobs
 from .latches import is_ready, window_open
 from .lease import Leases
@@ -34,8 +35,9 @@ class Recovery:
     outbox_ms: int
 
     def retry_job(self, job_id: str) -> int:
-        """FAILED/CANCELED -> RUNNING; failed tasks are queued again, ready tasks dispatched. Returns how
-        many failed tasks were queued again."""
+        """FAILED/CANCELED -> RUNNING: failed tasks are queued again and every ready queued task is
+        dispatched. Returns how many tasks were rescheduled (sent to run). A job with nothing to retry
+        (SUBMITTED, RUNNING, COMPLETED) is a Conflict."""
         self.jobs.get(job_id)
         moved, job = self.jobs.reopen(job_id, self.clock() + self.outbox_ms)
         if not moved or job is None:
@@ -44,14 +46,18 @@ class Recovery:
                 # a retry whose dispatch is unfinished (this request's own write with its response lost,
                 # or an earlier retry that crashed): finish it now rather than leave it to the sweeper
                 return self.resume(current)
-            return 0
+            raise Conflict(
+                f"job {job_id} is {current.get('state')}: only a FAILED or CANCELED job can be retried"
+                " (if you just retried it, that retry went through)",
+                code="NothingToRetry",
+            )
         faults.point("retry.after_job_update")
         return self.resume(job)
 
     def resume(self, job: Item) -> int:
         """Bring an active job's tasks in line with it: failed tasks queued again, expired leases of
-        running tasks released, every ready queued task dispatched. Idempotent; clears the outbox."""
-        requeued = 0
+        running tasks released, every ready queued task dispatched. Idempotent; clears the outbox.
+        Returns how many tasks were dispatched."""
         ready: list[Item] = []
         now = self.clock()
         if job.get("state") in ACTIVE_JOB_STATES:
@@ -59,8 +65,7 @@ class Recovery:
             for found in self.tree.walk(job):
                 if found["state"] == TaskState.COMPUTED:
                     parents[found["task_id"]] = found
-                task, was_failed = self._bring_back(found, now)
-                requeued += was_failed
+                task, _ = self._bring_back(found, now)
                 parent = parents.get(task.get("parent_id") or "")
                 if is_ready(task) and (parent is None or window_open(parent, int(task["index"]))):
                     ready.append(task)
@@ -68,7 +73,7 @@ class Recovery:
             self.dispatcher.send(ready, suffix=f":r{now}")
             faults.point("resume.before_clear_outbox")
         self.jobs.clear_outbox(job["job_id"])
-        return requeued
+        return len(ready)
 
     def _bring_back(self, task: Item, now: int) -> tuple[Item, bool]:
         """A FAILED task queued again (its retries counted afresh), an expired lease released; the task's
