@@ -28,7 +28,7 @@ def test_an_execute_without_the_context_parameter_is_refused_when_the_class_is_d
     with pytest.raises(TaskValidationError, match=r"execute\(self\) must take the execution context"):
 
         class TileboxStyle(Task):  # the reference's own signature takes the context too
-            def execute(self) -> None:  # type: ignore[override]
+            def execute(self) -> None:  # type: ignore[override, unused-ignore]
                 pass
 
 
