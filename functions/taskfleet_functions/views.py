@@ -39,6 +39,7 @@ def task_view(task: dict[str, Any]) -> dict[str, Any]:
         "version": task.get("version"),
         "cluster": task.get("cluster"),
         "state": task.get("state"),
+        "waiting": task.get("waiting"),  # why a QUEUED task may not run (no runner for it, an inactive job)
         "completed": bool(task.get("completed")),
         "attempt": int(task.get("attempt", 0)),
         "retry_count": int(task.get("retry_count", 0)),

@@ -72,6 +72,9 @@ class TaskInfo:
     subtasks: int = 0
     started_at: str | None = None
     finished_at: str | None = None
+    # Why a QUEUED task may not run: its job is FAILED or CANCELED, or no runner that can run it has
+    # asked for work on its cluster lately. None when nothing stands in its way.
+    waiting: str | None = None
 
     @classmethod
     def from_api(cls, d: dict[str, Any]) -> TaskInfo:
@@ -93,6 +96,7 @@ class TaskInfo:
             subtasks=int(d.get("subtasks", 0)),
             started_at=d.get("started_at"),
             finished_at=d.get("finished_at"),
+            waiting=d.get("waiting"),
         )
 
 

@@ -56,8 +56,17 @@ def parse_version(text: str) -> Version:
 
 
 def check_task_name(name: str) -> str:
-    if not isinstance(name, str) or not (1 <= len(name) <= MAX_NAME_CHARS) or not name.isprintable():
-        raise RuleViolation(f"task name must be 1-{MAX_NAME_CHARS} printable characters, got {name!r:.80}")
+    """A task identifier's name: 1-256 printable characters without whitespace (a class name, or a path-like
+    name such as "tilebox.com/flood/Download", as the reference writes them)."""
+    if (
+        not isinstance(name, str)
+        or not (1 <= len(name) <= MAX_NAME_CHARS)
+        or not name.isprintable()
+        or any(c.isspace() for c in name)
+    ):
+        raise RuleViolation(
+            f"task name must be 1-{MAX_NAME_CHARS} printable characters without spaces, got {name!r:.80}"
+        )
     return name
 
 

@@ -193,3 +193,36 @@ def test_depending_on_a_future_of_another_execution_is_a_validation_error():
     future = first.submit_subtask(Noop("a"))
     with pytest.raises(TaskValidationError, match="earlier in this same execution"):
         second.submit_subtask(Noop("b"), depends_on=future)
+
+
+def test_a_task_name_with_spaces_is_refused_by_the_sdk_and_the_api(client):
+    class Spaced(Task):
+        @staticmethod
+        def identifier() -> tuple[str, str]:
+            return "my task", "v1.0"
+
+        def execute(self, context: ExecutionContext) -> None:
+            pass
+
+    with pytest.raises(TaskValidationError, match="without spaces"):
+        client.jobs().submit("spaced", Spaced())
+    with pytest.raises(InvalidRequestError, match="without spaces"):
+        client.transport.request("POST", "/jobs", {"name": "spaced", "tasks": [{"name": "my task"}]})
+
+
+def test_a_queued_task_says_why_it_may_not_run(client, cluster, runners):
+    from tests.e2e.workflows import Fail, Noop, OtherNoop
+
+    # Given a job whose task no runner can take
+    job = client.jobs().submit("nobody", Noop("n"), cluster=cluster)
+    (task,) = client.jobs().tasks(job)
+    assert task.state == "QUEUED" and "no runner that can run Noop v0.0" in (task.waiting or "")
+    # When a runner for it starts, the job runs and nothing is said
+    runners.start(cluster, "Noop", "Fail")
+    assert wait_until(job_done(client, job), what="the job").state == "COMPLETED"
+    assert client.jobs().tasks(job)[0].waiting is None
+    # and a queued task of a job that failed says it will not run while the job stays failed
+    failed = client.jobs().submit("fails", [Fail("f"), OtherNoop("never")], cluster=cluster)  # no OtherNoop runner
+    assert wait_until(job_done(client, failed), what="the failed job").state == "FAILED"
+    (left,) = [t for t in client.jobs().tasks(failed) if t.state == "QUEUED"]
+    assert left.waiting == "will not run while the job is FAILED (retry the job to run it)"

@@ -178,6 +178,10 @@ class Table:
         item = {"PK": lanes_pk(slug), "SK": key, "type": "lane", **attributes}
         return self.db.put(item, condition=ABSENT)
 
+    def touch_lane(self, slug: str, key: str, now: int) -> None:
+        """A runner that may run this lane's tasks asked for it now."""
+        self.db.update(lanes_pk(slug), key, set={"runner_seen_at": now}, condition=EXISTS, returns="NONE")
+
     def delete_lane(self, slug: str, key: str) -> None:
         self.db.delete(lanes_pk(slug), key)
 

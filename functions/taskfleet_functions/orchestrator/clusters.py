@@ -19,6 +19,9 @@ from .errors import Conflict, InvalidRequest, NotFound
 
 CLUSTER_CACHE_MS = 60_000
 MAX_LANES_PER_CLUSTER = 500
+# A runner asks for its lanes at least every 5 minutes while it polls (a runner busy with one long task
+# does not): a lane nobody asked for in twice that long has, most likely, no runner.
+RUNNER_SEEN_MS = 10 * 60_000
 
 
 class Identifier(NamedTuple):
@@ -100,7 +103,26 @@ class Clusters:
         for lane in self.table.lanes(slug):
             if any(r.name == lane["name"] and rules.can_run(r.version, lane["version"]) for r in registered):
                 runnable.append(lane)
+                self.table.touch_lane(slug, str(lane["key"]), self.clock())  # for `waiting_note`
         return runnable
+
+    def waiting_note(self, task: Item, job_state: str, lanes: dict[str, Item]) -> str | None:
+        """Why a QUEUED task does not run, if it may not: its job is no longer active, or no runner that can
+        run it has asked for its lane lately (`lanes`: the cluster's lane items by key)."""
+        if task.get("state") != "QUEUED":
+            return None
+        if job_state in ("FAILED", "CANCELED", "COMPLETED"):
+            return f"will not run while the job is {job_state} (retry the job to run it)"
+        lane = lanes.get(lane_key(str(task["name"]), str(task["version"])))
+        seen = int((lane or {}).get("runner_seen_at", 0))
+        if self.clock() - seen > RUNNER_SEEN_MS:
+            ident = f"{task['name']} {task['version']}"
+            return (
+                f"no runner that can run {ident} has asked for work on cluster {task['cluster']!r} in the last"
+                f" {RUNNER_SEEN_MS // 60_000} minutes (start one that registers this task, same major version,"
+                " minor at least this one)"
+            )
+        return None
 
     def _create_lane(self, slug: str, key: str, name: str, version: str) -> Item:
         cluster = self.get(slug)

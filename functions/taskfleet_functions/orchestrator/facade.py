@@ -118,7 +118,19 @@ class Orchestrator:
         return self.tree.walk(job)
 
     def job_tasks(self, job_id: str) -> list[Item]:
-        return list(self.tree.walk(self.jobs.get(job_id)))
+        """The job's tasks; a QUEUED one that may not run carries a `waiting` note saying why."""
+        job = self.jobs.get(job_id)
+        tasks = list(self.tree.walk(job))
+        lanes: dict[str, dict[str, Item]] = {}
+        for task in tasks:
+            if task.get("state") == "QUEUED":
+                slug = str(task["cluster"])
+                if slug not in lanes:
+                    lanes[slug] = {str(lane["key"]): lane for lane in self.table.lanes(slug)}
+                note = self.clusters.waiting_note(task, str(job["state"]), lanes[slug])
+                if note:
+                    task["waiting"] = note
+        return tasks
 
     def cancel_job(self, job_id: str) -> Item:
         return self.jobs.cancel(job_id)
