@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import jsii
 from aws_cdk import RemovalPolicy, Stack
@@ -41,7 +42,7 @@ ROUTES: tuple[tuple[str, str, str], ...] = (
     ("POST", "/runner/extend", "runner"),
 )
 STAGE = "$default"
-# Per-account burst protection for the whole API (requests/s); runners mostly use the function URL.
+# Per-account burst protection for the whole API (requests/s); runners mostly use their runner URLs.
 RATE_LIMIT = 500
 BURST_LIMIT = 1000
 
@@ -125,12 +126,18 @@ class Api(Construct):
         self.url = self.http_api.api_endpoint
 
     def execute_api_arn(self, method: str, path: str) -> str:
-        """The execute-api ARN of one concrete request (`path` without placeholders: IAM matches the request's
-        actual path, whatever route template serves it)."""
-        if "{" in path:
+        """The execute-api ARN of one concrete request (`path` without route placeholders: IAM matches the
+        request's actual path, whatever route template serves it). `path` may hold IAM's `*` and policy
+        variables (`${aws:PrincipalTag/...}`)."""
+        if re.search(r"(?<!\$)\{", path):
             raise ValueError(f"{path}: an execute-api ARN names a concrete path, not a route template")
         return Stack.of(self).format_arn(
             service="execute-api",
             resource=self.http_api.api_id,
             resource_name=f"{STAGE}/{method}{path}",
         )
+
+
+def route_pattern(path: str) -> str:
+    """A route template as an execute-api resource pattern: each `{param}` becomes `*`."""
+    return re.sub(r"\{\w+\}", "*", path)

@@ -71,6 +71,23 @@ _RETENTION_DAYS = (
 )
 
 
+# Lambda keeps at least this much of the account's concurrency unreserved: reservations beyond
+# `account_concurrency - 100` fail at deployment (PutFunctionConcurrency).
+LAMBDA_UNRESERVED_MINIMUM = 100
+# A new account's default concurrency quota ("Concurrent executions", Service Quotas).
+DEFAULT_ACCOUNT_CONCURRENCY = 1000
+FUNCTION_NAMES = ("jobs", "clusters", "runner", "sweeper")
+# Reserved concurrency per function. A reservation both guarantees that many concurrent executions and
+# caps the function there, so it isolates the functions from each other: however many runners call, the
+# runner function takes at most its 400 and cannot throttle a submit (jobs keeps 100) or the sweep that
+# repairs leases and tickets every minute (sweeper keeps 5: one sweep a minute with a 55 s timeout, and
+# room for a late one). The clusters function serves admin calls and each runner's start (GET /config,
+# GET /clusters/<slug>): 20. 400 runner executions at about 100 ms a call are some 4,000 calls a second,
+# above the API stage's throttle; the SDK retries a throttled call (429) with backoff. In all 525 of a new
+# account's 1,000, leaving 475 unreserved (Lambda demands at least 100) for the account's other functions.
+DEFAULT_RESERVED_CONCURRENCY: dict[str, int | None] = {"runner": 400, "jobs": 100, "clusters": 20, "sweeper": 5}
+
+
 # The demo's CPU task classes (sdk/taskfleet/examples/demo.py), what the default runner image can run.
 DEMO_TASKS = tuple(
     f"taskfleet.examples.demo:{name}" for name in ("SurveyWorkflow", "FetchScene", "MakeTile", "PublishReport")
@@ -218,17 +235,38 @@ class DeploymentConfig:
     function_memory_mb: int = 1024
     # X-Ray active tracing of the functions (Powertools Tracer). Off: no X-Ray cost, no trace segments.
     tracing: bool = False
-    # The runner function URL: the runners' hot path without API Gateway ($1.00 less per million tasks).
-    # IAM cannot yet bind it to one cluster (any runner policy may call it for any cluster's routes); off,
-    # GET /config names no runner URL and runners use the API's /runner/<slug>/... routes, which each
-    # cluster's runner policy names exactly (docs/deploy.md, "On-prem runners").
+    # Runner URLs: the runners' hot path without API Gateway ($1.00 less per million calls), one per cluster,
+    # a function URL on the cluster's alias `cluster-<slug>` of the runner function, which only that
+    # cluster's runner policy may invoke and which serves that cluster's paths only. Off: no alias, no URL,
+    # runners use the API's /runner/<slug>/... routes, which each cluster's runner policy names exactly
+    # (docs/deploy.md, "On-prem runners").
     runner_function_url: bool = True
+    # A job's items expire (DynamoDB TTL on `expires_at`) this many days after their last change; 0: the
+    # functions write no expiry and nothing expires (the table's TTL stays on).
+    retention_days: int = 90
+    # Clusters `POST /clusters` may create besides the declared ones (409 ClusterLimit beyond); 0: none.
+    max_clusters: int = 100
+    # Reserved concurrency per function (jobs, clusters, runner, sweeper); a function left out keeps its
+    # default, 0 or null leaves it unreserved; null for the whole key reserves nothing.
+    reserved_concurrency: Mapping[str, int | None] | None = field(
+        default_factory=lambda: dict(DEFAULT_RESERVED_CONCURRENCY), hash=False
+    )
+    # The account's Lambda concurrency quota in this region, to check that the reservations fit.
+    account_concurrency: int = DEFAULT_ACCOUNT_CONCURRENCY
     clusters: tuple[ClusterConfig, ...] = (ClusterConfig(slug="default"),)
     onprem: OnPremConfig = field(default_factory=OnPremConfig)
 
     @property
     def cluster_slugs(self) -> tuple[str, ...]:
         return tuple(c.slug for c in self.clusters)
+
+    @property
+    def reserved(self) -> dict[str, int]:
+        """Each function's reserved concurrency; a function without a reservation is left out."""
+        if self.reserved_concurrency is None:
+            return {}
+        merged = {**DEFAULT_RESERVED_CONCURRENCY, **self.reserved_concurrency}
+        return {name: value for name, value in merged.items() if value}
 
     def lane_name(self, slug: str, key: str) -> str:
         """A lane: the queue of one task identifier in one cluster, created at run time by the functions."""
@@ -270,6 +308,7 @@ class DeploymentConfig:
             "AWS/"
         ):
             raise ConfigError(f"metrics_namespace {self.metrics_namespace!r} is not a custom namespace")
+        self._validate_limits()
         slugs = self.cluster_slugs
         if "default" not in slugs:
             raise ConfigError("clusters must include the 'default' cluster")
@@ -293,6 +332,42 @@ class DeploymentConfig:
                 raise ConfigError(f"{where}: max_ticket_age_seconds must be at least 60")
             cluster.compute.validate(where)
         return self
+
+    def _validate_limits(self) -> None:
+        _check_int("retention_days", self.retention_days)
+        _check_int("max_clusters", self.max_clusters)
+        _check_int("account_concurrency", self.account_concurrency)
+        reserved = self.reserved_concurrency
+        if reserved is None:
+            return
+        if not isinstance(reserved, Mapping):
+            raise ConfigError(
+                "reserved_concurrency: an object such as "
+                f"{json.dumps(DEFAULT_RESERVED_CONCURRENCY)}, or null to reserve nothing"
+            )
+        unknown = set(reserved) - set(FUNCTION_NAMES)
+        if unknown:
+            raise ConfigError(
+                f"reserved_concurrency: unknown function(s) {sorted(unknown)}; allowed: {list(FUNCTION_NAMES)}"
+            )
+        for name, value in reserved.items():
+            if value is not None:
+                _check_int(f"reserved_concurrency.{name}", value, "(0 or null: unreserved)")
+        total = sum(self.reserved.values())
+        limit = self.account_concurrency - LAMBDA_UNRESERVED_MINIMUM
+        if total > limit:
+            raise ConfigError(
+                f"reserved_concurrency reserves {total} concurrent executions in all "
+                f"({', '.join(f'{k} {v}' for k, v in self.reserved.items())}), but Lambda keeps "
+                f"{LAMBDA_UNRESERVED_MINIMUM} of the account's {self.account_concurrency} unreserved, so at "
+                f"most {max(limit, 0)} can be reserved: lower the reservations (0 or null: unreserved), or "
+                "raise account_concurrency after Service Quotas raised the account's limit"
+            )
+
+
+def _check_int(key: str, value: Any, note: str = "") -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ConfigError(f"{key}: a non-negative integer {note}".rstrip() + f", got {value!r}")
 
 
 def _check_min_max(where: str, what: str, low: int, high: int) -> None:

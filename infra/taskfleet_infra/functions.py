@@ -17,17 +17,30 @@ only the actions its code paths call (functions/taskfleet_functions/dal/queues.p
   (its QueueArn, for the RedrivePolicy) on the cluster's DLQ; resolving a configured cluster not yet in
   the table: GetQueueUrl on its DLQ (the stack's);
 - the sweeper's backlog metric: GetQueueAttributes (message counts) on every lane.
+
+Runner URLs (`runner_function_url`, on by default): the runner function has no unqualified URL. Each
+declared cluster gets an alias `cluster-<slug>` of it (on `$LATEST`, so a deployment never has to move
+it) with an AWS_IAM function URL; a cluster's runner policy may invoke that alias only, and the runner
+function refuses a path of another cluster than its alias's (handlers/runner.py `runner_cluster`), so the
+URL is bound to the cluster as the API routes are. The clusters function gets the runner function's name
+(TASKFLEET_RUNNER_FUNCTION) and the declared clusters' URLs (TASKFLEET_RUNNER_URLS, JSON), and makes the
+alias and URL of a cluster created at run time itself (dal/runner_urls.py), with the grants below.
+
+Every function gets TASKFLEET_RETENTION_DAYS (the table's TTL, state.py) and its reserved concurrency
+(config.py, DEFAULT_RESERVED_CONCURRENCY); the clusters function TASKFLEET_MAX_CLUSTERS.
 """
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass
 
-from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
+from aws_cdk import ArnFormat, CfnElement, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
+from taskfleet_functions.dal.runner_urls import ALIAS_PREFIX, alias_name
 
 from .bundle import build_bundle
 from .config import DeploymentConfig
@@ -39,6 +52,21 @@ HANDLER_MODULE = "taskfleet_functions.handlers"
 API_TIMEOUT = Duration.seconds(29)
 # One sweep a minute: a sweep that cannot finish within a minute hands over to the next one.
 SWEEPER_TIMEOUT = Duration.seconds(55)
+
+# What the clusters function calls to give a cluster created at run time its runner URL, and to take it
+# away with the cluster (functions/taskfleet_functions/dal/runner_urls.py), by the resource IAM matches
+# (Service Authorization Reference, Lambda; Lambda developer guide, "Resources and conditions for Lambda
+# actions"):
+# - CreateAlias, DeleteAlias: resource type `function`, the UNQUALIFIED function ARN (the alias name is a
+#   parameter, not part of the resource). IAM cannot narrow these to `cluster-*` aliases: they reach every
+#   alias of the runner function, and of no other function.
+# - CreateFunctionUrlConfig, DeleteFunctionUrlConfig, GetFunctionUrlConfig with `Qualifier=<alias>`: the
+#   QUALIFIED alias ARN `<runner>:cluster-*` (a grant on the unqualified ARN would not match them, and
+#   would reach the unqualified function's URL instead). Creating is conditioned on
+#   lambda:FunctionUrlAuthType=AWS_IAM: no public URL.
+RUNNER_ALIAS_ACTIONS = ("lambda:CreateAlias", "lambda:DeleteAlias")
+RUNNER_ALIAS_URL_ACTIONS = ("lambda:DeleteFunctionUrlConfig", "lambda:GetFunctionUrlConfig")
+RUNNER_ALIAS_URL_CREATE = "lambda:CreateFunctionUrlConfig"
 
 # DynamoDB data-plane actions the orchestrator uses (dal/dynamo.py): single-item reads and conditional
 # writes, batches, queries. No Scan, no table management.
@@ -131,6 +159,7 @@ class OrchestratorFunctions(Construct):
         self.log_groups: dict[str, logs.LogGroup] = {}
         environment = {
             "TASKFLEET_TABLE": state.table.table_name,
+            "TASKFLEET_RETENTION_DAYS": str(config.retention_days),
             "TASKFLEET_QUEUE_PREFIX": config.queue_prefix,
             "TASKFLEET_LEASE_SECONDS": str(config.lease_seconds),
             "TASKFLEET_CLUSTERS": ",".join(config.cluster_slugs),
@@ -151,12 +180,62 @@ class OrchestratorFunctions(Construct):
         self.runner = self.functions["runner"]
         self.sweeper = self.functions["sweeper"]
 
-        # The runners' hot path: SigV4-signed calls straight to the function, no API Gateway charge.
-        self.runner_url: lambda_.FunctionUrl | None = None
+        self.clusters.add_environment("TASKFLEET_MAX_CLUSTERS", str(config.max_clusters))
+
+        # The runners' hot path: SigV4-signed calls straight to the function, no API Gateway charge; one
+        # URL per cluster, on the cluster's alias. Nothing here refers to the clusters function, so the
+        # runner function, its aliases and URLs come first and the clusters function after them.
+        self.runner_aliases: dict[str, lambda_.Alias] = {}
+        self.runner_urls: dict[str, lambda_.FunctionUrl] = {}
         if config.runner_function_url:
-            self.runner_url = self.runner.add_function_url(auth_type=lambda_.FunctionUrlAuthType.AWS_IAM)
-            # GET /config tells runners where the hot path is.
-            self.clusters.add_environment("TASKFLEET_RUNNER_URL", self.runner_url.url)
+            for slug in config.cluster_slugs:
+                alias = lambda_.Alias(
+                    self,
+                    f"runner-{slug}",
+                    alias_name=alias_name(slug),
+                    version=self.runner.latest_version,
+                    description=f"taskfleet {config.name}: the runners of cluster '{slug}'",
+                )
+                self.runner_aliases[slug] = alias
+                self.runner_urls[slug] = alias.add_function_url(auth_type=lambda_.FunctionUrlAuthType.AWS_IAM)
+            # GET /clusters/<slug> tells a cluster's runners its URL.
+            self.clusters.add_environment("TASKFLEET_RUNNER_FUNCTION", self.runner.function_name)
+            self.clusters.add_environment(
+                "TASKFLEET_RUNNER_URLS", stack.to_json_string({slug: url.url for slug, url in self.runner_urls.items()})
+            )
+            self._grant_runtime_runner_urls()
+
+    def runner_alias_arn(self, slug: str) -> str:
+        """The ARN of cluster `slug`'s alias of the runner function (`slug` may be a policy variable)."""
+        return f"{self.runner.function_arn}:{alias_name(slug)}"
+
+    def _grant_runtime_runner_urls(self) -> None:
+        """The clusters function makes and removes the alias and URL of a cluster created at run time."""
+        aliases = self.runner_alias_arn("*")
+        self.clusters.add_to_role_policy(
+            iam.PolicyStatement(
+                sid="RunnerAliases", actions=list(RUNNER_ALIAS_ACTIONS), resources=[self.runner.function_arn]
+            )
+        )
+        self.clusters.add_to_role_policy(
+            iam.PolicyStatement(sid="RunnerAliasUrls", actions=list(RUNNER_ALIAS_URL_ACTIONS), resources=[aliases])
+        )
+        self.clusters.add_to_role_policy(
+            iam.PolicyStatement(
+                sid="RunnerAliasUrlCreate",
+                actions=[RUNNER_ALIAS_URL_CREATE],
+                resources=[aliases],
+                conditions={"StringEquals": {"lambda:FunctionUrlAuthType": "AWS_IAM"}},
+            )
+        )
+        runner_id = Stack.of(self).get_logical_id(typing.cast(CfnElement, self.runner.node.default_child))
+        acknowledge(
+            self.clusters.role or self.clusters,
+            f"AwsSolutions-IAM5[Resource::<{runner_id}.Arn>:{ALIAS_PREFIX}*]",
+            "Clusters created through the API get their runner alias and URL at run time, so no template "
+            "names them; the pattern covers the per-cluster aliases of this deployment's runner function "
+            "only, and creating a URL is conditioned on AWS_IAM authentication.",
+        )
 
     def _function(self, spec: FunctionSpec, environment: dict[str, str], state: StateTable) -> lambda_.Function:
         config = self.config
@@ -218,6 +297,8 @@ class OrchestratorFunctions(Construct):
             environment=dict(environment),
             log_group=log_group,
             tracing=lambda_.Tracing.ACTIVE if config.tracing else lambda_.Tracing.DISABLED,
+            # None: unreserved (config.py, DEFAULT_RESERVED_CONCURRENCY says why these numbers)
+            reserved_concurrent_executions=config.reserved.get(spec.name),
         )
         acknowledge(
             function,

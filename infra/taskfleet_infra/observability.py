@@ -14,7 +14,7 @@ Alarms (all notify the alarm topic):
 - Stuck leases: runners lost leases (LeasesExpired) in 2 of the last 3 five-minute windows: runners are
   dying mid-task (out of memory, Spot reclaims, crashes) again and again.
 - Handler errors, per function: any unhandled error or timeout; API 5xx answers (handled errors), and
-  the runner function URL's where it exists.
+  the runner URLs' (all clusters' aliases of the runner function) where they exist.
 There is no alarm on the age of a cluster's oldest ticket: SQS publishes ticket ages per lane, and the
 lanes appear at run time (`max_ticket_age_seconds` is accepted and unused until the sweeper publishes an
 age per cluster).
@@ -132,12 +132,14 @@ class Observability(Construct):
             threshold=5,
             description="The API answered 5xx at least 5 times in 5 minutes.",
         )
-        if functions.runner_url is not None:
+        if functions.runner_urls:
+            # Lambda aggregates a function's metrics over its versions and aliases under the FunctionName
+            # dimension alone: this one alarm watches every cluster's runner URL.
             alarm(
                 "runner-url-5xx",
                 self._url_metric(functions.runner, "Url5xxCount", FIVE_MINUTES),
                 threshold=5,
-                description="The runner function URL answered 5xx at least 5 times in 5 minutes.",
+                description="The runner URLs answered 5xx at least 5 times in 5 minutes.",
             )
 
         # --- dashboard -----------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from aws_cdk import aws_events_targets as targets
 from constructs import Construct
 
 from .api import Api
+from .api_access import ApiAccess
 from .config import DeploymentConfig
 from .ecs_runners import EcsRunners
 from .functions import OrchestratorFunctions
@@ -40,6 +41,7 @@ class TaskfleetStack(Stack):
             ],
         )
         self.access = RunnerAccess(self, "RunnerAccess", config=config, api=self.api, functions=self.functions)
+        self.api_access = ApiAccess(self, "ApiAccess", config=config, api=self.api)
         self.alarm_topic = AlarmTopic(self, "Alarms", config=config)
         self.runners = None
         if any(c.runs_on_ecs for c in config.clusters):
@@ -65,13 +67,20 @@ class TaskfleetStack(Stack):
 
     def _outputs(self) -> None:
         CfnOutput(self, "ApiUrl", value=self.api.url, description="TASKFLEET_URL for clients and runners")
-        if self.functions.runner_url is not None:
+        for kind, policy in self.api_access.policies.items():
             CfnOutput(
                 self,
-                "RunnerUrl",
-                value=self.functions.runner_url.url,
-                description="The runner function URL (runners learn it from GET /config)",
+                f"{_camel(kind)}PolicyArn",
+                value=policy.managed_policy_arn,
+                description=f"IAM managed policy for API {kind}s (docs/deploy.md, 'Who may call what')",
             )
+        CfnOutput(
+            self,
+            "RuntimeRunnerPolicyArn",
+            value=self.access.runtime_policy.managed_policy_arn,
+            description="IAM managed policy for runners of clusters created at run time: tag the runner's role "
+            "or user taskfleet-cluster=<slug>",
+        )
         CfnOutput(self, "TableName", value=self.state.table.table_name)
         CfnOutput(self, "DashboardUrl", value=self.observability.dashboard_url)
         CfnOutput(self, "AlarmTopicArn", value=self.alarm_topic.topic.topic_arn)
@@ -79,6 +88,13 @@ class TaskfleetStack(Stack):
         for slug, dlq in self.queues.dlqs.items():
             key = _camel(slug)
             CfnOutput(self, f"DlqUrl{key}", value=dlq.queue_url, description=f"cluster '{slug}' DLQ")
+            if slug in self.functions.runner_urls:
+                CfnOutput(
+                    self,
+                    f"RunnerUrl{key}",
+                    value=self.functions.runner_urls[slug].url,
+                    description=f"cluster '{slug}': its runners' URL (they learn it from GET /clusters/{slug})",
+                )
             CfnOutput(
                 self,
                 f"RunnerPolicyArn{key}",

@@ -6,6 +6,7 @@ from aws_cdk import RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
 from constructs import Construct
 from taskfleet_functions.dal import table as table_module
+from taskfleet_functions.dal.repository import EXPIRES
 
 _ATTRIBUTE_TYPES = {
     "S": dynamodb.AttributeType.STRING,
@@ -20,12 +21,20 @@ _PROJECTIONS = {
 
 
 class StateTable(Construct):
-    """On-demand table, point-in-time recovery, AWS-owned encryption, configurable deletion protection.
+    """On-demand table, point-in-time recovery, AWS-owned encryption, configurable deletion protection,
+    time to live on `expires_at`.
 
     Keys, attribute types and indexes (with their projections) are read from the functions' own
     `taskfleet_functions.dal.table.table_spec` (and a test checks the synthesized template against
     it). CloudFormation adds or removes at most one global secondary index per update: add indexes
     there one deployment at a time.
+
+    Retention: TTL is on, on the attribute the functions' `Table` writes (`repository.EXPIRES`): every
+    write of a job's items sets it to TASKFLEET_RETENTION_DAYS from now, and DynamoDB deletes expired items
+    within days, at no cost (no write units). Clusters and lanes never carry it. With `retention_days: 0`
+    the functions write no expiry and TTL, still on, deletes nothing: switching retention on later needs no
+    table update (CloudFormation changes TTL at most once an hour per table and cannot rename its attribute
+    in one step).
     """
 
     def __init__(self, scope: Construct, id: str, *, deletion_protection: bool) -> None:
@@ -49,6 +58,7 @@ class StateTable(Construct):
                 point_in_time_recovery_enabled=True
             ),
             deletion_protection=deletion_protection,
+            time_to_live_attribute=EXPIRES,
             # With deletion protection the data outlives the stack; without it (test stacks) it goes.
             removal_policy=RemovalPolicy.RETAIN if deletion_protection else RemovalPolicy.DESTROY,
         )

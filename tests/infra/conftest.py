@@ -240,3 +240,32 @@ def render(value: Any) -> str:  # noqa: PLR0911 - one return per CloudFormation 
         if "Fn::ImportValue" in value:
             return f"<import {render(value['Fn::ImportValue'])}>"
     return json.dumps(value)
+
+
+RUNNER_POLICY_DESCRIPTION = "a task runner of cluster '"
+
+
+def runner_policies(s: Synth) -> dict[str, tuple[str, dict[str, Any]]]:
+    """Each declared cluster's runner policy: slug -> (logical id, properties)."""
+    found = {}
+    for k, p in s.of_type("AWS::IAM::ManagedPolicy").items():
+        description = p["Properties"]["Description"]
+        if RUNNER_POLICY_DESCRIPTION in description:
+            found[description.rsplit("'", 2)[1]] = (k, p["Properties"])
+    return found
+
+
+def policy_by_description(s: Synth, text: str) -> tuple[str, dict[str, Any]]:
+    """The one managed policy whose description contains `text`: (logical id, properties)."""
+    (found,) = [
+        (k, p["Properties"])
+        for k, p in s.of_type("AWS::IAM::ManagedPolicy").items()
+        if text in p["Properties"]["Description"]
+    ]
+    return found
+
+
+def runner_alias_arn(s: Synth, slug: str) -> str:
+    """How a template renders the ARN of cluster `slug`'s alias of the runner function."""
+    runner_fn, _ = function_by_handler(s, "taskfleet_functions.handlers.runner.lambda_handler")
+    return f"<{runner_fn}.Arn>:cluster-{slug}"

@@ -10,6 +10,9 @@ import pytest
 from taskfleet_functions.orchestrator.clusters import lane_key
 from taskfleet_functions.settings import Settings
 from taskfleet_infra.config import (
+    DEFAULT_ACCOUNT_CONCURRENCY,
+    DEFAULT_RESERVED_CONCURRENCY,
+    LAMBDA_UNRESERVED_MINIMUM,
     MAX_QUEUE_PREFIX,
     ConfigError,
     ExternalCompute,
@@ -108,6 +111,18 @@ def test_context_given_as_a_json_string_on_the_command_line_is_accepted() -> Non
         (_with(lease_seconds=43201), "lease_seconds"),
         (_with(log_retention_days=10), "log_retention_days"),
         (_with(metrics_namespace="AWS/Lambda"), "custom namespace"),
+        (_with(retention_days=-1), "retention_days: a non-negative integer"),
+        (_with(retention_days="90"), "retention_days: a non-negative integer"),
+        (_with(retention_days=True), "retention_days: a non-negative integer"),
+        (_with(max_clusters=-5), "max_clusters: a non-negative integer"),
+        (_with(max_clusters=1.5), "max_clusters: a non-negative integer"),
+        (_with(reserved_concurrency={"runner": -1}), r"reserved_concurrency\.runner: a non-negative integer"),
+        (_with(reserved_concurrency={"runner": "400"}), r"reserved_concurrency\.runner: a non-negative integer"),
+        (_with(reserved_concurrency={"api": 10}), r"unknown function\(s\) \['api'\]"),
+        (_with(reserved_concurrency=[400]), "reserved_concurrency: an object"),
+        (_with(reserved_concurrency={"runner": 850}), "at most 900 can be reserved"),
+        (_with(reserved_concurrency={"runner": 400}, account_concurrency=500), "at most 400 can be reserved"),
+        (_with(account_concurrency="1000"), "account_concurrency: a non-negative integer"),
         ("{not json", "not valid JSON"),
     ],
 )
@@ -120,3 +135,30 @@ def test_an_integer_field_given_as_a_string_is_rejected() -> None:
     raw = _with(clusters=[{"slug": "default", "compute": {"type": "fargate", "max_tasks": "4"}}])
     with pytest.raises(ConfigError, match="expected an integer"):
         parse_config(raw)
+
+
+def test_retention_cluster_cap_and_reserved_concurrency_have_defaults() -> None:
+    config = parse_config({})
+    assert (config.retention_days, config.max_clusters) == (90, 100)
+    assert config.reserved == DEFAULT_RESERVED_CONCURRENCY
+    # a new account: 1,000, of which Lambda keeps 100 unreserved
+    assert sum(config.reserved.values()) <= DEFAULT_ACCOUNT_CONCURRENCY - LAMBDA_UNRESERVED_MINIMUM
+    assert set(config.reserved) == {"runner", "jobs", "clusters", "sweeper"}
+
+
+def test_reserved_concurrency_merges_with_the_defaults_and_zero_or_null_leave_a_function_unreserved() -> None:
+    config = parse_config(_with(reserved_concurrency={"runner": 200, "clusters": 0, "sweeper": None}))
+    assert config.reserved == {"runner": 200, "jobs": DEFAULT_RESERVED_CONCURRENCY["jobs"]}
+    assert parse_config(_with(reserved_concurrency=None)).reserved == {}
+    assert parse_config(_with(retention_days=0, max_clusters=0)).retention_days == 0
+
+
+def test_a_larger_account_may_reserve_more() -> None:
+    config = parse_config(_with(reserved_concurrency={"runner": 2000}, account_concurrency=5000))
+    assert config.reserved["runner"] == 2000
+
+
+def test_the_repository_config_states_the_limits_explicitly() -> None:
+    raw = json.loads((ROOT / "cdk.json").read_text())["context"]["taskfleet"]
+    assert {"retention_days", "max_clusters", "reserved_concurrency"} <= set(raw)
+    assert parse_config(raw).reserved == DEFAULT_RESERVED_CONCURRENCY

@@ -1,15 +1,18 @@
 """The HTTP API (IAM on every route, each route on its handler), the functions (runtime, architecture,
-Powertools environment), the runner function URL and the sweeper schedule."""
+Powertools environment, retention, reserved concurrency), the per-cluster runner URLs and the sweeper
+schedule."""
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
 import pytest
+from taskfleet_functions.dal.runner_urls import alias_name
 from taskfleet_infra.api import ROUTES
 
-from .conftest import ROOT, Synth, function_by_handler, logical_id, ref_id, render
+from .conftest import ROOT, Synth, as_list, function_by_handler, logical_id, ref_id, render
 
 HANDLERS = {
     name: f"taskfleet_functions.handlers.{name}.lambda_handler" for name in ("jobs", "clusters", "runner", "sweeper")
@@ -119,14 +122,108 @@ def test_api_functions_answer_within_the_http_api_timeout(synth: Synth) -> None:
         assert function["Properties"]["Timeout"] < 30
 
 
-def test_runner_function_has_an_iam_function_url_given_to_the_clusters_function(synth: Synth) -> None:
+def test_each_declared_cluster_has_an_alias_of_the_runner_function_on_latest_with_an_iam_url(synth: Synth) -> None:
     runner_id, _ = function_by_handler(synth, HANDLERS["runner"])
-    ((url_id, url),) = synth.of_type("AWS::Lambda::Url").items()
-    assert url["Properties"]["AuthType"] == "AWS_IAM"
-    assert logical_id(url["Properties"]["TargetFunctionArn"]) == runner_id
+    aliases = {a["Properties"]["Name"]: (k, a["Properties"]) for k, a in synth.of_type("AWS::Lambda::Alias").items()}
+    assert set(aliases) == {alias_name(slug) for slug in synth.config.cluster_slugs}
+    urls = synth.of_type("AWS::Lambda::Url")
+    assert len(urls) == len(aliases)  # one per alias, and none on the unqualified function
+    for name, (alias_id, alias) in aliases.items():
+        assert logical_id(alias["FunctionName"]) == runner_id
+        assert alias["FunctionVersion"] == "$LATEST"  # a deployment of new code needs no alias update
+        (url,) = [u for u in urls.values() if u["Properties"].get("Qualifier") == name]
+        assert url["Properties"]["AuthType"] == "AWS_IAM"
+        assert logical_id(url["Properties"]["TargetFunctionArn"]) == runner_id
+        assert alias_id in as_list(url.get("DependsOn", []))
+    for url in urls.values():
+        assert url["Properties"].get("Qualifier"), "an unqualified runner URL would reach every cluster's path"
+
+
+def test_the_clusters_function_knows_the_runner_function_and_each_declared_cluster_s_url(synth: Synth) -> None:
+    runner_id, _ = function_by_handler(synth, HANDLERS["runner"])
     _, clusters = function_by_handler(synth, HANDLERS["clusters"])
-    runner_url = clusters["Properties"]["Environment"]["Variables"]["TASKFLEET_RUNNER_URL"]
-    assert runner_url == {"Fn::GetAtt": [url_id, "FunctionUrl"]}
+    env = clusters["Properties"]["Environment"]["Variables"]
+    assert "TASKFLEET_RUNNER_URL" not in env  # no URL serves every cluster any more
+    assert env["TASKFLEET_RUNNER_FUNCTION"] == {"Ref": runner_id}
+    url_of = {u["Properties"]["Qualifier"]: k for k, u in synth.of_type("AWS::Lambda::Url").items()}
+    # The JSON as the function reads it, with each URL token in place.
+    rendered = "".join(
+        part if isinstance(part, str) else f"<{part['Fn::GetAtt'][0]}>"
+        for part in env["TASKFLEET_RUNNER_URLS"]["Fn::Join"][1]
+    )
+    assert json.loads(rendered) == {slug: f"<{url_of[alias_name(slug)]}>" for slug in synth.config.cluster_slugs}
+    for name, fn in HANDLERS.items():
+        if name != "clusters":
+            _, other = function_by_handler(synth, fn)
+            assert not {"TASKFLEET_RUNNER_FUNCTION", "TASKFLEET_RUNNER_URLS"} & set(
+                other["Properties"]["Environment"]["Variables"]
+            )
+
+
+def _dependencies(s: Synth, resource: str) -> set[str]:
+    """Every resource `resource` depends on, directly or not (Ref, Fn::GetAtt, DependsOn)."""
+    found: set[str] = set()
+    todo = [resource]
+    while todo:
+        current = s.resources[todo.pop()]
+        text = json.dumps(current)
+        direct = set(re.findall(r'\{"Ref": "(\w+)"\}', text)) | set(re.findall(r'"Fn::GetAtt": \["(\w+)"', text))
+        direct |= set(as_list(current.get("DependsOn", [])))
+        new = {d for d in direct if d in s.resources} - found
+        found |= new
+        todo += new
+    return found
+
+
+def test_the_runner_function_and_its_urls_depend_on_nothing_of_the_clusters_function(synth: Synth) -> None:
+    """The clusters function refers to the runner function (its name, its aliases' URLs, IAM on it); any
+    reference the other way round would be a dependency cycle."""
+    clusters_id, _ = function_by_handler(synth, HANDLERS["clusters"])
+    runner_id, _ = function_by_handler(synth, HANDLERS["runner"])
+    assert runner_id in _dependencies(synth, clusters_id)
+    for resource in [runner_id, *synth.of_type("AWS::Lambda::Alias"), *synth.of_type("AWS::Lambda::Url")]:
+        assert clusters_id not in _dependencies(synth, resource), resource
+
+
+def test_every_function_gets_the_retention_and_its_reserved_concurrency(synth: Synth) -> None:
+    config = synth.config
+    for name, handler in HANDLERS.items():
+        _, function = function_by_handler(synth, handler)
+        props = function["Properties"]
+        assert props["Environment"]["Variables"]["TASKFLEET_RETENTION_DAYS"] == str(config.retention_days)
+        assert props.get("ReservedConcurrentExecutions") == config.reserved.get(name)
+    _, clusters = function_by_handler(synth, HANDLERS["clusters"])
+    assert clusters["Properties"]["Environment"]["Variables"]["TASKFLEET_MAX_CLUSTERS"] == str(config.max_clusters)
+
+
+def test_default_reservations_keep_the_runner_from_starving_jobs_and_sweeper_in_a_new_account(
+    cli_synth: Synth,
+) -> None:
+    """The repository's configuration: every function has a reservation (the runner's is a cap, the others'
+    a guarantee), and they fit a new account's 1,000 with at least 100 left unreserved."""
+    reserved = {
+        name: function_by_handler(cli_synth, handler)[1]["Properties"].get("ReservedConcurrentExecutions")
+        for name, handler in HANDLERS.items()
+    }
+    assert all(isinstance(v, int) and v > 0 for v in reserved.values()), reserved
+    assert sum(reserved.values()) <= 1000 - 100
+    assert reserved["runner"] < 1000 - 100 - reserved["jobs"] - reserved["sweeper"]
+    assert reserved["sweeper"] >= 2  # a sweep a minute, and one late
+
+
+def test_the_settings_the_stack_passes_are_read_by_the_functions() -> None:
+    """Every TASKFLEET_ variable the stack sets is one settings.py reads (a typo would be silently ignored)."""
+    source = (ROOT / "functions" / "taskfleet_functions" / "settings.py").read_text()
+    read = set(re.findall(r'env(?:\.get)?[\[(]"(TASKFLEET_\w+)"', source))
+    for name in (
+        "TASKFLEET_TABLE",
+        "TASKFLEET_RETENTION_DAYS",
+        "TASKFLEET_MAX_CLUSTERS",
+        "TASKFLEET_RUNNER_FUNCTION",
+        "TASKFLEET_RUNNER_URLS",
+        "TASKFLEET_CLUSTERS",
+    ):
+        assert name in read, name
 
 
 def test_the_function_url_is_not_public(synth: Synth) -> None:

@@ -1,6 +1,7 @@
 """Least privilege: one role per function with grants scoped to the table, the indexes, and the lanes and
-DLQs it needs; one managed policy per cluster for its runners (ECS task roles, on-prem roles and users).
-Where possible the grants are checked against the code that uses them."""
+DLQs it needs (and for the clusters function the runner aliases and URLs of clusters created at run time);
+one managed policy per cluster for its runners (ECS task roles, on-prem roles and users). Where possible the
+grants are checked against the code that uses them."""
 
 from __future__ import annotations
 
@@ -11,10 +12,26 @@ from typing import Any
 import pytest
 from taskfleet_functions.orchestrator.clusters import lane_key
 from taskfleet_functions.settings import Settings
-from taskfleet_infra.functions import SPECS, TABLE_ACTIONS
+from taskfleet_infra.functions import (
+    RUNNER_ALIAS_ACTIONS,
+    RUNNER_ALIAS_URL_ACTIONS,
+    RUNNER_ALIAS_URL_CREATE,
+    SPECS,
+    TABLE_ACTIONS,
+)
 from taskfleet_infra.runner_access import RUNNER_QUEUE_ACTIONS, runner_api_requests
 
-from .conftest import ROOT, Synth, as_list, function_by_handler, logical_id, render, role_statements
+from .conftest import (
+    ROOT,
+    Synth,
+    as_list,
+    function_by_handler,
+    logical_id,
+    render,
+    role_statements,
+    runner_alias_arn,
+    runner_policies,
+)
 
 _CREATE_LANE_AND_SEND = {"sqs:GetQueueUrl", "sqs:CreateQueue", "sqs:TagQueue", "sqs:SendMessage"}
 EXPECTED = {
@@ -73,7 +90,8 @@ def test_function_grants_are_scoped_to_the_table_its_indexes_the_lanes_and_the_d
     lanes, dlqs = f"{SQS_ARN}{prefix}-*--*.fifo", f"{SQS_ARN}{prefix}-*-dlq.fifo"
     seen_indexes: set[str] = set()
     seen_queue_actions: dict[str, set[str]] = {lanes: set(), dlqs: set()}
-    for action, resource, _ in grants:
+    seen_lambda: set[tuple[str, str]] = set()
+    for action, resource, condition in grants:
         assert "*" not in action, action
         service = action.split(":")[0]
         if service == "dynamodb":
@@ -93,10 +111,42 @@ def test_function_grants_are_scoped_to_the_table_its_indexes_the_lanes_and_the_d
             assert action in ("logs:CreateLogStream", "logs:PutLogEvents")
         elif service == "xray":
             assert synth.config.tracing
+        elif service == "lambda":
+            seen_lambda.add((action, resource))
+            if action == RUNNER_ALIAS_URL_CREATE:  # never a public URL
+                assert condition == {"StringEquals": {"lambda:FunctionUrlAuthType": "AWS_IAM"}}
         else:
             pytest.fail(f"{name}: unexpected grant {action} on {resource}")
     assert seen_indexes == indexes
     assert seen_queue_actions == {lanes: lane_actions, dlqs: dlq_actions}
+    assert seen_lambda == (_runner_url_management(synth) if name == "clusters" else set())
+
+
+def _runner_url_management(s: Synth) -> set[tuple[str, str]]:
+    """What the clusters function may do to the runner function: create and delete aliases (IAM matches
+    these on the unqualified function ARN), and create, read and delete the URLs of `cluster-*` aliases
+    (matched on the qualified alias ARN)."""
+    runner_fn, _ = function_by_handler(s, "taskfleet_functions.handlers.runner.lambda_handler")
+    aliases = runner_alias_arn(s, "*")
+    return {(a, f"<{runner_fn}.Arn>") for a in RUNNER_ALIAS_ACTIONS} | {
+        (a, aliases) for a in (*RUNNER_ALIAS_URL_ACTIONS, RUNNER_ALIAS_URL_CREATE)
+    }
+
+
+def test_the_lambda_calls_of_the_runner_urls_module_are_exactly_what_the_clusters_function_is_granted() -> None:
+    used = {
+        _iam_action("lambda", m)
+        for m in _client_methods("functions/taskfleet_functions/dal/runner_urls.py", "self.client")
+    } - {"lambda:Exceptions"}
+    assert used == {*RUNNER_ALIAS_ACTIONS, *RUNNER_ALIAS_URL_ACTIONS, RUNNER_ALIAS_URL_CREATE}
+
+
+def test_only_the_clusters_function_may_touch_the_runner_function(synth: Synth) -> None:
+    """No function but the clusters function has any Lambda grant: the runner function in particular cannot
+    make itself a URL, and nothing may invoke it but its runners (through their aliases) and the API."""
+    for name in ("jobs", "runner", "sweeper"):
+        grants = _grants(synth, _function_role(synth, name))
+        assert not [g for g in grants if g[0].startswith("lambda:")], name
 
 
 def test_the_lane_and_dlq_patterns_of_the_functions_never_overlap(synth: Synth) -> None:
@@ -169,40 +219,31 @@ def test_the_api_requests_of_the_runner_process_are_exactly_what_its_policy_gran
     assert used == set(runner_api_requests("SLUG"))
 
 
-def _managed_policies(s: Synth) -> dict[str, dict[str, Any]]:
-    return {
-        p["Properties"]["Description"].rsplit("'", 2)[1]: p["Properties"]
-        for p in s.of_type("AWS::IAM::ManagedPolicy").values()
-    }
-
-
-def test_each_cluster_has_a_runner_policy_scoped_to_its_lanes_and_the_runner_routes(synth: Synth) -> None:
-    policies = _managed_policies(synth)
+def test_each_cluster_has_a_runner_policy_scoped_to_its_lanes_routes_and_alias(synth: Synth) -> None:
+    policies = {slug: props for slug, (_, props) in runner_policies(synth).items()}
     assert set(policies) == set(synth.config.cluster_slugs)
-    runner_fn, _ = function_by_handler(synth, "taskfleet_functions.handlers.runner.lambda_handler")
     (api_id,) = synth.of_type("AWS::ApiGatewayV2::Api")
     for slug, policy in policies.items():
         sts = {st["Sid"]: st for st in policy["PolicyDocument"]["Statement"]}
-        assert set(sts) == {"Api", "RunnerFunctionUrl", "RunnerFunctionViaUrl", "ClusterLanes"}
+        assert set(sts) == {"Api", "RunnerUrl", "RunnerFunctionViaUrl", "ClusterLanes"}
         api = sts["Api"]
         assert api["Action"] == "execute-api:Invoke"
         requests = sorted(render(r).split(f"<{api_id}>/", 1)[1] for r in as_list(api["Resource"]))
         assert requests == sorted(f"$default/{m}{p}" for m, p in runner_api_requests(slug))
-        assert sts["RunnerFunctionUrl"]["Action"] == "lambda:InvokeFunctionUrl"
-        assert sts["RunnerFunctionUrl"]["Condition"] == {"StringEquals": {"lambda:FunctionUrlAuthType": "AWS_IAM"}}
+        assert sts["RunnerUrl"]["Action"] == "lambda:InvokeFunctionUrl"
+        assert sts["RunnerUrl"]["Condition"] == {"StringEquals": {"lambda:FunctionUrlAuthType": "AWS_IAM"}}
         assert sts["RunnerFunctionViaUrl"]["Action"] == "lambda:InvokeFunction"
         assert sts["RunnerFunctionViaUrl"]["Condition"] == {"Bool": {"lambda:InvokedViaFunctionUrl": "true"}}
-        for sid in ("RunnerFunctionUrl", "RunnerFunctionViaUrl"):
-            assert logical_id(sts[sid]["Resource"]) == runner_fn
+        for sid in ("RunnerUrl", "RunnerFunctionViaUrl"):
+            # the cluster's alias, qualified: never the unqualified function, `:*` or another alias
+            assert render(sts[sid]["Resource"]) == runner_alias_arn(synth, slug)
         lanes = sts["ClusterLanes"]
         assert sorted(lanes["Action"]) == sorted(RUNNER_QUEUE_ACTIONS)
         assert render(lanes["Resource"]) == f"{SQS_ARN}{synth.config.queue_prefix}-{slug}--*"
 
 
 def test_ecs_task_roles_get_their_cluster_policy_and_task_protection_only(synth: Synth) -> None:
-    policies = {
-        p["Properties"]["Description"].rsplit("'", 2)[1]: k for k, p in synth.of_type("AWS::IAM::ManagedPolicy").items()
-    }
+    policies = {slug: k for slug, (k, _) in runner_policies(synth).items()}
     task_roles = {
         k: r
         for k, r in synth.of_type("AWS::IAM::Role").items()
@@ -228,10 +269,7 @@ def test_ecs_task_roles_get_their_cluster_policy_and_task_protection_only(synth:
 def test_onprem_role_and_user_exist_only_for_external_clusters_and_no_key_is_in_the_template(
     full_synth: Synth, cli_synth: Synth
 ) -> None:
-    policies = {
-        p["Properties"]["Description"].rsplit("'", 2)[1]: k
-        for k, p in full_synth.of_type("AWS::IAM::ManagedPolicy").items()
-    }
+    policies = {slug: k for slug, (k, _) in runner_policies(full_synth).items()}
     onprem_roles = [
         r for r in full_synth.of_type("AWS::IAM::Role").values() if "on-prem" in r["Properties"].get("Description", "")
     ]

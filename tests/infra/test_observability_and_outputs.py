@@ -6,7 +6,7 @@ import json
 import re
 from typing import Any
 
-from .conftest import ROOT, Synth, logical_id, render
+from .conftest import ROOT, Synth, logical_id, policy_by_description, render, runner_policies
 
 
 def _dashboard_metrics(s: Synth) -> list[list[Any]]:
@@ -116,21 +116,25 @@ def test_every_alarm_notifies_the_alarm_topic(synth: Synth) -> None:
         assert alarm["TreatMissingData"] == "notBreaching", name
 
 
-def test_outputs_give_the_api_runner_url_dlqs_and_runner_policies(synth: Synth) -> None:
+def test_outputs_give_the_api_each_cluster_s_runner_url_dlq_and_runner_policy(synth: Synth) -> None:
     outputs = synth.template["Outputs"]
     (api_id,) = synth.of_type("AWS::ApiGatewayV2::Api")
-    (url_id,) = synth.of_type("AWS::Lambda::Url")
     assert outputs["ApiUrl"]["Value"] == {"Fn::GetAtt": [api_id, "ApiEndpoint"]}
-    assert outputs["RunnerUrl"]["Value"] == {"Fn::GetAtt": [url_id, "FunctionUrl"]}
+    assert "RunnerUrl" not in outputs  # no URL serves every cluster
+    url_of = {u["Properties"]["Qualifier"]: k for k, u in synth.of_type("AWS::Lambda::Url").items()}
     queues = {q["Properties"]["QueueName"]: k for k, q in synth.of_type("AWS::SQS::Queue").items()}
-    policies = {
-        p["Properties"]["Description"].rsplit("'", 2)[1]: k for k, p in synth.of_type("AWS::IAM::ManagedPolicy").items()
-    }
+    policies = {slug: k for slug, (k, _) in runner_policies(synth).items()}
     for slug in synth.config.cluster_slugs:
         key = "".join(part.title() for part in slug.split("-"))
         assert f"QueueUrl{key}" not in outputs  # lanes are created at run time
         assert outputs[f"DlqUrl{key}"]["Value"] == {"Ref": queues[synth.config.dlq_name(slug)]}
         assert outputs[f"RunnerPolicyArn{key}"]["Value"] == {"Ref": policies[slug]}
+        assert outputs[f"RunnerUrl{key}"]["Value"] == {"Fn::GetAtt": [url_of[f"cluster-{slug}"], "FunctionUrl"]}
+    runtime, _ = policy_by_description(synth, "its principal tag taskfleet-cluster names")
+    assert outputs["RuntimeRunnerPolicyArn"]["Value"] == {"Ref": runtime}
+    for role in ("Reader", "Submitter", "Admin"):
+        policy, _ = policy_by_description(synth, f": API {role.lower()}:")
+        assert outputs[f"{role}PolicyArn"]["Value"] == {"Ref": policy}
 
 
 def test_onprem_role_and_user_are_output_when_created(full_synth: Synth) -> None:

@@ -1,7 +1,9 @@
-"""A runner's credentials reach its own cluster's lanes and runner routes only: no other cluster's lanes,
-no dead-letter queue, no other cluster's routes, no job or cluster admin route, no table, no wildcard
-action. Checked on the synthesized template for the on-prem role and user of an external cluster
-(reliability issue 4) and for the managed policy of every cluster."""
+"""A runner's credentials reach its own cluster's lanes, runner routes and runner URL only: no other
+cluster's lanes, no dead-letter queue, no other cluster's routes or alias, the runner function itself
+never unqualified, no job or cluster admin route, no table, no wildcard action. Checked on the synthesized
+template for the on-prem role and user of an external cluster (reliability issue 4), for the managed
+policy of every declared cluster, and for the policy of clusters created at run time, bound by the
+principal tag `taskfleet-cluster`."""
 
 from __future__ import annotations
 
@@ -11,7 +13,16 @@ from typing import Any
 from taskfleet_functions.orchestrator.clusters import lane_key
 from taskfleet_functions.settings import Settings
 
-from .conftest import Synth, as_list, logical_id, ref_id, render, statements
+from .conftest import (
+    Synth,
+    as_list,
+    policy_by_description,
+    ref_id,
+    render,
+    runner_alias_arn,
+    runner_policies,
+    statements,
+)
 
 SQS_ARN = "arn:<AWS::Partition>:sqs:<AWS::Region>:<AWS::AccountId>:"
 
@@ -47,10 +58,7 @@ def _attached(s: Synth, principal: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _runner_policies(s: Synth) -> dict[str, list[dict[str, Any]]]:
-    return {
-        p["Properties"]["Description"].rsplit("'", 2)[1]: statements(p["Properties"]["PolicyDocument"])
-        for p in s.of_type("AWS::IAM::ManagedPolicy").values()
-    }
+    return {slug: statements(props["PolicyDocument"]) for slug, (_, props) in runner_policies(s).items()}
 
 
 def _queue_names_of(s: Synth, slug: str) -> list[str]:
@@ -63,11 +71,6 @@ def _queue_names_of(s: Synth, slug: str) -> list[str]:
 
 def _check_runner_statements(s: Synth, slug: str, sts: list[dict[str, Any]]) -> None:
     (api_id,) = s.of_type("AWS::ApiGatewayV2::Api")
-    runner_fn = next(
-        k
-        for k, f in s.of_type("AWS::Lambda::Function").items()
-        if f["Properties"].get("Handler") == "taskfleet_functions.handlers.runner.lambda_handler"
-    )
     others = [c for c in s.config.cluster_slugs if c != slug] + ["runtime-cluster-1a2b3c"]
     own_lane, own_dlq = _queue_names_of(s, slug)
     assert sts, "the credentials have a policy"
@@ -94,8 +97,10 @@ def _check_runner_statements(s: Synth, slug: str, sts: list[dict[str, Any]]) -> 
             assert routes == runner_routes(slug), routes
             assert not any(other in route for route in routes for other in others)
         if "lambda" in services:
-            assert {logical_id(r) for r in as_list(st["Resource"])} == {runner_fn}
-    assert {"sqs", "execute-api"} <= seen
+            assert resources == [runner_alias_arn(s, slug)], resources  # its own alias, qualified
+            for other in others:
+                assert runner_alias_arn(s, other) not in resources
+    assert {"sqs", "execute-api", "lambda"} <= seen
 
 
 def test_onprem_runner_credentials_cannot_touch_other_clusters_or_admin_routes(full_synth: Synth) -> None:
@@ -120,3 +125,56 @@ def test_a_runner_policy_does_not_reach_a_cluster_whose_slug_starts_with_its_own
     for name in _queue_names_of(s, "gpu-a10"):
         assert not fnmatch.fnmatchcase(name, pattern)
     assert fnmatch.fnmatchcase(_queue_names_of(s, "gpu")[0], pattern)
+
+
+TAG = "${aws:PrincipalTag/taskfleet-cluster}"
+
+
+def test_the_runtime_cluster_policy_is_the_runner_policy_of_the_cluster_its_principal_tag_names(synth: Synth) -> None:
+    """For clusters created at run time: the same grants as a declared cluster's runner policy, with the slug
+    replaced by the caller's principal tag in every resource, and only for a principal that has the tag."""
+    _, runtime = policy_by_description(synth, "its principal tag taskfleet-cluster names")
+    sts = statements(runtime["PolicyDocument"])
+    _check_runner_statements(synth, TAG, sts)
+    for st in sts:
+        assert st["Condition"]["Null"] == {"aws:PrincipalTag/taskfleet-cluster": "false"}, st["Sid"]
+        for resource in (render(r) for r in as_list(st["Resource"])):
+            assert TAG in resource or resource.endswith("/$default/GET/config"), resource
+    # Statement for statement a declared cluster's policy ("default" is also the stage's name: take another).
+    declared = next(slug for slug in _runner_policies(synth) if slug != "default")
+
+    def shape(found: list[dict[str, Any]], slug: str) -> list[tuple[str, list[str], list[str]]]:
+        return sorted(
+            (
+                st["Sid"],
+                sorted(as_list(st["Action"])),
+                sorted(render(r).replace(slug, "SLUG") for r in as_list(st["Resource"])),
+            )
+            for st in found
+        )
+
+    assert shape(sts, TAG) == shape(_runner_policies(synth)[declared], declared)
+
+
+def test_runtime_cluster_policy_does_not_reach_a_cluster_whose_slug_starts_with_the_tag(full_synth: Synth) -> None:
+    """A principal tagged "gpu" must not reach cluster "gpu-a10": every grant ends the slug with a separator."""
+    _, runtime = policy_by_description(full_synth, "its principal tag taskfleet-cluster names")
+    for st in statements(runtime["PolicyDocument"]):
+        for resource in (render(r) for r in as_list(st["Resource"])):
+            if TAG in resource:
+                after = resource.split(TAG, 1)[1]
+                assert after == "" or after[0] in "/-", resource
+                if after.startswith("-"):
+                    assert after.startswith("--"), resource  # the lanes' separator, never a DLQ or a longer slug
+
+
+def test_no_runner_principal_may_pass_session_tags(synth: Synth) -> None:
+    """Session tags override a role's tags in aws:PrincipalTag: no role of the stack lets its principals
+    pass them (sts:TagSession), and no policy grants it."""
+    for k, role in synth.of_type("AWS::IAM::Role").items():
+        for st in role["Properties"]["AssumeRolePolicyDocument"]["Statement"]:
+            assert "sts:TagSession" not in as_list(st["Action"]), k
+    for kind in ("AWS::IAM::ManagedPolicy", "AWS::IAM::Policy"):
+        for k, policy in synth.of_type(kind).items():
+            for st in statements(policy["Properties"]["PolicyDocument"]):
+                assert not [a for a in as_list(st["Action"]) if a.startswith("sts:") or a.startswith("iam:Tag")], k

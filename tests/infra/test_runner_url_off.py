@@ -1,6 +1,6 @@
-"""`runner_function_url: false`: no function URL, so the runners of a cluster can reach the runner function
-only through the API routes their policy names (`/runner/<slug>/...`): the per-cluster isolation of the
-runner credentials holds for the hot path too (the function URL cannot be bound to a cluster yet)."""
+"""`runner_function_url: false`: no alias, no function URL, so the runners of a cluster reach the runner
+function only through the API routes their policy names (`/runner/<slug>/...`); the clusters function
+makes no alias or URL for a cluster created at run time (no TASKFLEET_RUNNER_FUNCTION, no Lambda grant)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,17 @@ from typing import Any
 
 import pytest
 
-from .conftest import Synth, _repo_context, as_list, function_by_handler, load_app_module, statements
+from .conftest import (
+    Synth,
+    _repo_context,
+    as_list,
+    function_by_handler,
+    load_app_module,
+    policy_by_description,
+    role_statements,
+    runner_policies,
+    statements,
+)
 from .test_synth_checks import CFN_LINT_IGNORED
 
 CONFIG: dict[str, Any] = {
@@ -44,23 +54,25 @@ def api_only_synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
     return Synth(outdir, template, config, time.monotonic() - started)
 
 
-def test_there_is_no_function_url_and_get_config_names_none(api_only_synth: Synth) -> None:
+def test_there_is_no_alias_no_function_url_and_no_runner_url_anywhere(api_only_synth: Synth) -> None:
     s = api_only_synth
     assert not s.of_type("AWS::Lambda::Url")
+    assert not s.of_type("AWS::Lambda::Alias")
     _, clusters = function_by_handler(s, "taskfleet_functions.handlers.clusters.lambda_handler")
-    assert "TASKFLEET_RUNNER_URL" not in clusters["Properties"]["Environment"]["Variables"]
-    assert "RunnerUrl" not in s.template["Outputs"]
+    env = clusters["Properties"]["Environment"]["Variables"]
+    assert not {"TASKFLEET_RUNNER_URL", "TASKFLEET_RUNNER_FUNCTION", "TASKFLEET_RUNNER_URLS"} & set(env)
+    assert not [o for o in s.template["Outputs"] if o.startswith("RunnerUrl")]
     assert not [k for k in s.of_type("AWS::CloudWatch::Alarm") if "runnerurl" in k.lower()]
+    role = clusters["Properties"]["Role"]["Fn::GetAtt"][0]
+    assert not [a for st in role_statements(s, role) for a in as_list(st["Action"]) if a.startswith("lambda:")]
 
 
 def test_runner_policies_grant_their_own_routes_and_lanes_and_no_lambda(api_only_synth: Synth) -> None:
     s = api_only_synth
-    policies = {
-        p["Properties"]["Description"].rsplit("'", 2)[1]: statements(p["Properties"]["PolicyDocument"])
-        for p in s.of_type("AWS::IAM::ManagedPolicy").values()
-    }
+    policies = {slug: statements(props["PolicyDocument"]) for slug, (_, props) in runner_policies(s).items()}
     assert set(policies) == {"default", "lab"}
-    for sts in policies.values():
+    _, runtime = policy_by_description(s, "its principal tag taskfleet-cluster names")
+    for sts in [*policies.values(), statements(runtime["PolicyDocument"])]:
         assert sorted(st["Sid"] for st in sts) == ["Api", "ClusterLanes"]
         assert not [a for st in sts for a in as_list(st["Action"]) if a.startswith("lambda:")]
 

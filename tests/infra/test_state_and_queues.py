@@ -1,13 +1,17 @@
-"""The table matches the handlers' own table definition; each configured cluster's DLQ (its lanes are created
-at run time) matches what the functions create for a cluster of their own."""
+"""The table matches the handlers' own table definition and expires a job's items on the attribute the
+functions write; each configured cluster's DLQ (its lanes are created at run time) matches what the
+functions create for a cluster of their own."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
+import pytest
 from taskfleet_functions.dal import queues as dal_queues
+from taskfleet_functions.dal.repository import EXPIRES
 from taskfleet_functions.dal.table import table_spec
+from taskfleet_functions.settings import Settings
 
 from .conftest import Synth, ref_id
 
@@ -36,6 +40,32 @@ def test_table_keys_attributes_and_indexes_equal_the_code_table_spec(synth: Synt
 def test_table_has_point_in_time_recovery(synth: Synth) -> None:
     pitr = _table(synth)["Properties"]["PointInTimeRecoverySpecification"]
     assert pitr["PointInTimeRecoveryEnabled"] is True
+
+
+def test_the_table_expires_items_on_the_attribute_the_functions_write(synth: Synth) -> None:
+    """Retention: TTL on `expires_at`, the attribute the functions' Table sets on a job's items (and never on
+    clusters and lanes); on even with retention_days 0, when the functions write no expiry."""
+    ttl = _table(synth)["Properties"]["TimeToLiveSpecification"]
+    assert ttl == {"AttributeName": EXPIRES, "Enabled": True}
+    assert EXPIRES == "expires_at"
+
+
+def test_the_functions_read_the_retention_and_cluster_cap_the_stack_passes(
+    synth: Synth, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The clusters function's environment, as synthesized, gives Settings the configured retention (which
+    the Table turns into each write's `expires_at`) and cap on created clusters."""
+    (clusters,) = [
+        f
+        for f in synth.of_type("AWS::Lambda::Function").values()
+        if f["Properties"].get("Handler") == "taskfleet_functions.handlers.clusters.lambda_handler"
+    ]
+    env = {k: v for k, v in clusters["Properties"]["Environment"]["Variables"].items() if isinstance(v, str)}
+    for key, value in {**env, "TASKFLEET_TABLE": "t", "TASKFLEET_RUNNER_URLS": "{}"}.items():
+        monkeypatch.setenv(key, value)
+    settings = Settings.from_env()
+    assert settings.retention_days == synth.config.retention_days
+    assert settings.max_clusters == synth.config.max_clusters
 
 
 def test_deletion_protection_follows_the_configuration(cli_synth: Synth, full_synth: Synth) -> None:
