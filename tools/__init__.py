@@ -1,0 +1,1 @@
+"""Repository tools (not shipped): make lock uses hash_requirements."""
