@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import secrets
+from typing import Any, cast
 
 import pytest
 import urllib3
@@ -11,6 +13,10 @@ from taskfleet import ConflictError, InvalidRequestError, NotFoundError, TaskVal
 from tests.e2e.workflows import Noop
 
 http = urllib3.PoolManager()
+
+TOKEN = secrets.token_urlsafe(32)  # a well-formed lease token that holds no lease
+REPORT = {"task_id": "t", "job_id": "j", "attempt": 1, "lease": TOKEN, "outcome": "computed"}
+EXTEND = {"runner_id": "r", "task_id": "t", "job_id": "j", "attempt": 1, "lease": TOKEN}
 
 
 def raw(stack, method: str, path: str, body: bytes | None = None) -> tuple[int, dict]:
@@ -44,24 +50,67 @@ def job_count(client) -> int:
             "ClusterNotFound",
         ),
         ("/clusters", json.dumps({"name": ""}).encode(), "InvalidRequest"),
-        ("/runner/next", json.dumps({"runner_id": "r", "report": {"task_id": "t"}}).encode(), "InvalidRequest"),
+        ("/runner/default/next", json.dumps({"runner_id": "r", "report": {"task_id": "t"}}).encode(), "InvalidRequest"),
         *[
             (
-                "/runner/next",
-                json.dumps({"runner_id": "r", "claim": {"job_id": "j", "task_id": "t", "ref": ref}}).encode(),
+                "/runner/default/next",
+                json.dumps({"runner_id": "r", "claim": {"job_id": "j", "task_id": "t", "lease": TOKEN, "ref": ref}}),
                 "InvalidRequest",
             )
             for ref in (["p", 1], ["", 1, 2], ["p", -1, 0], ["p", 1, 10**6], "p/1/2")
         ],
-        ("/runner/extend", json.dumps({"runner_id": "r", "task_id": "t", "attempt": 1}).encode(), "LeaseLost"),
+        # a lease token is 32-128 url-safe characters, in every claim, report and heartbeat
+        *[
+            ("/runner/default/next", json.dumps({"runner_id": "r", "claim": claim}), "InvalidRequest")
+            for claim in (
+                {"job_id": "j", "task_id": "t"},
+                {"job_id": "j", "task_id": "t", "lease": TOKEN[:31]},
+                {"job_id": "j", "task_id": "t", "lease": "a" * 129},
+                {"job_id": "j", "task_id": "t", "lease": TOKEN[:40] + "+/="},
+                {"job_id": "j", "task_id": "t", "lease": 10**40},
+            )
+        ],
+        (
+            "/runner/default/next",
+            json.dumps({"runner_id": "r", "report": {**REPORT, "lease": None}}),
+            "InvalidRequest",
+        ),
+        ("/runner/default/extend", json.dumps({"runner_id": "r", "task_id": "t", "attempt": 1}), "InvalidRequest"),
+        ("/runner/default/extend", json.dumps(EXTEND), "LeaseLost"),
+        # the cluster is the path's: it must be a slug
+        ("/runner/a--b/next", json.dumps({"runner_id": "r", "report": REPORT}), "InvalidRequest"),
+        ("/runner/Default/extend", json.dumps(EXTEND), "InvalidRequest"),
+        # registration: at least one valid identifier, on a cluster that exists
+        ("/runner/default/lanes", json.dumps({"runner_id": "r", "tasks": []}), "InvalidRequest"),
+        ("/runner/default/lanes", json.dumps({"runner_id": "r", "tasks": [["T", "1.0"]]}), "InvalidRequest"),
+        ("/runner/default/lanes", json.dumps({"runner_id": "r", "tasks": [["T"]]}), "InvalidRequest"),
+        ("/runner/nope-000000/lanes", json.dumps({"runner_id": "r", "tasks": [["T", "v1.0"]]}), "ClusterNotFound"),
+        # runners of the protocol before lanes and lease tokens are told to upgrade
+        ("/runner/next", json.dumps({"runner_id": "r", "claim": {"job_id": "j", "task_id": "t"}}), "RunnerTooOld"),
+        ("/runner/extend", json.dumps({"runner_id": "r", "task_id": "t", "attempt": 1}), "RunnerTooOld"),
     ],
 )
 def test_bad_requests_get_a_typed_json_error_and_change_nothing(stack, client, path, body, code):
     before = job_count(client)
-    status, payload = raw(stack, "POST", path, body)
+    status, payload = raw(stack, "POST", path, body.encode() if isinstance(body, str) else body)
     assert 400 <= status < 500
     assert payload["error"]["code"] == code and payload["error"]["message"]
     assert job_count(client) == before
+
+
+def test_a_well_formed_report_that_holds_no_lease_is_answered_lease_lost(stack):
+    # the shape the refusals above differ from: accepted, and refused in the answer
+    status, payload = raw(
+        stack, "POST", "/runner/default/next", json.dumps({"runner_id": "r", "report": REPORT}).encode()
+    )
+    assert (status, payload["report"]["status"]) == (200, "lease_lost")
+
+
+def test_older_runners_are_told_to_upgrade(stack):
+    for path in ("/runner/next", "/runner/extend"):
+        status, payload = raw(stack, "POST", path, b"{}")
+        assert (status, payload["error"]["code"]) == (410, "RunnerTooOld")
+        assert "upgrade" in payload["error"]["message"]
 
 
 @pytest.mark.parametrize(
@@ -71,6 +120,7 @@ def test_bad_requests_get_a_typed_json_error_and_change_nothing(stack, client, p
         ("GET", "/jobs/x/tasks", 404),
         ("POST", "/jobs/nope/cancel", 404),
         ("GET", "/clusters/NOT_A_SLUG", 400),
+        ("GET", "/clusters/a--b", 400),  # "--" separates a cluster's slug from its lanes' keys in queue names
         ("GET", "/clusters/zz-missing", 404),
         ("DELETE", "/clusters/default", 409),
         ("GET", "/nothing-here", 404),
@@ -90,7 +140,7 @@ def test_sdk_raises_named_exceptions(client):
     with pytest.raises(TaskValidationError, match="at least one task"):
         client.jobs().submit("empty", [])
     with pytest.raises(TaskValidationError, match="not JSON-serializable"):
-        client.jobs().submit("bad", Noop(object()))  # type: ignore[arg-type]
+        client.jobs().submit("bad", Noop(cast(Any, object())))
     with pytest.raises(InvalidRequestError):
         client.clusters().create("")
     job = client.jobs().submit("to-cancel", Noop("x"), cluster="default")
@@ -118,6 +168,12 @@ def test_clusters_can_be_created_found_listed_and_deleted(client):
     client.clusters().delete(created.slug)
     with pytest.raises(NotFoundError):
         client.clusters().find(created.slug)
+
+
+def test_a_cluster_name_never_makes_a_slug_with_a_double_dash(client):
+    created = client.clusters().create("a -- b__c")
+    assert "--" not in created.slug and created.slug.startswith("a-b-c-")
+    client.clusters().delete(created.slug)
 
 
 def test_jobs_list_filters_and_paginates_newest_first(client, cluster):

@@ -1,9 +1,12 @@
-"""Behaviours 1 (task selection) and 3 (parallelism, exactly-once claims)."""
+"""Behaviours 1 (task selection: a runner runs the compatible versions of what it registered, each task kind
+on a runner of that kind) and 3 (parallelism, exactly-once claims). Selection behind a foreign backlog, run_all
+and rolling upgrades: tests/e2e/test_lanes.py."""
 
 from __future__ import annotations
 
 import concurrent.futures
 import itertools
+import secrets
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -32,12 +35,13 @@ def states(client: Any, job: Any) -> dict[str, str]:
 
 
 def test_runner_runs_only_compatible_versions_of_registered_tasks(client, cluster, runners, tmp_path: Path):
-    # Given a runner that registered Versioned v1.3 on this cluster
-    runners.start(cluster, "VersionedOld")
+    # Given tasks of Versioned in four versions queued on this cluster (each in its lane), and one elsewhere
     jobs = {
         v: client.jobs().submit(f"v-{v}", versioned(v)(v), cluster=cluster) for v in ("v1.2", "v1.3", "v1.5", "v2.0")
     }
     other = client.jobs().submit("other-cluster", versioned("v1.3")("elsewhere"))  # default cluster
+    # When a runner that registered Versioned v1.3 starts on this cluster
+    runners.start(cluster, "VersionedOld")
     # Then same-major tasks with minor <= 3 run on it
     for v in ("v1.2", "v1.3"):
         assert wait_until(job_done(client, jobs[v]), what=f"{v} job").state == "COMPLETED"
@@ -60,13 +64,14 @@ def test_runners_with_different_task_sets_both_make_progress(client, cluster, ru
     # Given two runners on one cluster that registered different task sets
     runners.start(cluster, "Noop")
     runners.start(cluster, "OtherNoop")
-    # When jobs of both kinds are interleaved in the queue
-    tasks: list[Task] = [Noop(f"n{i}") if i % 2 else OtherNoop(f"o{i}") for i in range(20)]
+    # When tasks of both kinds are interleaved in one job (their tickets go to the lanes of their kinds)
+    labels = [f"n{i}" if i % 2 else f"o{i}" for i in range(20)]
+    tasks: list[Task] = [Noop(label) if label[0] == "n" else OtherNoop(label) for label in labels]
     job = client.jobs().submit("mixed", tasks, cluster=cluster)
     # Then every task runs, each on the runner that can run it
     assert wait_until(job_done(client, job), timeout=60, what="mixed job").state == "COMPLETED"
     runs = executions(tmp_path)
-    assert sorted(e["label"] for e in runs) == sorted(t.label for t in tasks)  # type: ignore[attr-defined]
+    assert sorted(e["label"] for e in runs) == sorted(labels)
     pid_by_name = {(e["name"], e["pid"]) for e in runs}
     assert len({pid for _, pid in pid_by_name}) == 2
     assert all(sum(1 for n, _ in pid_by_name if n == name) == 1 for name in ("Noop", "OtherNoop"))
@@ -97,8 +102,9 @@ def test_racing_claims_hand_each_attempt_to_exactly_one_runner(stack, client, cl
 
     def claim(args: tuple[str, int]) -> tuple[str, str]:
         task_id, runner = args
-        body = {"runner_id": f"racer-{runner}", "claim": {"job_id": job.id, "task_id": task_id}}
-        return task_id, transport.request("POST", "/runner/next", body)["claim"]["status"]
+        lease = secrets.token_urlsafe(32)  # each claim with its own secret, as runners make them
+        body = {"runner_id": f"racer-{runner}", "claim": {"job_id": job.id, "task_id": task_id, "lease": lease}}
+        return task_id, transport.request("POST", f"/runner/{cluster}/next", body)["claim"]["status"]
 
     # When 8 racers claim every task concurrently through the API (each task 8 times)
     attempts = [(t, r) for t in task_ids for r in range(8)]

@@ -4,15 +4,48 @@ drive the orchestrator directly against the local stack's moto and read the stor
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 import pytest
 from taskfleet import rules
 from taskfleet_functions import faults
 from taskfleet_functions.dal.queues import Ticket
-from taskfleet_functions.orchestrator import Claim, Outcome, Report, TaskSpec
+from taskfleet_functions.orchestrator import Claim, ClaimResult, Orchestrator, Outcome, Report, ReportResult, TaskSpec
+from taskfleet_functions.orchestrator.contracts import lease_hash
 
 from tests.support.invariants import check_job
+from tests.support.observe import lane_urls
+
+
+class Runner:
+    """One runner of `cluster`, calling the orchestrator in process: each claim with a fresh lease token, each
+    report with the token of that task's claim (as taskfleet_runner does)."""
+
+    def __init__(self, engine: Orchestrator, cluster: str, runner_id: str = "r") -> None:
+        self.engine, self.cluster, self.runner_id = engine, cluster, runner_id
+        self.leases: dict[str, str] = {}  # task id -> the token of this runner's claim that ran it
+
+    def claim(self, job_id: str, task_id: str, ref: Any = None) -> ClaimResult:
+        token = secrets.token_urlsafe(32)
+        claim = Claim(job_id=job_id, task_id=task_id, cluster=self.cluster, lease=token, ref=ref)
+        result = self.engine.claim(claim, self.runner_id)
+        if result.status == "run":
+            self.leases[task_id] = token
+        return result
+
+    def report(self, job_id: str, task_id: str, **fields: Any) -> ReportResult:
+        fields.setdefault("outcome", Outcome.COMPUTED)
+        return self.engine.report(
+            Report(
+                task_id=task_id,
+                job_id=job_id,
+                attempt=fields.pop("attempt", 1),
+                cluster=self.cluster,
+                lease=self.leases[task_id],
+                **fields,
+            )
+        )
 
 
 def parent_with_children(stack: Any, cluster: str, children: list[TaskSpec]) -> tuple[str, str]:
@@ -21,22 +54,20 @@ def parent_with_children(stack: Any, cluster: str, children: list[TaskSpec]) -> 
     job = engine.submit_job("deferred", [TaskSpec(name="Root", version="v0.0")], cluster=cluster)
     root = next(iter(engine.walk(job)))["task_id"]
     drain(stack, cluster)
-    assert engine.claim(Claim(job_id=job["job_id"], task_id=root), "r1").status == "run"
-    report = engine.report(
-        Report(task_id=root, job_id=job["job_id"], attempt=1, outcome=Outcome.COMPUTED, subtasks=tuple(children))
-    )
-    assert report.status == "ok"
+    runner = Runner(engine, cluster, "r1")
+    assert runner.claim(job["job_id"], root).status == "run"
+    assert runner.report(job["job_id"], root, subtasks=tuple(children)).status == "ok"
     return job["job_id"], root
 
 
 def drain(stack: Any, cluster: str) -> list[Ticket]:
-    """Every ticket in the cluster's queue (received and deleted)."""
+    """Every ticket in the cluster's lanes (received and deleted)."""
     engine = stack.orchestrator
-    url = engine.cluster(cluster)["queue_url"]
     tickets: list[Ticket] = []
-    while messages := engine.queues.receive(url, max_messages=10):
-        tickets.extend(Ticket.parse(m["Body"]) for m in messages)
-        engine.queues.delete_messages(url, [m["ReceiptHandle"] for m in messages])
+    for url in lane_urls(stack, cluster):
+        while messages := engine.queues.receive(url, max_messages=10):
+            tickets.extend(Ticket.parse(m["Body"]) for m in messages)
+            engine.queues.delete_messages(url, [m["ReceiptHandle"] for m in messages])
     return tickets
 
 
@@ -63,13 +94,15 @@ def test_subtasks_outside_dependencies_are_stored_as_specs_and_created_by_their_
     assert set(tickets) == set(ids[:150])  # "After" waits for 0
     assert tickets[ids[0]].ref is None and tickets[ids[7]].ref == (root, 1, 7)
 
-    claim = engine.claim(Claim(job_id=job_id, task_id=ids[7], ref=tickets[ids[7]].ref), "r2")
+    r2 = Runner(engine, cluster, "r2")
+    claim = r2.claim(job_id, ids[7], ref=tickets[ids[7]].ref)
     assert claim.status == "run" and claim.task is not None
     assert claim.task["input"] == '{"i":7}' and claim.task["attempt"] == 1 and claim.task["parent_id"] == root
     item = engine.db.get(f"TASK#{ids[7]}", "META")
     assert item["state"] == "RUNNING" and item["lease_owner"] == "r2" and item["index"] == 7
+    assert item["lease_hash"] == lease_hash(r2.leases[ids[7]])  # the item created by the claim holds its lease
     # the same ticket received twice: the second claim finds the item and does not run it again
-    again = engine.claim(Claim(job_id=job_id, task_id=ids[7], ref=tickets[ids[7]].ref), "r3")
+    again = Runner(engine, cluster, "r3").claim(job_id, ids[7], ref=tickets[ids[7]].ref)
     assert again.status == "busy"
     assert engine.db.get(f"TASK#{ids[7]}", "META")["attempt"] == 1
 
@@ -78,16 +111,11 @@ def test_claims_with_a_ref_the_orchestrator_did_not_send_run_nothing(stack, clus
     engine = stack.orchestrator
     job_id, root = parent_with_children(stack, cluster, [TaskSpec(name="Leaf", version="v0.0") for _ in range(3)])
     child = rules.child_task_id(root, 1, 1)
-    assert (
-        engine.claim(Claim(job_id=job_id, task_id=child, ref=(root, 1, 2)), "r").status == "discard"
-    )  # id does not match
+    runner = Runner(engine, cluster)
+    assert runner.claim(job_id, child, ref=(root, 1, 2)).status == "discard"  # id does not match
     uncommitted = rules.child_task_id(root, 2, 1)
-    assert (
-        engine.claim(Claim(job_id=job_id, task_id=uncommitted, ref=(root, 2, 1)), "r").status == "discard"
-    )  # no such attempt
-    assert (
-        engine.claim(Claim(job_id=job_id, task_id=child), "r").status == "discard"
-    )  # no ref: nothing to create it from
+    assert runner.claim(job_id, uncommitted, ref=(root, 2, 1)).status == "discard"  # no such attempt
+    assert runner.claim(job_id, child).status == "discard"  # no ref: nothing to create it from
     assert engine.db.get(f"TASK#{child}", "META") is None
     assert engine.db.get(f"TASK#{uncommitted}", "META") is None
 
@@ -95,12 +123,10 @@ def test_claims_with_a_ref_the_orchestrator_did_not_send_run_nothing(stack, clus
 def test_deferred_subtasks_complete_their_parent_and_the_job(stack, cluster):
     engine = stack.orchestrator
     job_id, _ = parent_with_children(stack, cluster, [TaskSpec(name="Leaf", version="v0.0") for _ in range(120)])
+    runner = Runner(engine, cluster)
     for ticket in drain(stack, cluster):
-        assert engine.claim(Claim(job_id=job_id, task_id=ticket.task_id, ref=ticket.ref), "r").status == "run"
-        assert (
-            engine.report(Report(task_id=ticket.task_id, job_id=job_id, attempt=1, outcome=Outcome.COMPUTED)).status
-            == "ok"
-        )
+        assert runner.claim(job_id, ticket.task_id, ref=ticket.ref).status == "run"
+        assert runner.report(job_id, ticket.task_id).status == "ok"
     assert engine.get_job(job_id)["state"] == "COMPLETED"
     assert check_job(engine, job_id) == []
 
@@ -117,39 +143,26 @@ def test_lost_tickets_of_deferred_subtasks_are_sent_again_by_resume_and_redrive(
     # runs on a timer and would race this test for the DLQ)
     assert engine.recovery.redrive(engine.cluster(cluster), {"Body": first[0].body()}) is True
     assert [t.task_id for t in drain(stack, cluster)] == [first[0].task_id]
-    assert engine.claim(Claim(job_id=job_id, task_id=first[0].task_id, ref=first[0].ref), "r").status == "run"
+    assert Runner(engine, cluster).claim(job_id, first[0].task_id, ref=first[0].ref).status == "run"
     assert check_job(engine, job_id, quiescent=False) == []
 
 
 def test_a_large_fan_out_sends_its_tickets_as_a_window_that_slides_with_completed_buckets(stack, cluster):
-    from taskfleet_functions.orchestrator import Orchestrator
-
     shared = stack.orchestrator
     engine = Orchestrator(shared.db, shared.queues, shared.settings)
     engine.reports.dispatch_window = 2  # latch buckets of 100: 200 tickets out at a time
+    runner = Runner(engine, cluster)
     job = engine.submit_job("window", [TaskSpec(name="Root", version="v0.0")], cluster=cluster)
     root = next(iter(engine.walk(job)))["task_id"]
     drain(stack, cluster)
-    assert engine.claim(Claim(job_id=job["job_id"], task_id=root), "r").status == "run"
+    assert runner.claim(job["job_id"], root).status == "run"
     children = [TaskSpec(name="Leaf", version="v0.0", input=i) for i in range(450)]
-    assert (
-        engine.report(
-            Report(task_id=root, job_id=job["job_id"], attempt=1, outcome=Outcome.COMPUTED, subtasks=tuple(children))
-        ).status
-        == "ok"
-    )
+    assert runner.report(job["job_id"], root, subtasks=tuple(children)).status == "ok"
 
     def run(tickets: list[Ticket]) -> None:
         for ticket in tickets:
-            assert (
-                engine.claim(Claim(job_id=job["job_id"], task_id=ticket.task_id, ref=ticket.ref), "r").status == "run"
-            )
-            assert (
-                engine.report(
-                    Report(task_id=ticket.task_id, job_id=job["job_id"], attempt=1, outcome=Outcome.COMPUTED)
-                ).status
-                == "ok"
-            )
+            assert runner.claim(job["job_id"], ticket.task_id, ref=ticket.ref).status == "run"
+            assert runner.report(job["job_id"], ticket.task_id).status == "ok"
 
     def indexes(tickets: list[Ticket]) -> set[int]:
         return {t.ref[2] for t in tickets if t.ref}
@@ -166,18 +179,15 @@ def test_a_large_fan_out_sends_its_tickets_as_a_window_that_slides_with_complete
     bucket0 = sorted((t for t in out if t.ref and t.ref[2] < 100), key=lambda t: t.ref[2] if t.ref else 0)
     run(bucket0[:-1])
     filler = bucket0[-1]
-    assert engine.claim(Claim(job_id=job["job_id"], task_id=filler.task_id, ref=filler.ref), "r").status == "run"
+    assert runner.claim(job["job_id"], filler.task_id, ref=filler.ref).status == "run"
     faults.arm("propagate.before_window_dispatch")
     try:
         with pytest.raises(faults.InjectedCrash):
-            engine.report(Report(task_id=filler.task_id, job_id=job["job_id"], attempt=1, outcome=Outcome.COMPUTED))
+            runner.report(job["job_id"], filler.task_id)
     finally:
         faults.disarm_all()
     assert drain(stack, cluster) == []
-    assert (
-        engine.report(Report(task_id=filler.task_id, job_id=job["job_id"], attempt=1, outcome=Outcome.COMPUTED)).status
-        == "ok"
-    )
+    assert runner.report(job["job_id"], filler.task_id).status == "ok"  # the runner's retry, same token
     later = drain(stack, cluster)
     assert indexes(later) == set(range(200, 300))
     run(nxt)  # bucket 3 opens bucket 5, which does not exist

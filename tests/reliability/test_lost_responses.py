@@ -5,6 +5,7 @@ leaving the rest to a later repair (ticket redelivery after a lease, or the swee
 from __future__ import annotations
 
 import contextlib
+import secrets
 from collections.abc import Iterator
 from typing import Any
 
@@ -25,21 +26,35 @@ def lose_first_response(stack: Any, operation: str) -> Iterator[FaultInjector]:
         injector.uninstall(stack.orchestrator.db.client)
 
 
-def one_task_job(stack: Any, cluster: str, **kwargs: Any) -> tuple[str, str]:
+def one_task_job(stack: Any, cluster: str, **kwargs: Any) -> tuple[str, str, str]:
+    """A job of one task, claimed by a runner of `cluster`: (job id, task id, the claim's lease token)."""
     engine = stack.orchestrator
     job = engine.submit_job("lost", [TaskSpec(name="Leaf", version="v0.0", input="x", **kwargs)], cluster=cluster)
     task_id = next(iter(engine.walk(job)))["task_id"]
-    assert engine.claim(Claim(job_id=job["job_id"], task_id=task_id), "r1").status == "run"
-    return job["job_id"], task_id
+    lease = secrets.token_urlsafe(32)
+    claim = Claim(job_id=job["job_id"], task_id=task_id, cluster=cluster, lease=lease)
+    assert engine.claim(claim, "r1").status == "run"
+    return job["job_id"], task_id, lease
+
+
+def failure(job_id: str, task_id: str, cluster: str, lease: str) -> Report:
+    """The runner's report of the claimed attempt's failure."""
+    return Report(
+        task_id=task_id,
+        job_id=job_id,
+        attempt=1,
+        outcome=Outcome.FAILED,
+        cluster=cluster,
+        lease=lease,
+        failure_message="boom",
+    )
 
 
 def test_a_failure_report_whose_response_was_lost_still_fails_the_job_at_once(stack, cluster):
     engine = stack.orchestrator
-    job_id, task_id = one_task_job(stack, cluster)
+    job_id, task_id, lease = one_task_job(stack, cluster)
     with lose_first_response(stack, "UpdateItem") as injector:
-        result = engine.report(
-            Report(task_id=task_id, job_id=job_id, attempt=1, outcome=Outcome.FAILED, failure_message="boom")
-        )
+        result = engine.report(failure(job_id, task_id, cluster, lease))
     assert injector.injected() == {"dynamodb:lost_response": 1}
     assert result.status == "failed"
     assert engine.get_job(job_id)["state"] == "FAILED"
@@ -47,18 +62,17 @@ def test_a_failure_report_whose_response_was_lost_still_fails_the_job_at_once(st
 
 def test_a_failure_with_retries_left_whose_response_was_lost_is_requeued(stack, cluster):
     engine = stack.orchestrator
-    job_id, task_id = one_task_job(stack, cluster, max_retries=1)
-    with lose_first_response(stack, "UpdateItem"):
-        result = engine.report(
-            Report(task_id=task_id, job_id=job_id, attempt=1, outcome=Outcome.FAILED, failure_message="boom")
-        )
+    job_id, task_id, lease = one_task_job(stack, cluster, max_retries=1)
+    with lose_first_response(stack, "UpdateItem") as injector:
+        result = engine.report(failure(job_id, task_id, cluster, lease))
+    assert injector.injected() == {"dynamodb:lost_response": 1}
     assert result.status == "requeued"  # the runner hands the ticket back at once, not after the lease
 
 
 def test_a_job_retry_whose_response_was_lost_still_requeues_at_once(stack, cluster):
     engine = stack.orchestrator
-    job_id, task_id = one_task_job(stack, cluster)
-    engine.report(Report(task_id=task_id, job_id=job_id, attempt=1, outcome=Outcome.FAILED, failure_message="boom"))
+    job_id, task_id, lease = one_task_job(stack, cluster)
+    assert engine.report(failure(job_id, task_id, cluster, lease)).status == "failed"
     with lose_first_response(stack, "UpdateItem"):
         engine.retry_job(job_id)
     assert engine.db.get(f"TASK#{task_id}", "META")["state"] == "QUEUED"
@@ -83,8 +97,9 @@ def test_a_claim_retried_after_a_crash_moves_the_job_to_running(stack, cluster):
     engine = stack.orchestrator
     job = engine.submit_job("claim-crash", [TaskSpec(name="Leaf", version="v0.0", input="x")], cluster=cluster)
     task_id = next(iter(engine.walk(job)))["task_id"]
+    claim = Claim(job_id=job["job_id"], task_id=task_id, cluster=cluster, lease=secrets.token_urlsafe(32))
     faults.arm("claim.before_job_running", times=1)
     with pytest.raises(faults.InjectedCrash):
-        engine.claim(Claim(job_id=job["job_id"], task_id=task_id), "r1")
-    assert engine.claim(Claim(job_id=job["job_id"], task_id=task_id), "r1").status == "run"  # the runner's retry
+        engine.claim(claim, "r1")
+    assert engine.claim(claim, "r1").status == "run"  # the runner's retry: the same request, the same token
     assert engine.get_job(job["job_id"])["state"] == "RUNNING"

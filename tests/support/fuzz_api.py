@@ -4,7 +4,15 @@ API Gateway v2 events (as the local API server builds them).
 Properties, for every generated request:
 - the answer is never a 5xx; it is JSON; a 4xx carries {"error": {"code", "message"}};
 - a rejected request (4xx) changes nothing: it makes no successful write to DynamoDB or SQS (every
-  AWS call of the fuzzed handlers is observed through a botocore after-call hook).
+  AWS call of the fuzzed handlers is observed through a botocore after-call hook);
+- the runner routes of older runners (without the cluster in the path) answer 410 RunnerTooOld, whatever
+  their body.
+
+Ids "<job>" and "<task>" in a path or body stand for the target's seeded job and one of its tasks (cluster
+"default"), "<other-job>" and "<other-task>" for a second job and its task, "<other-cluster>" for a second
+cluster. Besides hostile input, well-formed runner requests aim at these real tasks with a few lease tokens
+(so that claims run and later reports and heartbeats hold the lease, or not): from either cluster's route
+or one that does not exist, naming the task's job or another one.
 
 The handlers run against an orchestrator of their own (a fresh table and queue prefix in the same
 emulator), swapped into the handlers' wiring for the duration, so that only the fuzzed requests' calls
@@ -25,7 +33,9 @@ from urllib.parse import quote, urlencode
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.support.strategies import IDS, NUMBERS, RAW, STRINGS, body_strategy, task_spec
+from tests.support.strategies import IDS, JSON, NUMBERS, RAW, STRINGS, body_strategy, task_spec
+
+TOKEN_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 
 MUTATIONS = {
     "PutItem",
@@ -77,6 +87,10 @@ class Target:
         )
         self.job_id = str(job["job_id"])
         self.task_id = next(iter(self.engine.walk(job)))["task_id"]
+        other = self.engine.submit_job("other", [TaskSpec(name="T", version="v0.0")])
+        self.other_job_id = str(other["job_id"])
+        self.other_task_id = next(iter(self.engine.walk(other)))["task_id"]
+        self.other_cluster = str(self.engine.create_cluster("other")["slug"])
         self.handlers = {
             "jobs": importlib.import_module("taskfleet_functions.handlers.jobs").lambda_handler,
             "clusters": importlib.import_module("taskfleet_functions.handlers.clusters").lambda_handler,
@@ -94,6 +108,18 @@ class Target:
         finally:
             wiring.configure(previous)
 
+    def _placed(self, text: str) -> str:
+        """`text` with the placeholders of the target's jobs, tasks and clusters replaced by their ids."""
+        for placeholder, value in (
+            ("<job>", self.job_id),
+            ("<task>", self.task_id),
+            ("<other-job>", self.other_job_id),
+            ("<other-task>", self.other_task_id),
+            ("<other-cluster>", self.other_cluster),
+        ):
+            text = text.replace(placeholder, value)
+        return text
+
     def _record(self, http_response: Any = None, model: Any = None, **_: Any) -> None:
         if (
             model is not None
@@ -110,7 +136,7 @@ class Target:
     def call(self, method: str, path: str, body: str = "", query: dict[str, str] | None = None) -> tuple[int, Any]:
         from taskfleet_local.api_server import FakeLambdaContext, build_event
 
-        path = path.replace("<job>", self.job_id).replace("<task>", self.task_id)
+        path, body = (self._placed(text) for text in (path, body))
         raw_path = path + ("?" + urlencode(query) if query else "")
         module = (
             "runner"
@@ -130,7 +156,7 @@ class Target:
 
 
 def _segment(value: str) -> str:
-    return value if value in ("<job>", "<task>") else quote(value, safe="") or "x"
+    return value if value in ("<job>", "<task>", "<other-cluster>") else quote(value, safe="") or "x"
 
 
 class Fuzzer:
@@ -139,12 +165,27 @@ class Fuzzer:
         self.counts: Counter[str] = Counter()
         self.violations: list[str] = []
 
-    def check(self, route: str, method: str, path: str, body: str = "", query: dict[str, str] | None = None) -> None:
+    def check(
+        self,
+        route: str,
+        method: str,
+        path: str,
+        body: str = "",
+        query: dict[str, str] | None = None,
+        *,
+        expect: tuple[int, str] | None = None,
+    ) -> None:
+        """One request; `expect`: the (status, error code) it must get, whatever its body."""
         self.counts[route] += 1
         before = self.target.fingerprint()
         status, payload = self.target.call(method, path, body, query)
         problem = None
-        if status >= 500:
+        got = (
+            (status, ((payload or {}).get("error") or {}).get("code")) if isinstance(payload, dict) else (status, None)
+        )
+        if expect is not None and got != expect:
+            problem = f"{got}, not {expect}"
+        elif status >= 500:
             problem = f"{status}"
         elif payload is None:
             problem = "a body that is not JSON"
@@ -158,6 +199,108 @@ class Fuzzer:
             self.violations.append(
                 f"{route}: {problem} for {method} {path[:120]!r} body {body[:200]!r} query {query!r:.120}"
             )
+
+
+# --- the runner routes' bodies --------------------------------------------------------------------------
+
+# the cluster in a runner route's path: the target's own, another, one that does not exist
+REAL_SLUGS = st.sampled_from(["default", "<other-cluster>", "nope"])
+# the cluster in a runner route's path, with hostile ones
+RUNNER_SLUGS = st.one_of(REAL_SLUGS, st.sampled_from(["a--b", "Default", "-x"]), STRINGS)
+
+
+def runner_strategies() -> dict[str, st.SearchStrategy[dict[str, Any]]]:
+    """Bodies of the runner routes: "next", "extend" and "lanes" (hostile: any ids, tokens, identifiers), and
+    "aimed next", "aimed extend", "aimed lanes" (well-formed, aimed at the target's real tasks, with a few
+    tokens, so that claims run and later reports and heartbeats hold the lease, or not)."""
+    ids = st.one_of(IDS, st.just("<other-job>"))  # in runner requests
+    # lease tokens: well-formed ones (32-128 url-safe characters) that hold no lease, and anything else
+    lease = st.one_of(st.text(alphabet=TOKEN_ALPHABET, min_size=32, max_size=128), STRINGS)
+    report = st.fixed_dictionaries(
+        {"runner_id": st.text(min_size=1, max_size=20)},
+        optional={
+            "claim": st.fixed_dictionaries(
+                {"job_id": ids, "task_id": ids, "lease": lease},
+                optional={"ref": st.one_of(st.tuples(ids, NUMBERS, NUMBERS), JSON)},
+            ),
+            "report": st.fixed_dictionaries(
+                {
+                    "job_id": ids,
+                    "task_id": ids,
+                    "attempt": NUMBERS,
+                    "lease": lease,
+                    "outcome": st.sampled_from(["computed", "failed", "released", "x"]),
+                },
+                optional={
+                    "subtasks": st.lists(task_spec(), max_size=2),
+                    "display": STRINGS,
+                    "failure": st.fixed_dictionaries({"message": STRINGS}),
+                },
+            ),
+        },
+    )
+    extend = st.fixed_dictionaries(
+        {
+            "runner_id": st.text(min_size=1, max_size=20),
+            "task_id": ids,
+            "job_id": ids,
+            "attempt": NUMBERS,
+            "lease": lease,
+        }
+    )
+    # a runner's registration: task identifiers, valid ones (each creates its lane once) and hostile ones
+    valid_identifier = st.tuples(st.sampled_from(["Leaf", "T"]), st.sampled_from(["v0.0", "v1.2"]))
+    identifier = st.one_of(
+        valid_identifier,
+        st.tuples(st.sampled_from(["Leaf", "a" * 257, ""]), st.sampled_from(["v0.0", "1.0", "v1", "v1.2.3"])),
+        st.tuples(STRINGS, STRINGS),
+        st.lists(STRINGS, max_size=3),
+    )
+    lanes = st.fixed_dictionaries(
+        {"runner_id": st.text(min_size=1, max_size=20), "tasks": st.lists(identifier, max_size=3)}
+    )
+    # well-formed runner requests aimed at the target's real tasks, one operation each, with a few tokens
+    # (job, task): a task of its own job (the other job is never canceled by the fuzzing of job routes), or of
+    # another one
+    pairs = st.sampled_from(
+        [("<other-job>", "<other-task>"), ("<job>", "<task>"), ("<job>", "<other-task>"), ("<other-job>", "<task>")]
+    )
+    tokens = st.sampled_from(["A" * 32, "b-_" * 15, "0123456789" * 4])
+    claim = st.builds(lambda p, lease: {"job_id": p[0], "task_id": p[1], "lease": lease}, pairs, tokens)
+    done = st.fixed_dictionaries(
+        {"attempt": st.integers(1, 3), "lease": tokens, "outcome": st.sampled_from(["computed", "failed", "released"])},
+        optional={
+            "subtasks": st.lists(task_spec(), max_size=2),
+            "failure": st.fixed_dictionaries({"message": st.text(max_size=20)}),
+        },
+    )
+    aimed_next = st.one_of(
+        st.fixed_dictionaries({"runner_id": st.just("r"), "claim": claim}),
+        st.builds(lambda p, d: {"runner_id": "r", "report": {"job_id": p[0], "task_id": p[1], **d}}, pairs, done),
+    )
+    aimed_extend = st.builds(
+        lambda p, attempt, lease: {
+            "runner_id": "r",
+            "job_id": p[0],
+            "task_id": p[1],
+            "attempt": attempt,
+            "lease": lease,
+        },
+        pairs,
+        st.integers(1, 3),
+        tokens,
+    )
+    aimed_lanes = st.fixed_dictionaries(
+        {"runner_id": st.just("r"), "tasks": st.lists(valid_identifier, min_size=1, max_size=3)}
+    )
+    return {
+        "next": report,
+        "extend": extend,
+        "lanes": lanes,
+        "aimed next": aimed_next,
+        "aimed extend": aimed_extend,
+        "aimed lanes": aimed_lanes,
+    }
 
 
 def fuzz_all_routes(stack: Any, examples: int) -> tuple[Counter[str], list[str]]:
@@ -175,26 +318,7 @@ def fuzz_all_routes(stack: Any, examples: int) -> tuple[Counter[str], list[str]]
             "cluster": st.sampled_from(["default", "nope"]),
         },
     )
-    report = st.fixed_dictionaries(
-        {"runner_id": st.text(min_size=1, max_size=20)},
-        optional={
-            "claim": st.fixed_dictionaries({"job_id": IDS, "task_id": IDS}),
-            "report": st.fixed_dictionaries(
-                {
-                    "job_id": IDS,
-                    "task_id": IDS,
-                    "attempt": NUMBERS,
-                    "outcome": st.sampled_from(["computed", "failed", "released", "x"]),
-                },
-                optional={
-                    "subtasks": st.lists(task_spec(), max_size=2),
-                    "display": STRINGS,
-                    "failure": st.fixed_dictionaries({"message": STRINGS}),
-                },
-            ),
-        },
-    )
-    extend = st.fixed_dictionaries({"runner_id": st.text(min_size=1, max_size=20), "task_id": IDS, "attempt": NUMBERS})
+    runner = runner_strategies()
     cluster = st.fixed_dictionaries({"name": STRINGS})
 
     @config
@@ -230,14 +354,40 @@ def fuzz_all_routes(stack: Any, examples: int) -> tuple[Counter[str], list[str]]
         fuzzer.check(f"{method} /clusters/{{slug}}", method, f"/clusters/{_segment(slug)}")
 
     @config
-    @given(body_strategy(report))
-    def runner_next(body: str) -> None:
-        fuzzer.check("POST /runner/next", "POST", "/runner/next", body)
+    @given(RUNNER_SLUGS, body_strategy(runner["next"]))
+    def runner_next(slug: str, body: str) -> None:
+        fuzzer.check("POST /runner/{slug}/next", "POST", f"/runner/{_segment(slug)}/next", body)
 
     @config
-    @given(body_strategy(extend))
-    def runner_extend(body: str) -> None:
-        fuzzer.check("POST /runner/extend", "POST", "/runner/extend", body)
+    @given(RUNNER_SLUGS, body_strategy(runner["extend"]))
+    def runner_extend(slug: str, body: str) -> None:
+        fuzzer.check("POST /runner/{slug}/extend", "POST", f"/runner/{_segment(slug)}/extend", body)
+
+    @config
+    @given(RUNNER_SLUGS, body_strategy(runner["lanes"]))
+    def runner_lanes(slug: str, body: str) -> None:
+        fuzzer.check("POST /runner/{slug}/lanes", "POST", f"/runner/{_segment(slug)}/lanes", body)
+
+    @config
+    @given(REAL_SLUGS, st.sampled_from(["next", "extend", "lanes"]), st.data())
+    def runner_aimed(slug: str, route: str, data: st.DataObject) -> None:
+        body = data.draw(runner[f"aimed {route}"])
+        fuzzer.check(
+            f"POST /runner/{{slug}}/{route} (well-formed)", "POST", f"/runner/{slug}/{route}", json.dumps(body)
+        )
+
+    @config
+    @given(
+        st.sampled_from(["next", "extend"]), st.one_of(body_strategy(runner["next"]), body_strategy(runner["extend"]))
+    )
+    def runner_old_routes(route: str, body: str) -> None:
+        fuzzer.check(
+            "POST /runner/{next,extend} (older runners)",
+            "POST",
+            f"/runner/{route}",
+            body,
+            expect=(410, "RunnerTooOld"),
+        )
 
     @config
     @given(st.sampled_from(["GET", "POST", "DELETE", "PUT", "PATCH"]), STRINGS)
@@ -256,6 +406,9 @@ def fuzz_all_routes(stack: Any, examples: int) -> tuple[Counter[str], list[str]]
             cluster_slug,
             runner_next,
             runner_extend,
+            runner_lanes,
+            runner_aimed,
+            runner_old_routes,
             unknown_routes,
         ):
             test()

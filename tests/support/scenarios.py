@@ -13,6 +13,7 @@ import concurrent.futures
 import contextlib
 import functools
 import random
+import secrets
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -342,27 +343,59 @@ def run_handler_crashes(stack: Any, size: Size, workdir: Path) -> Result:
 
 
 class Api:
-    """Drives /runner/* directly, as a runner (or a replayed network message) would."""
+    """Drives /runner/<cluster>/* directly, as a runner (or a replayed network message) would.
 
-    def __init__(self, stack: Any) -> None:
+    A runner makes a secret lease token for each claim and shows it in that attempt's reports and
+    heartbeats. Here a runner keeps one token per task (unless a claim is given another): a repeated claim
+    is that runner's request sent again (a retry after a lost response), which the orchestrator recognises
+    as the holder's own."""
+
+    def __init__(self, stack: Any, cluster: str) -> None:
         self.transport = stack.client().transport
+        self.cluster = cluster
+        self._tokens: dict[tuple[str, str], str] = {}
 
-    def claim(self, runner: str, job_id: str, task_id: str, ref: Any = None) -> dict[str, Any]:
-        """`ref`: a deferred subtask's ticket carries it, and runners pass it on with the claim."""
-        claim: dict[str, Any] = {"job_id": job_id, "task_id": task_id}
+    def token(self, runner: str, task_id: str) -> str:
+        """The lease token `runner` claims `task_id` with (and reports and extends it with)."""
+        return self._tokens.setdefault((runner, task_id), secrets.token_urlsafe(32))
+
+    def claim(
+        self, runner: str, job_id: str, task_id: str, ref: Any = None, *, lease: str | None = None
+    ) -> dict[str, Any]:
+        """`ref`: a deferred subtask's ticket carries it, and runners pass it on with the claim. `lease`: another
+        token than this runner's for this task (a fresh claim of a ticket received again)."""
+        claim: dict[str, Any] = {"job_id": job_id, "task_id": task_id, "lease": lease or self.token(runner, task_id)}
         if ref:
             claim["ref"] = list(ref)
         body = {"runner_id": runner, "claim": claim}
-        return dict(self.transport.request("POST", "/runner/next", body)["claim"])
+        return dict(self.transport.request("POST", f"/runner/{self.cluster}/next", body)["claim"])
+
+    def holder(self, task_id: str, stored_hash: str) -> str | None:
+        """The runner whose token for `task_id` a task item's `lease_hash` is (None: no runner of this Api)."""
+        from taskfleet_functions.orchestrator.contracts import lease_hash
+
+        return next(
+            (r for (r, t), token in self._tokens.items() if t == task_id and lease_hash(token) == stored_hash), None
+        )
 
     def report(
         self, runner: str, job_id: str, task_id: str, attempt: int, outcome: str = "computed", **extra: Any
     ) -> str:
+        """A report with the token `runner` claimed `task_id` with (`lease=` to show another one)."""
+        report = {"job_id": job_id, "task_id": task_id, "attempt": attempt, "outcome": outcome}
+        report["lease"] = extra.pop("lease", None) or self.token(runner, task_id)
+        body = {"runner_id": runner, "report": {**report, **extra}}
+        return str(self.transport.request("POST", f"/runner/{self.cluster}/next", body)["report"]["status"])
+
+    def extend(self, runner: str, job_id: str, task_id: str, attempt: int) -> Any:
         body = {
             "runner_id": runner,
-            "report": {"job_id": job_id, "task_id": task_id, "attempt": attempt, "outcome": outcome, **extra},
+            "job_id": job_id,
+            "task_id": task_id,
+            "attempt": attempt,
+            "lease": self.token(runner, task_id),
         }
-        return str(self.transport.request("POST", "/runner/next", body)["report"]["status"])
+        return self.transport.request("POST", f"/runner/{self.cluster}/extend", body)
 
 
 def _leaf(label: str) -> dict[str, Any]:
@@ -371,14 +404,15 @@ def _leaf(label: str) -> dict[str, Any]:
 
 def run_delivery(stack: Any, size: Size, workdir: Path) -> Result:  # noqa: PLR0915 - a linear script of delivery games, each followed by its check
     """Duplicate tickets, tickets after the task finished, duplicate and out-of-order reports, late
-    reports of an expired lease: each must leave the state the first valid event made."""
-    from taskfleet import ConflictError
+    reports of an expired lease, reports and heartbeats without the lease's token, tickets delivered to
+    another cluster's runner or naming another job: each must leave the state the first valid event made."""
+    from taskfleet import ConflictError, ForbiddenError
 
     from tests.support.fault_tasks import Leaf
 
     result = Result("delivery")
-    api = Api(stack)
     cluster = new_cluster(stack, "delivery")
+    api = Api(stack, cluster)
     engine = stack.orchestrator
     checks = Counter[str]()
 
@@ -387,13 +421,27 @@ def run_delivery(stack: Any, size: Size, workdir: Path) -> Result:  # noqa: PLR0
         if not ok:
             result.violations.append(what)
 
+    def refused(call: Callable[[], Any], error: type[Exception], code: str, what: str) -> None:
+        try:
+            call()
+        except error as err:
+            expect(getattr(err, "code", None) == code, f"{what}: refused with {err}, not {code}")
+        else:
+            expect(False, f"{what} was accepted")
+
+    def task(task_id: str) -> dict[str, Any]:
+        return dict(engine.db.get(f"TASK#{task_id}", "META") or {})
+
     job_id = submit(stack, "delivery", [Leaf("a"), Leaf("b"), Leaf("c")], cluster)
     a, b, c = (t["task_id"] for t in engine.walk(engine.get_job(job_id)))
     # the same ticket delivered to two runners, and twice to one: one attempt, one runner
     first, second = api.claim("r1", job_id, a), api.claim("r2", job_id, a)
     expect(first["status"] == "run" and second["status"] == "busy", f"duplicate ticket: {first} / {second}")
-    again = api.claim("r1", job_id, a)
+    expect(first.get("task", {}).get("lease") == api.token("r1", a), f"the claim's answer repeats its token: {first}")
+    again = api.claim("r1", job_id, a)  # its request sent again, with the same token
     expect(again["status"] == "run" and again["task"]["attempt"] == 1, f"own claim replayed: {again}")
+    anew = api.claim("r1", job_id, a, lease=secrets.token_urlsafe(32))  # received again: a claim of its own
+    expect(anew["status"] == "busy", f"a new claim of a running task by its own runner: {anew}")
     # completion with subtasks, twice: the same two children, once
     sub = [_leaf("a.0"), _leaf("a.1")]
     expect(api.report("r1", job_id, a, 1, subtasks=sub) == "ok", "first completion")
@@ -401,14 +449,19 @@ def run_delivery(stack: Any, size: Size, workdir: Path) -> Result:  # noqa: PLR0
     tree = {t["task_id"]: t for t in engine.walk(engine.get_job(job_id))}
     children = [t for t in tree.values() if t.get("parent_id") == a]
     expect(len(children) == 2 and tree[a]["children"] == 2, f"children after a replayed completion: {children}")
-    # a failure report for the computed attempt, and the ticket delivered after the task finished
+    # a failure report for the computed attempt, by its own runner and by another one (another token), and
+    # the ticket delivered after the task finished
+    expect(
+        api.report("r1", job_id, a, 1, "failed", failure={"message": "late"}) == "lease_lost",
+        "a failure after the success is rejected",
+    )
     expect(
         api.report("r2", job_id, a, 1, "failed", failure={"message": "late"}) == "lease_lost",
-        "a failure after the success is rejected",
+        "a failure after the success, by a runner without the lease, is rejected",
     )
     late = api.claim("r3", job_id, a)
     expect(late["status"] == "discard", f"ticket after finish: {late}")
-    task_a = engine.db.get(f"TASK#{a}", "META") or {}
+    task_a = task(a)
     expect((task_a.get("state"), task_a.get("attempt")) == ("COMPUTED", 1), f"a after late events: {task_a}")
     # late report of an expired lease: r1 claims b, its lease runs out, r2 takes over (attempt 2)
     expect(api.claim("r1", job_id, b)["status"] == "run", "claim b")
@@ -420,24 +473,53 @@ def run_delivery(stack: Any, size: Size, workdir: Path) -> Result:  # noqa: PLR0
     takeover = wait_for(take_over, engine.settings.lease_seconds + 30, "the lease on b to expire", poll=0.25)
     expect(takeover["task"]["attempt"] == 2, f"takeover attempt: {takeover}")
     expect(api.report("r1", job_id, b, 1, display="stale") == "lease_lost", "late success of attempt 1")
+    refused(lambda: api.extend("r1", job_id, b, 1), ConflictError, "LeaseLost", "a heartbeat of the lost lease")
+    refused(
+        lambda: api.extend("r1", job_id, b, 2),
+        ConflictError,
+        "LeaseLost",
+        "a heartbeat of the current attempt without its token",
+    )
     try:
-        api.transport.request("POST", "/runner/extend", {"runner_id": "r1", "task_id": b, "attempt": 1})
-        expect(False, "a heartbeat of the lost lease was accepted")
-    except ConflictError:
-        checks["checks"] += 1
+        expect(int(api.extend("r2", job_id, b, 2)["lease_expires"]) > 0, "the holder's heartbeat is answered")
+    except ConflictError as err:
+        expect(False, f"the holder's heartbeat was refused: {err}")
+    expect(
+        api.report("r1", job_id, b, 2, display="stale") == "lease_lost",
+        "a success of the current attempt without its token",
+    )
     expect(api.report("r2", job_id, b, 2, display="fresh") == "ok", "success of attempt 2")
     expect(
         api.report("r1", job_id, b, 1, "failed", failure={"message": "stale"}) == "lease_lost",
         "late failure of attempt 1 after attempt 2 finished",
     )
-    task_b = engine.db.get(f"TASK#{b}", "META") or {}
+    task_b = task(b)
     expect(
         (task_b.get("state"), task_b.get("attempt"), task_b.get("display")) == ("COMPUTED", 2, "fresh"),
         f"b keeps attempt 2's result: {task_b}",
     )
-    # out of order: a release (give-back) after a completion, a report for an attempt never claimed
+    # a ticket delivered to a runner of another cluster, or naming another job: refused, nothing changes
+    other_cluster = Api(stack, new_cluster(stack, "delivery-other"))
+    refused(
+        lambda: other_cluster.claim("x1", job_id, c), ForbiddenError, "WrongCluster", "a claim from another cluster"
+    )
+    other_job = submit(stack, "delivery-other-job", [Leaf("z")], cluster)
+    refused(lambda: api.claim("x2", other_job, c), ConflictError, "WrongJob", "a claim naming another job")
+    task_c = task(c)
+    expect((task_c.get("state"), task_c.get("attempt", 0)) == ("QUEUED", 0), f"c after refused claims: {task_c}")
+    # out of order: a release (give-back) after a completion, a report for an attempt never claimed, a
+    # report by a runner that does not hold the lease
     expect(api.claim("r1", job_id, c)["status"] == "run", "claim c")
-    expect(api.report("r9", job_id, c, 5) == "lease_lost", "report of an attempt that never existed")
+    expect(api.report("r1", job_id, c, 5) == "lease_lost", "report of an attempt that never existed")
+    expect(api.report("r9", job_id, c, 1) == "lease_lost", "report of another runner (another token)")
+    refused(
+        lambda: other_cluster.report("r1", job_id, c, 1, lease=api.token("r1", c)),
+        ForbiddenError,
+        "WrongCluster",
+        "a report, with the token, through another cluster's route",
+    )
+    refused(lambda: api.report("r1", other_job, c, 1), ConflictError, "WrongJob", "a report naming another job")
+    expect(task(c).get("state") == "RUNNING", f"c after reports without the lease: {task(c)}")
     expect(api.report("r1", job_id, c, 1) == "ok", "c computed")
     expect(api.report("r1", job_id, c, 1, "released") == "lease_lost", "a give-back after completion")
     # the children of a: run them, twice each
@@ -448,6 +530,7 @@ def run_delivery(stack: Any, size: Size, workdir: Path) -> Result:  # noqa: PLR0
             expect(api.report("r4", job_id, child["task_id"], 1) == "ok", "child computed (and replayed)")
     expect(job_state(stack, job_id) == "COMPLETED", f"job after delivery games: {job_state(stack, job_id)}")
     result.violations.extend(check_job(engine, job_id))
+    stack.client().jobs().cancel(other_job)
     result.figures.update({"jobs": 1, "delivery_checks": checks["checks"], "tasks_lost": 0})
     return result
 
@@ -471,9 +554,9 @@ def run_races(stack: Any, size: Size, workdir: Path, seed: int = 5) -> Result:  
 
     rng = random.Random(seed)
     result = Result("races")
-    api = Api(stack)
     engine = stack.orchestrator
     cluster = new_cluster(stack, "races")
+    api = Api(stack, cluster)
     # 1. claim storm
     job_id = submit(stack, "claim-storm", [Leaf(f"t{i}") for i in range(size.race_tasks)], cluster)
     task_ids = [t["task_id"] for t in engine.walk(engine.get_job(job_id))]
@@ -508,11 +591,16 @@ def run_races(stack: Any, size: Size, workdir: Path, seed: int = 5) -> Result:  
         statuses = Counter(pool.map(act, work))
     if statuses.get("claim-STOLEN"):
         result.violations.append(f"claim storm: {statuses['claim-STOLEN']} claims succeeded for a running task")
-    # a claim that raced ahead of its report ran again as its owner's own retry: finish those too
+    # a claim that raced ahead of its report ran again as its owner's own retry, or took over a lease that
+    # ran out meanwhile: its holder (the claimer whose token the task's lease is) finishes it too
     for t in task_ids:
         task = engine.db.get(f"TASK#{t}", "META") or {}
         if task.get("state") == "RUNNING":
-            api.report(str(task["lease_owner"]), job_id, t, int(task["attempt"]))
+            holder = api.holder(t, str(task.get("lease_hash")))
+            if holder is None:
+                result.violations.append(f"claim storm: task {t} is RUNNING under a lease no claimer holds")
+            else:
+                api.report(holder, job_id, t, int(task["attempt"]))
     if job_state(stack, job_id) != "COMPLETED":
         result.violations.append(f"claim storm job is {job_state(stack, job_id)}")
     result.violations.extend(check_job(engine, job_id))

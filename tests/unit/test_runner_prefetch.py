@@ -1,14 +1,16 @@
-"""The runner's ticket prefetch: the policy, and the loop against an in-memory queue and orchestrator."""
+"""The runner's ticket prefetch: the policy, and the loop against an in-memory lane and orchestrator."""
 
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from taskfleet import ExecutionContext, Task
+from taskfleet_runner.lanes import Lanes, Receipt
 from taskfleet_runner.runner import PREFETCH_MAX, TaskRunner, prefetch_count
 
 
@@ -39,8 +41,11 @@ def test_prefetch_count(window: float, average: float | None, buffered: int, exp
 # --- the loop, with in-memory fakes ----------------------------------------------------------------------
 
 
+LANE = "https://sqs.local/123456789012/prefix-c--0123456789ab.fifo"  # the one lane of these runners
+
+
 class FakeQueue:
-    """Just enough of SQS: visible/in-flight messages, visibility changes, deletes, call log."""
+    """Just enough of SQS for one lane: visible/in-flight messages, visibility changes, deletes, call log."""
 
     def __init__(self, bodies: list[dict[str, Any]]) -> None:
         self.messages = {f"r{i}": json.dumps(b) for i, b in enumerate(bodies)}
@@ -49,18 +54,29 @@ class FakeQueue:
         self.handed_back: list[str] = []  # receipts made visible again by the runner
         self.batch_sizes: list[int] = []
         self.changed = threading.Event()
+        self._lock = threading.Lock()  # receives come from the lanes' threads
 
-    def receive_message(self, *, MaxNumberOfMessages: int, **_: Any) -> dict[str, Any]:
-        self.receives.append(MaxNumberOfMessages)
-        taken, self.visible = self.visible[:MaxNumberOfMessages], self.visible[MaxNumberOfMessages:]
+    def receive_message(self, *, QueueUrl: str, MaxNumberOfMessages: int, **_: Any) -> dict[str, Any]:
+        assert QueueUrl == LANE
+        with self._lock:
+            self.receives.append(MaxNumberOfMessages)
+            taken, self.visible = self.visible[:MaxNumberOfMessages], self.visible[MaxNumberOfMessages:]
         return {"Messages": [{"ReceiptHandle": r, "Body": self.messages[r]} for r in taken]}
 
-    def change_message_visibility_batch(self, *, Entries: list[dict[str, Any]], **_: Any) -> None:
+    def get_queue_attributes(self, *, QueueUrl: str, **_: Any) -> dict[str, Any]:
+        assert QueueUrl == LANE
+        with self._lock:
+            visible = len(self.visible)
+        return {"Attributes": {"ApproximateNumberOfMessages": str(visible), "ApproximateNumberOfMessagesDelayed": "0"}}
+
+    def change_message_visibility_batch(self, *, QueueUrl: str, Entries: list[dict[str, Any]], **_: Any) -> None:
+        assert QueueUrl == LANE
         self.batch_sizes.append(len(Entries))
-        for entry in Entries:
-            if entry["VisibilityTimeout"] == 0:
-                self.handed_back.append(entry["ReceiptHandle"])
-                self.visible.append(entry["ReceiptHandle"])
+        with self._lock:
+            for entry in Entries:
+                if entry["VisibilityTimeout"] == 0:
+                    self.handed_back.append(entry["ReceiptHandle"])
+                    self.visible.append(entry["ReceiptHandle"])
         self.changed.set()
 
     def change_message_visibility(self, **_: Any) -> None:
@@ -74,15 +90,21 @@ class FakeQueue:
 
 
 class FakeOrchestrator:
-    """/runner/next: every report is accepted, every claim runs (once per task id, else discard)."""
+    """The runner routes of cluster "c": every report is accepted, every claim runs (once per task id, else
+    discard), and its answer repeats the claim's lease token, as the orchestrator's does."""
 
     def __init__(self) -> None:
         self.calls: list[dict[str, Any]] = []
         self.claimed: list[str] = []
+        self.leases: dict[str, str] = {}  # task id -> the lease token its claim carried
 
     def request(self, method: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        if path == "/runner/extend":
+        assert method == "POST"
+        if path == "/runner/c/extend":
             return {}
+        if path == "/runner/c/lanes":
+            return {"cluster": "c", "lanes": [{"name": "Quick", "version": "v0.0", "url": LANE}]}
+        assert path == "/runner/c/next", path
         self.calls.append(body)
         response: dict[str, Any] = {}
         if "report" in body:
@@ -93,6 +115,7 @@ class FakeOrchestrator:
                 response["claim"] = {"status": "discard"}
             else:
                 self.claimed.append(task_id)
+                self.leases[task_id] = body["claim"]["lease"]
                 name, label = task_id.split(":")
                 response["claim"] = {
                     "status": "run",
@@ -104,6 +127,7 @@ class FakeOrchestrator:
                         "attempt": 1,
                         "cluster": "c",
                         "input": json.dumps({"label": label}),
+                        "lease": body["claim"]["lease"],
                     },
                 }
         return response
@@ -135,15 +159,17 @@ def ticket(name: str, label: str, **extra: Any) -> dict[str, Any]:
 def make_runner(queue: FakeQueue, **options: Any) -> tuple[TaskRunner, FakeOrchestrator]:
     api = FakeOrchestrator()
     runner = TaskRunner(
-        None,  # type: ignore[arg-type]  # no client: the fake orchestrator and queue below stand in for it
+        cast(Any, None),  # no client: the fake orchestrator and queue below stand in for it
         "c",
         [Quick, Blocker],
         install_signal_handlers=False,
         shutdown_grace=5,
         **options,
     )
-    # _connect() sees a connected runner; the fake answers the API's requests in place of a Transport
-    runner._sqs, runner._queue_url, runner._api = queue, "q", api  # type: ignore[assignment]
+    # _connect() sees a connected runner that registered its lanes just now; the fake answers the API's
+    # requests in place of a Transport
+    runner._sqs, runner._api = queue, cast(Any, api)
+    runner._lanes, runner._lanes_checked = Lanes(queue, [LANE]), time.monotonic()
     runner.lease_seconds = 60
     return runner, api
 
@@ -159,6 +185,10 @@ def test_short_tasks_are_received_ten_at_a_time_and_claimed_from_the_buffer() ->
     # every claim after the first went out with the previous task's report
     assert sum(1 for c in api.calls if "report" in c and "claim" in c) == 24
     assert queue.handed_back == []
+    # and each report presented the lease token of its own task's claim
+    reports = [c["report"] for c in api.calls if "report" in c]
+    assert [r["task_id"] for r in reports] == [f"Quick:{i}" for i in range(25)]
+    assert all(r["lease"] == api.leases[r["task_id"]] for r in reports)
 
 
 def test_a_window_of_zero_receives_one_ticket_at_a_time() -> None:
@@ -182,7 +212,11 @@ def test_the_claim_carries_the_tickets_ref_only_when_it_has_one() -> None:
     runner, api = make_runner(queue)
     runner.run_all()
     claims = [c["claim"] for c in api.calls if "claim" in c]
+    leases = [c.pop("lease") for c in claims]
     assert claims == [{"job_id": "j", "task_id": "Quick:a", "ref": ["x", 1]}, {"job_id": "j", "task_id": "Quick:b"}]
+    # each claim carries a fresh secret lease token of the accepted shape (32-128 url-safe characters)
+    assert all(re.fullmatch(r"[A-Za-z0-9_-]{32,128}", lease) for lease in leases)
+    assert len(set(leases)) == 2
 
 
 def blocked_until_handed_back(queue: FakeQueue, then: Any = None) -> Any:
@@ -227,7 +261,12 @@ def buffered(runner: TaskRunner, queue: FakeQueue, count: int, age: float) -> No
     queue.visible = []
     for i in range(count):
         runner._buffer.append(
-            {"ReceiptHandle": f"r{i}", "ticket": ticket("Quick", str(i)), "received_at": time.monotonic() - age}
+            {
+                "ReceiptHandle": f"r{i}",
+                "receipt": Receipt(LANE, f"r{i}"),
+                "ticket": ticket("Quick", str(i)),
+                "received_at": time.monotonic() - age,
+            }
         )
 
 
@@ -246,7 +285,8 @@ def test_fresh_buffered_tickets_are_claimed_in_order() -> None:
     runner, _ = make_runner(queue)
     runner._average_seconds = 0.01
     buffered(runner, queue, 3, age=runner.lease_seconds / 3 - 5)
-    assert [runner._next_buffered()["ReceiptHandle"] for _ in range(3)] == ["r0", "r1", "r2"]  # type: ignore[index]
+    taken = [runner._next_buffered() for _ in range(3)]
+    assert [m["ReceiptHandle"] if m else None for m in taken] == ["r0", "r1", "r2"]
     assert runner._next_buffered() is None
     assert queue.handed_back == []
 
