@@ -21,7 +21,8 @@ from .lease import Leases
 from .propagation import Propagation
 from .recovery import Recovery
 from .report import Reports
-from .states import ReportStatus
+from .errors import Conflict, Forbidden
+from .states import ClaimStatus, Reason, ReportStatus
 from .submit import Submission
 from .tree import Tree
 
@@ -160,7 +161,14 @@ class Orchestrator:
                 and reported is not None
                 and reported.status == ReportStatus.OK
             )
-            claimed = self.leases.claim(claim, runner_id, job=job if reuse else None)
+            try:
+                claimed = self.leases.claim(claim, runner_id, job=job if reuse else None)
+            except (Forbidden, Conflict) as err:
+                if reported is None:
+                    raise
+                # the report is recorded: the call must say so, so the claim's refusal travels in its half
+                # (the runner deletes such a ticket) rather than as the whole call's 4xx
+                claimed = ClaimResult(status=ClaimStatus.DISCARD, code=Reason.REFUSED, reason=err.message)
         return reported, claimed
 
     def claim(self, claim: Claim, runner_id: str) -> ClaimResult:

@@ -41,3 +41,4 @@ class Reason(StrEnum):
     LEASES_EXPIRED = "leases_expired"  # the runner died too often: the task failed
     LEASE_LOST = "lease_lost"
     ALREADY_RECORDED = "already_recorded"
+    REFUSED = "refused"  # a claim of another cluster's or job's task, with a report that was recorded
