@@ -135,3 +135,25 @@ def test_a_task_of_a_canceled_job_cannot_be_claimed_by_naming_an_active_job(stac
     assert refused.value.code == "WrongJob"
     assert task_item(stack, task_id)["state"] == "QUEUED"
     assert runner.claim(canceled, task_id, token())["status"] == "discard"
+
+
+def test_a_refused_claim_beside_a_recorded_report_refuses_only_the_claim(stack, client, cluster):
+    # Given a running task, and a queued task of another job
+    job_id, task_id = queued_job(client, cluster, "reported")
+    other_job, other_task = queued_job(client, cluster, "other")
+    runner = Runner(client, cluster)
+    lease = token()
+    assert runner.claim(job_id, task_id, lease)["status"] == "run"
+    # When one call reports the first and claims the second naming the wrong job
+    body = {
+        "runner_id": "r",
+        "report": {"job_id": job_id, "task_id": task_id, "attempt": 1, "lease": lease, "outcome": "computed"},
+        "claim": {"job_id": job_id, "task_id": other_task, "lease": token()},
+    }
+    answer = client.transport.request("POST", f"/runner/{cluster}/next", body)
+    # Then the report is recorded and said to be, and only the claim is refused (the task stays queued)
+    assert answer["report"]["status"] == "ok"
+    assert answer["claim"]["status"] == "discard" and answer["claim"]["code"] == "refused"
+    assert task_item(stack, task_id)["state"] == "COMPUTED"
+    assert task_item(stack, other_task)["state"] == "QUEUED"
+    assert client.jobs().find(other_job).state == "SUBMITTED"

@@ -16,12 +16,12 @@ from ..settings import Settings
 from .clusters import Clusters, Identifier
 from .contracts import Claim, ClaimResult, Report, ReportResult, TaskSpec, now_ms
 from .dispatch import Dispatcher
+from .errors import Conflict, Forbidden
 from .jobs import Jobs
 from .lease import Leases
 from .propagation import Propagation
 from .recovery import Recovery
 from .report import Reports
-from .errors import Conflict, Forbidden
 from .states import ClaimStatus, Reason, ReportStatus
 from .submit import Submission
 from .tree import Tree
