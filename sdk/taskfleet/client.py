@@ -7,6 +7,7 @@ import os
 import random
 import time
 import uuid
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -187,8 +188,16 @@ class JobClient:
             if not cursor:
                 return
 
-    def tasks(self, job: Job | str) -> builtins.list[TaskInfo]:
-        return [TaskInfo.from_api(t) for t in self._t.request("GET", f"/jobs/{_job_id(job)}/tasks")["tasks"]]
+    def tasks(self, job: Job | str, *, limit: int = 5_000) -> builtins.list[TaskInfo]:
+        """The job's tasks, from the roots down, at most `limit` (5,000 at most); a warning says when the job
+        has more."""
+        answer = self._t.request("GET", f"/jobs/{_job_id(job)}/tasks", query={"limit": limit})
+        if answer.get("truncated"):
+            warnings.warn(
+                f"job {_job_id(job)} has more than {limit} tasks; only the first {limit} are listed",
+                stacklevel=2,
+            )
+        return [TaskInfo.from_api(t) for t in answer["tasks"]]
 
     def cancel(self, job: Job | str) -> Job:
         return Job.from_api(self._t.request("POST", f"/jobs/{_job_id(job)}/cancel", {}))

@@ -226,3 +226,14 @@ def test_a_queued_task_says_why_it_may_not_run(client, cluster, runners):
     assert wait_until(job_done(client, failed), what="the failed job").state == "FAILED"
     (left,) = [t for t in client.jobs().tasks(failed) if t.state == "QUEUED"]
     assert left.waiting == "will not run while the job is FAILED (retry the job to run it)"
+
+
+def test_a_large_task_list_is_answered_in_part_and_says_so(client, cluster):
+    from tests.e2e.workflows import Noop
+
+    job = client.jobs().submit("wide", [Noop(str(i)) for i in range(7)], cluster=cluster)
+    with pytest.warns(UserWarning, match="has more than 5 tasks"):
+        first = client.jobs().tasks(job, limit=5)
+    assert [t.display for t in first] == ["Noop"] * 5
+    assert len(client.jobs().tasks(job)) == 7  # within the default limit: all of them, no warning
+    client.jobs().cancel(job)

@@ -45,9 +45,16 @@ def find(job_id: str) -> Any:
     return ok(job_view(orchestrator().get_job(job_id)))
 
 
+# A job's tasks are answered whole up to this many (about 3 MB: Lambda answers at most 6 MB), the first ones
+# of the walk from the roots, with `truncated` saying when there are more (docs/architecture.md, "Limits").
+MAX_TASKS_ANSWERED = 5_000
+
+
 @app.get("/jobs/<job_id>/tasks")
 def tasks(job_id: str) -> Any:
-    return ok({"tasks": [task_view(t) for t in orchestrator().job_tasks(job_id)]})
+    limit = int_param(app, "limit", MAX_TASKS_ANSWERED, 1, MAX_TASKS_ANSWERED)
+    found = orchestrator().job_tasks(job_id, limit=limit + 1)
+    return ok({"tasks": [task_view(t) for t in found[:limit]], "truncated": len(found) > limit})
 
 
 @app.post("/jobs/<job_id>/cancel")

@@ -3,6 +3,7 @@ modules that do the work (see __init__.py) and holds nothing of its own but thei
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
@@ -118,10 +119,11 @@ class Orchestrator:
     def walk(self, job: Item) -> Iterator[Item]:
         return self.tree.walk(job)
 
-    def job_tasks(self, job_id: str) -> list[Item]:
-        """The job's tasks; a QUEUED one that may not run carries a `waiting` note saying why."""
+    def job_tasks(self, job_id: str, *, limit: int | None = None) -> list[Item]:
+        """The job's tasks (the first `limit` of the walk from the roots); a QUEUED one that may not run
+        carries a `waiting` note saying why."""
         job = self.jobs.get(job_id)
-        tasks = list(self.tree.walk(job))
+        tasks = list(itertools.islice(self.tree.walk(job), limit))
         lanes: dict[str, dict[str, Item]] = {}
         for task in tasks:
             if task.get("state") == "QUEUED":
