@@ -100,7 +100,7 @@ def test_a_full_job_run_logs_no_input_values_or_secrets_at_the_default_level(
 ):
     from taskfleet_functions.handlers.common import logger
 
-    # the functions' default level on Lambda is INFO (POWERTOOLS_LOG_LEVEL unset); runners default to WARNING
+    # the deployed default: functions log at INFO (config log_level), runners too (their own default and ECS's)
     previous = logger.log_level
     logger.setLevel("INFO")
     functions_log = io.StringIO()  # what the functions log, formatted as on Lambda (JSON lines)
