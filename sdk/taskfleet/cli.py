@@ -39,6 +39,8 @@ def cmd_runner(args: argparse.Namespace) -> int:
         raise SystemExit("name at least one task class (module:ClassName) or set TASKFLEET_TASKS")
     tasks = [load_task(s) for s in specs]
     cluster = args.cluster or os.environ.get("TASKFLEET_CLUSTER") or "default"
+    if not (args.url or os.environ.get("TASKFLEET_URL")):
+        raise SystemExit("taskfleet runner: no API URL: pass --url or set TASKFLEET_URL")
     try:
         client = Client(args.url)
         runner = client.runner(cluster, tasks, shutdown_grace=args.grace)
