@@ -51,8 +51,8 @@ def current_task_from_claim(payload: dict[str, Any]) -> CurrentTask:
     )
 
 
-def execute(task_class: type[Task], payload: dict[str, Any]) -> ExecutionResult:
-    context = ExecutionContext(current_task_from_claim(payload))
+def execute(task_class: type[Task], payload: dict[str, Any], runner_context: Any = None) -> ExecutionResult:
+    context = ExecutionContext(current_task_from_claim(payload), runner_context=runner_context)
     try:
         task = deserialize_input(task_class, json.loads(payload.get("input") or "null"))
         if is_async(task):

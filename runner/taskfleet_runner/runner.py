@@ -113,9 +113,11 @@ class TaskRunner:
         shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE,
         install_signal_handlers: bool = True,
         prefetch_window: float | None = None,
+        context: Any = None,
     ) -> None:
         self.client = client
         self.cluster = cluster
+        self.context = context  # shared by this runner's tasks as `context.runner_context`
         self.runner_id = runner_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.shutdown_grace = shutdown_grace
         self.install_signal_handlers = install_signal_handlers
@@ -436,7 +438,9 @@ class TaskRunner:
             self.lifecycle.busy()
         result: list[ExecutionResult] = []
         worker = threading.Thread(
-            target=lambda: result.append(execute(cls, payload)), daemon=True, name=f"task-{payload['id'][:8]}"
+            target=lambda: result.append(execute(cls, payload, self.context)),
+            daemon=True,
+            name=f"task-{payload['id'][:8]}",
         )
         lease_lost = threading.Event()
         heartbeat = threading.Thread(

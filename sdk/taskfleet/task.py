@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import json
+import logging
 import typing
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -37,6 +38,15 @@ class Task:
 
     def execute(self, context: ExecutionContext) -> None:  # pragma: no cover - overridden
         raise NotImplementedError(f"{type(self).__name__} does not implement execute(self, context)")
+
+
+class _TaskLogger(logging.LoggerAdapter[logging.Logger]):
+    """Prefixes each line with the job and task it belongs to (and passes them on as `extra`)."""
+
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        extra = dict(self.extra or {})
+        kwargs["extra"] = {**extra, **kwargs.get("extra", {})}
+        return f"[job {extra.get('job_id')} task {extra.get('task_id')}] {msg}", kwargs
 
 
 def _check_execute(cls: type) -> None:
@@ -221,9 +231,20 @@ class ExecutionContext:
 
     MAX_SUBTASKS: ClassVar[int] = rules.MAX_SUBTASKS_PER_REPORT
 
-    def __init__(self, current_task: CurrentTask) -> None:
+    def __init__(self, current_task: CurrentTask, *, runner_context: Any = None) -> None:
         self.current_task = current_task
         self._subtasks: list[SubtaskSpec] = []
+        # What the runner was given as `context=`: resources its tasks share (a model, a connection pool).
+        self.runner_context = runner_context
+        self._logger: logging.LoggerAdapter[logging.Logger] | None = None
+
+    @property
+    def logger(self) -> logging.LoggerAdapter[logging.Logger]:
+        """A logger bound to this job and task (its lines name both), writing to the runner's log."""
+        if self._logger is None:
+            task = self.current_task
+            self._logger = _TaskLogger(logging.getLogger("taskfleet.task"), {"job_id": task.job.id, "task_id": task.id})
+        return self._logger
 
     def submit_subtask(
         self,
