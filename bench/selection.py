@@ -249,6 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         LocalStack(lease_seconds=60, sweep_interval=10.0) as stack,
         tempfile.TemporaryDirectory(prefix="taskfleet-selection-") as tmp,
     ):
+        assert stack.emulator is not None and stack.orchestrator is not None  # started by the with
         results["moto"] = stack.emulator.patch_report()["moto"]
         client = stack.client()
         # Each scenario has a cluster and a runner of its own, so that their runs can alternate (the machine's
