@@ -56,10 +56,13 @@ def task_view(task: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def cluster_view(cluster: dict[str, Any]) -> dict[str, Any]:
+def cluster_view(cluster: dict[str, Any], *, deletable: bool = True) -> dict[str, Any]:
     return {
         "slug": cluster["slug"],
         "name": cluster.get("name"),
+        "display_name": cluster.get("name"),  # the reference's name for it
+        "description": cluster.get("description"),
+        "deletable": deletable,
         "dlq_url": cluster.get("dlq_url"),
         "runner_url": cluster.get("runner_url"),  # where its runners call (bound to it by IAM); None: the API
         "created_at": iso(cluster.get("created_at")),

@@ -18,6 +18,7 @@ from .config import DeploymentConfig
 from .functions import OrchestratorFunctions, retention
 
 GET, POST, DELETE = apigwv2.HttpMethod.GET, apigwv2.HttpMethod.POST, apigwv2.HttpMethod.DELETE
+PATCH = apigwv2.HttpMethod.PATCH
 
 # (method, path, function) - the contract with functions/taskfleet_functions/handlers.
 ROUTES: tuple[tuple[str, str, str], ...] = (
@@ -30,6 +31,7 @@ ROUTES: tuple[tuple[str, str, str], ...] = (
     ("POST", "/clusters", "clusters"),
     ("GET", "/clusters", "clusters"),
     ("GET", "/clusters/{slug}", "clusters"),
+    ("PATCH", "/clusters/{slug}", "clusters"),
     ("DELETE", "/clusters/{slug}", "clusters"),
     ("GET", "/config", "clusters"),
     # The cluster is in the path, so that IAM binds a runner's credentials to its cluster: execute-api ARNs
@@ -116,7 +118,7 @@ class Api(Construct):
             for name, fn in functions.functions.items()
             if name != "sweeper"
         }
-        methods = {"GET": GET, "POST": POST, "DELETE": DELETE}
+        methods = {"GET": GET, "POST": POST, "PATCH": PATCH, "DELETE": DELETE}
         self.routes: dict[tuple[str, str], apigwv2.HttpRoute] = {}
         for method, path, function in ROUTES:
             (route,) = self.http_api.add_routes(

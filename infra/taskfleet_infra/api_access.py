@@ -5,7 +5,7 @@
 | --- | --- | --- |
 | reader | dashboards, people who look | every GET route: jobs, a job, its tasks, clusters, a cluster, config |
 | submitter | scripts and services that run jobs | the reader's routes and POST /jobs |
-| admin | operators | the submitter's routes, POST /jobs/{id}/cancel and /retry, POST and DELETE /clusters |
+| admin | operators | the submitter's routes, POST /jobs/{id}/cancel and /retry, POST, PATCH and DELETE /clusters |
 
 None of them reaches a runner route (`/runner/...`): runners have their cluster's policy (runner_access.py).
 A route template's `{param}` is `*` in the policy (IAM matches the request's actual path, and `*` also
@@ -34,12 +34,13 @@ ADMIN: frozenset[Route] = SUBMITTER | {
     ("POST", "/jobs/{job_id}/cancel"),
     ("POST", "/jobs/{job_id}/retry"),
     ("POST", "/clusters"),
+    ("PATCH", "/clusters/{slug}"),
     ("DELETE", "/clusters/{slug}"),
 }
 ROLES: dict[str, tuple[frozenset[Route], str]] = {
     "reader": (READER, "read jobs, tasks, clusters and the client configuration (every GET route)"),
     "submitter": (SUBMITTER, "submit jobs (POST /jobs) and read them"),
-    "admin": (ADMIN, "submit, cancel and retry jobs, create and delete clusters, read everything"),
+    "admin": (ADMIN, "submit, cancel and retry jobs, create, update and delete clusters, read everything"),
 }
 
 if {(m, p) for m, p, _ in ROUTES if not p.startswith(RUNNER_PREFIX)} != ADMIN:

@@ -105,10 +105,22 @@ class TaskInfo:
 class Cluster:
     slug: str
     name: str
+    description: str | None = None
+    deletable: bool = True
+
+    @property
+    def display_name(self) -> str:
+        """The reference's name for `name`."""
+        return self.name
 
     @classmethod
     def from_api(cls, d: dict[str, Any]) -> Cluster:
-        return cls(slug=d["slug"], name=d.get("name") or d["slug"])
+        return cls(
+            slug=d["slug"],
+            name=d.get("name") or d["slug"],
+            description=d.get("description"),
+            deletable=bool(d.get("deletable", True)),
+        )
 
 
 def _job_id(job: Job | str) -> str:
@@ -221,8 +233,24 @@ class ClusterClient:
     def __init__(self, transport: Transport) -> None:
         self._t = transport
 
-    def create(self, name: str) -> Cluster:
-        return Cluster.from_api(self._t.request("POST", "/clusters", {"name": name}))
+    def create(self, name: str, description: str | None = None, slug: str | None = None) -> Cluster:
+        """A new cluster named `name` (its display name); its slug is `slug` if given (ConflictError if
+        taken), else made from the name with a random suffix."""
+        body: dict[str, Any] = {"name": name}
+        if description is not None:
+            body["description"] = description
+        if slug is not None:
+            try:
+                body["slug"] = rules.check_slug(slug)
+            except rules.RuleViolation as err:
+                raise TaskValidationError(str(err)) from None
+        return Cluster.from_api(self._t.request("POST", "/clusters", body))
+
+    def update(self, cluster: str | Cluster, *, name: str | None = None, description: str | None = None) -> Cluster:
+        """Change a cluster's display name and/or description (its slug stays)."""
+        slug = cluster.slug if isinstance(cluster, Cluster) else cluster
+        body = {k: v for k, v in (("name", name), ("description", description)) if v is not None}
+        return Cluster.from_api(self._t.request("PATCH", f"/clusters/{slug}", body))
 
     def find(self, slug: str) -> Cluster:
         return Cluster.from_api(self._t.request("GET", f"/clusters/{slug or 'default'}"))

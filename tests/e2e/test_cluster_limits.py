@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from taskfleet import ConflictError, NotFoundError
+from taskfleet import ConflictError, InvalidRequestError, NotFoundError, TaskValidationError
 
 from tests.e2e.workflows import Noop
 
@@ -49,3 +49,29 @@ def test_created_clusters_are_capped(stack, client):
         assert len(client.clusters().all()) == existing + len(saved.static_clusters)
     finally:
         clusters.settings = saved
+
+
+def test_clusters_have_a_display_name_a_description_and_an_optional_chosen_slug(client):
+    # Given a cluster created with a description and a slug of the user's choosing
+    created = client.clusters().create("Image Processing", description="resizing on CPUs", slug=f"img-{id(client)}")
+    assert created.slug == f"img-{id(client)}" and created.display_name == "Image Processing"
+    assert created.description == "resizing on CPUs" and created.deletable
+    # When it is updated, its name and description change and its slug stays
+    updated = client.clusters().update(created, name="Images", description="resizing and tiling")
+    assert (updated.slug, updated.display_name, updated.description) == (created.slug, "Images", "resizing and tiling")
+    assert client.clusters().find(created.slug) == updated
+    # and a second cluster with the same slug is refused
+    with pytest.raises(ConflictError) as taken:
+        client.clusters().create("Other", slug=created.slug)
+    assert taken.value.code == "SlugTaken"
+    assert client.clusters().find("default").deletable is False
+    client.clusters().delete(created.slug)
+
+
+def test_updating_a_cluster_needs_something_to_change_and_an_existing_cluster(client):
+    with pytest.raises(NotFoundError):
+        client.clusters().update("no-such-cluster", name="x")
+    with pytest.raises(InvalidRequestError, match="name or description"):
+        client.clusters().update("default")
+    with pytest.raises(TaskValidationError):
+        client.clusters().create("bad", slug="Not A Slug")

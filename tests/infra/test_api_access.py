@@ -35,6 +35,7 @@ EXPECTED = {
 }
 EXPECTED["admin"] = EXPECTED["submitter"] | {
     ("POST", "/clusters"),
+    ("PATCH", "/clusters/{slug}"),
     ("DELETE", "/clusters/{slug}"),
     ("POST", "/jobs/{job_id}/cancel"),
     ("POST", "/jobs/{job_id}/retry"),

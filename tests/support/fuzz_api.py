@@ -354,6 +354,13 @@ def fuzz_all_routes(stack: Any, examples: int) -> tuple[Counter[str], list[str]]
         fuzzer.check(f"{method} /clusters/{{slug}}", method, f"/clusters/{_segment(slug)}")
 
     @config
+    @given(STRINGS, st.one_of(st.just(""), RAW))
+    def patch_cluster(slug: str, body: str) -> None:
+        if slug == "default":  # a well-formed update of a real cluster would change it: not hostile input
+            slug = "default-x"
+        fuzzer.check("PATCH /clusters/{slug}", "PATCH", f"/clusters/{_segment(slug)}", body)
+
+    @config
     @given(RUNNER_SLUGS, body_strategy(runner["next"]))
     def runner_next(slug: str, body: str) -> None:
         fuzzer.check("POST /runner/{slug}/next", "POST", f"/runner/{_segment(slug)}/next", body)
@@ -404,6 +411,7 @@ def fuzz_all_routes(stack: Any, examples: int) -> tuple[Counter[str], list[str]]
             post_job_action,
             post_clusters,
             cluster_slug,
+            patch_cluster,
             runner_next,
             runner_extend,
             runner_lanes,

@@ -166,6 +166,10 @@ class Table:
     def delete_cluster(self, slug: str) -> None:
         self.db.delete(CLUSTERS, cluster_sk(slug))
 
+    def update_cluster(self, slug: str, changes: Mapping[str, Any]) -> Item:
+        result = self.db.update(CLUSTERS, cluster_sk(slug), set=changes, condition=EXISTS)
+        return result.item or {}
+
     # --- lanes (a cluster's queue per task identifier) -------------------------------------------------
 
     def get_lane(self, slug: str, key: str) -> Item | None:

@@ -7,7 +7,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from taskfleet import rules
 
-from ..models.api import CreateClusterIn
+from ..models.api import CreateClusterIn, UpdateClusterIn
 from ..orchestrator.errors import DomainError
 from ..views import cluster_view
 from ..wiring import orchestrator
@@ -30,20 +30,30 @@ def config() -> Any:
     )
 
 
+def view(cluster: dict[str, Any]) -> dict[str, Any]:
+    return cluster_view(cluster, deletable=orchestrator().clusters.deletable(cluster))
+
+
 @app.post("/clusters")
 def create() -> Any:
     req = body(app, CreateClusterIn)
-    return ok(cluster_view(orchestrator().create_cluster(req.name)), 201)
+    return ok(view(orchestrator().create_cluster(req.name, description=req.description, slug=req.slug)), 201)
 
 
 @app.get("/clusters")
 def all_clusters() -> Any:
-    return ok({"clusters": [cluster_view(c) for c in orchestrator().list_clusters()]})
+    return ok({"clusters": [view(c) for c in orchestrator().list_clusters()]})
 
 
 @app.get("/clusters/<slug>")
 def find(slug: str) -> Any:
-    return ok(cluster_view(orchestrator().cluster(rules.check_slug(slug))))
+    return ok(view(orchestrator().cluster(rules.check_slug(slug))))
+
+
+@app.patch("/clusters/<slug>")
+def update(slug: str) -> Any:
+    req = body(app, UpdateClusterIn)
+    return ok(view(orchestrator().update_cluster(rules.check_slug(slug), name=req.name, description=req.description)))
 
 
 @app.delete("/clusters/<slug>")

@@ -50,6 +50,13 @@ class SubmitJobIn(Strict):
 
 class CreateClusterIn(Strict):
     name: str = Field(min_length=1, max_length=100)
+    description: str | None = Field(default=None, max_length=1000)
+    slug: str | None = Field(default=None, min_length=1, max_length=40)
+
+
+class UpdateClusterIn(Strict):
+    name: str | None = Field(default=None, min_length=1, max_length=100)
+    description: str | None = Field(default=None, max_length=1000)
 
 
 class FailureIn(Strict):

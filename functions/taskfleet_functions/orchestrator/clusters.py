@@ -146,15 +146,22 @@ class Clusters:
 
     # --- clusters ------------------------------------------------------------------------------------------
 
-    def _create(self, slug: str, name: str) -> Item:
+    def _create(self, slug: str, name: str, description: str | None = None) -> Item:
+        return self._put(slug, name, description)[0]
+
+    def _put(self, slug: str, name: str, description: str | None) -> tuple[Item, bool]:
+        """The cluster item (made with its DLQ and runner URL), and whether this call created it."""
         dlq = self.queues.ensure_dlq(self.settings.dlq_name(slug))
         item = {"slug": slug, "name": name, "dlq_url": dlq, "created_at": self.clock()}
+        if description:
+            item["description"] = description
         if slug not in self.settings.static_clusters and (url := self.runner_urls.ensure(slug)):
             item["runner_url"] = url
         result = self.table.put_cluster_if_absent(item)
-        return item if result.ok else (result.item or item)
+        return (item, True) if result.ok else (result.item or item, False)
 
-    def create(self, name: str) -> Item:
+    def create(self, name: str, *, description: str | None = None, slug: str | None = None) -> Item:
+        """A new cluster: `slug` as given (409 SlugTaken if it exists), else made from the name."""
         if not isinstance(name, str) or not (1 <= len(name) <= 100) or not name.isprintable():
             raise InvalidRequest("cluster name must be 1-100 printable characters")
         created = [c for c in self.table.clusters() if c["slug"] not in self.settings.static_clusters]
@@ -164,8 +171,31 @@ class Clusters:
                 " delete one first",
                 code="ClusterLimit",
             )
+        if slug is not None:
+            rules.check_slug(slug)
+            taken = Conflict(f"cluster {slug!r} exists already; choose another slug", code="SlugTaken")
+            if slug in self.settings.static_clusters or self.table.get_cluster(slug) is not None:
+                raise taken
+            item, created = self._put(slug, name, description)
+            if not created:
+                raise taken
+            return item
         slug = f"{rules.slugify(name)[:30]}-{secrets.token_hex(3)}"
-        return self._create(rules.check_slug(slug), name)
+        return self._create(rules.check_slug(slug), name, description)
+
+    def update(self, slug: str, *, name: str | None = None, description: str | None = None) -> Item:
+        """Change a cluster's display name or description (its slug never changes)."""
+        self.get(slug)  # NotFound otherwise
+        changes = {k: v for k, v in (("name", name), ("description", description)) if v is not None}
+        if not changes:
+            raise InvalidRequest("say what to change: name or description")
+        item = self.table.update_cluster(slug, changes)
+        self._cache.pop(slug, None)
+        return self._with_runner_url(item)
+
+    def deletable(self, item: Item) -> bool:
+        """Whether `delete` may remove it: a created cluster (declared ones are the deployment's)."""
+        return str(item["slug"]) not in self.settings.static_clusters and item["slug"] != rules.DEFAULT_CLUSTER
 
     def all(self) -> list[Item]:
         self.get(rules.DEFAULT_CLUSTER)  # the default cluster always exists

@@ -88,8 +88,11 @@ class Orchestrator:
     def cluster(self, slug: str) -> Item:
         return self.clusters.get(slug)
 
-    def create_cluster(self, name: str) -> Item:
-        return self.clusters.create(name)
+    def create_cluster(self, name: str, *, description: str | None = None, slug: str | None = None) -> Item:
+        return self.clusters.create(name, description=description, slug=slug)
+
+    def update_cluster(self, slug: str, *, name: str | None = None, description: str | None = None) -> Item:
+        return self.clusters.update(slug, name=name, description=description)
 
     def list_clusters(self) -> list[Item]:
         return self.clusters.all()
