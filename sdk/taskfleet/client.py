@@ -10,6 +10,7 @@ import uuid
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from taskfleet import rules
@@ -123,8 +124,47 @@ class Cluster:
         )
 
 
-def _job_id(job: Job | str) -> str:
+def _job_id(job: Job | str | uuid.UUID) -> str:
     return job.id if isinstance(job, Job) else str(job)
+
+
+def _check_submit(name: str, tasks: Sequence[Task], client_token: str | None) -> None:
+    if not tasks:
+        raise TaskValidationError("submit needs at least one task")
+    if not isinstance(name, str) or not (1 <= len(name) <= 256):
+        raise TaskValidationError("job name must be 1-256 characters")
+    if client_token is not None and not (isinstance(client_token, str) and 1 <= len(client_token) <= 128):
+        raise TaskValidationError("client_token must be a string of 1-128 characters")
+
+
+def _clusters(
+    cluster: str | Cluster | Sequence[str | Cluster] | None, roots: int
+) -> tuple[str | None, builtins.list[str | None]]:
+    """A submit's cluster argument as (the job's cluster, one per root task), checked."""
+    if cluster is None or isinstance(cluster, str | Cluster):
+        slugs: builtins.list[str | None] = [cluster.slug if isinstance(cluster, Cluster) else cluster]
+    else:
+        slugs = [c.slug if isinstance(c, Cluster) else c for c in cluster]
+        if len(slugs) != roots:
+            raise TaskValidationError(f"cluster: a list needs one cluster per root task ({roots}), got {len(slugs)}")
+    for slug in slugs:
+        if slug:
+            try:
+                rules.check_slug(slug)
+            except rules.RuleViolation as err:
+                raise TaskValidationError(str(err)) from None
+    if cluster is None or isinstance(cluster, str | Cluster):
+        return slugs[0], [None] * roots
+    return None, slugs
+
+
+def _iso(moment: datetime | str) -> str:
+    """A time for a job query: a datetime (naive ones are UTC) or an ISO 8601 string."""
+    if isinstance(moment, str):
+        return moment
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat()
 
 
 class JobClient:
@@ -135,27 +175,21 @@ class JobClient:
         self,
         name: str,
         task_or_tasks: Task | Sequence[Task],
-        cluster: str | None = None,
+        cluster: str | Cluster | Sequence[str | Cluster] | None = None,
         max_retries: int = 0,
         *,
         client_token: str | None = None,
     ) -> Job:
-        """Submit a job. A client token (generated if not given) makes the request safe to retry: the
-        same token returns the same job instead of a second one."""
+        """Submit a job. `cluster`: one for all root tasks, or a list with one per root task. A client token
+        (generated if not given) makes the request safe to retry: the same token returns the same job
+        instead of a second one."""
         tasks = [task_or_tasks] if isinstance(task_or_tasks, Task) else list(task_or_tasks)
-        if not tasks:
-            raise TaskValidationError("submit needs at least one task")
-        if not isinstance(name, str) or not (1 <= len(name) <= 256):
-            raise TaskValidationError("job name must be 1-256 characters")
-        if client_token is not None and not (isinstance(client_token, str) and 1 <= len(client_token) <= 128):
-            raise TaskValidationError("client_token must be a string of 1-128 characters")
-        slug = cluster.slug if isinstance(cluster, Cluster) else cluster
-        if slug:
-            try:
-                rules.check_slug(slug)
-            except rules.RuleViolation as err:
-                raise TaskValidationError(str(err)) from None
-        specs = [task_spec(t, depends_on=[], cluster=None, max_retries=max_retries).wire() for t in tasks]
+        _check_submit(name, tasks, client_token)
+        cluster, per_task = _clusters(cluster, len(tasks))
+        specs = [
+            task_spec(t, depends_on=[], cluster=c, max_retries=max_retries).wire()
+            for t, c in zip(tasks, per_task, strict=True)
+        ]
         body: dict[str, Any] = {
             "name": name,
             "tasks": specs,
@@ -163,7 +197,7 @@ class JobClient:
             "client_token": client_token or uuid.uuid4().hex,
         }
         if cluster:
-            body["cluster"] = cluster.slug if isinstance(cluster, Cluster) else cluster
+            body["cluster"] = cluster
         # A 409 SubmitInProgress: an earlier attempt of this very request (same token) is still being
         # written, or died while writing; ask again until it is done or its token lock went stale.
         deadline = time.monotonic() + SUBMIT_IN_PROGRESS_WAIT
@@ -177,8 +211,36 @@ class JobClient:
             time.sleep(delay * random.uniform(0.5, 1.0))
             delay = min(2.0, delay * 2)
 
-    def find(self, job: Job | str) -> Job:
+    def find(self, job: Job | str | uuid.UUID) -> Job:
         return Job.from_api(self._t.request("GET", f"/jobs/{_job_id(job)}"))
+
+    def query(
+        self,
+        temporal_extent: tuple[datetime | str, datetime | str] | None = None,
+        job_states: Sequence[str] | None = None,
+        name: str | None = None,
+        clusters: Sequence[str | Cluster] | None = None,
+        automation_ids: Sequence[str] | None = None,
+    ) -> builtins.list[Job]:
+        """Every job that matches, newest first (pages are followed here). `temporal_extent`: jobs submitted
+        in [start, end); `job_states`: any of these states."""
+        query: dict[str, Any] = {"name": name}
+        if temporal_extent is not None:
+            query["since"], query["until"] = (_iso(t) for t in temporal_extent)
+        if job_states:
+            query["state"] = ",".join(str(s) for s in job_states)
+        if clusters:
+            query["clusters"] = ",".join(c.slug if isinstance(c, Cluster) else c for c in clusters)
+        if automation_ids:
+            query["automations"] = ",".join(automation_ids)
+        jobs: builtins.list[Job] = []
+        cursor: str | None = None
+        while True:
+            page = self._t.request("GET", "/jobs", query={**query, "cursor": cursor, "limit": 500})
+            jobs.extend(Job.from_api(data) for data in page["jobs"])
+            cursor = page.get("next_cursor")
+            if not cursor:
+                return jobs
 
     def list(self, state: str | None = None, name: str | None = None, limit: int = 100) -> builtins.list[Job]:
         """Jobs, newest first, following pages until `limit` jobs were read."""

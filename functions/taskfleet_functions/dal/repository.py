@@ -244,18 +244,36 @@ class Table:
         )
         return [str(entry["PK"]).removeprefix("JOB#") for entry in due]
 
-    def list_jobs(self, *, state: str | None, name: str | None, limit: int, cursor: str | None) -> Page:
-        """Jobs newest first, filtered; `cursor` is what the previous page returned."""
+    def list_jobs(
+        self,
+        *,
+        states: Collection[str] = (),
+        name: str | None = None,
+        clusters: Collection[str] = (),
+        automation_ids: Collection[str] = (),
+        submitted: tuple[int, int] | None = None,
+        limit: int,
+        cursor: str | None,
+    ) -> Page:
+        """Jobs newest first, filtered (`submitted`: epoch ms, start inclusive, end exclusive); `cursor` is what
+        the previous page returned. A page may hold fewer than `limit` jobs (filters apply after the read)."""
         filters, values = [], {":pk": JOBS}
-        if state:
-            filters.append("#state = :state")
-            values[":state"] = state
+        for attr, allowed in (("state", states), ("cluster", clusters)):  # attributes the index holds
+            if allowed:
+                names = [f":{attr}{i}" for i in range(len(allowed))]
+                filters.append(f"#{attr} IN ({', '.join(names)})")
+                values.update(zip(names, allowed, strict=True))
         if name:
             filters.append("#name = :name")
             values[":name"] = name
+        key_condition = "#GSI1PK = :pk"
+        if submitted is not None:
+            key_condition += " AND #GSI1SK BETWEEN :lo AND :hi"
+            values[":lo"] = f"{max(0, submitted[0]):015d}"
+            values[":hi"] = f"{max(0, submitted[1] - 1):015d}~"  # every job id sorts before "~"
         items, last = self.db.query(
             index=JOBS_INDEX,
-            key_condition="#GSI1PK = :pk",
+            key_condition=key_condition,
             values=values,
             forward=False,
             limit=limit,
@@ -265,6 +283,8 @@ class Table:
         # The index holds a few attributes; the page shows each job as `GET /jobs/{id}` does: its item.
         full = {j["job_id"]: j for j in self.db.batch_get([(job_pk(str(i["job_id"])), META) for i in items])}
         jobs = [full.get(str(i["job_id"]), i) for i in items]
+        if automation_ids:  # not in the index: filtered on the job items
+            jobs = [j for j in jobs if j.get("automation_id") in automation_ids]
         return Page(jobs, base64.urlsafe_b64encode(json.dumps(last).encode()).decode() if last else None)
 
     @staticmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -28,14 +29,51 @@ def submit() -> Any:
     return ok(job_view(job), 201)
 
 
+def _list_param(params: dict[str, str], name: str, limit: int = 20) -> list[str]:
+    """A comma-separated query parameter (repeated ones arrive comma-joined too)."""
+    values = [v for v in (params.get(name) or "").split(",") if v]
+    if len(values) > limit:
+        raise InvalidRequest(f"query parameter {name!r} takes at most {limit} values")
+    return values
+
+
+def _time_param(params: dict[str, str], name: str) -> int | None:
+    """An ISO 8601 time (with a zone, or UTC) as epoch milliseconds."""
+    raw = params.get(name)
+    if raw is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidRequest(f"query parameter {name!r} must be an ISO 8601 time, e.g. 2026-12-01T00:00:00Z") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1000)
+
+
 @app.get("/jobs")
 def list_jobs() -> Any:
+    """Jobs newest first: `state` (one or comma-separated), `name`, `clusters`, `automations`, submitted in
+    [`since`, `until`), `limit` per page, `cursor`."""
     params = app.current_event.query_string_parameters or {}
-    state = params.get("state")
-    if state is not None and state not in JobState.__members__:
-        raise InvalidRequest(f"state must be one of {sorted(JobState.__members__)}")
+    states = _list_param(params, "state")
+    unknown = [s for s in states if s not in JobState.__members__]
+    if unknown:
+        raise InvalidRequest(f"state {unknown[0]!r:.40} is not one of {sorted(JobState.__members__)}")
+    since, until = _time_param(params, "since"), _time_param(params, "until")
+    submitted = None
+    if since is not None or until is not None:
+        submitted = (since or 0, until if until is not None else 10**15)
+        if submitted[0] >= submitted[1]:
+            raise InvalidRequest("'since' must be before 'until'")
     jobs, cursor = orchestrator().list_jobs(
-        state=state, name=params.get("name"), limit=int_param(app, "limit", 50, 1, 500), cursor=params.get("cursor")
+        states=states,
+        name=params.get("name"),
+        clusters=_list_param(params, "clusters"),
+        automation_ids=_list_param(params, "automations"),
+        submitted=submitted,
+        limit=int_param(app, "limit", 50, 1, 500),
+        cursor=params.get("cursor"),
     )
     return ok({"jobs": [job_view(j) for j in jobs], "next_cursor": cursor})
 

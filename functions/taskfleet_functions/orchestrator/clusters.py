@@ -176,8 +176,8 @@ class Clusters:
             taken = Conflict(f"cluster {slug!r} exists already; choose another slug", code="SlugTaken")
             if slug in self.settings.static_clusters or self.table.get_cluster(slug) is not None:
                 raise taken
-            item, created = self._put(slug, name, description)
-            if not created:
+            item, is_new = self._put(slug, name, description)
+            if not is_new:
                 raise taken
             return item
         slug = f"{rules.slugify(name)[:30]}-{secrets.token_hex(3)}"

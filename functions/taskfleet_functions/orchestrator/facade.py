@@ -114,10 +114,8 @@ class Orchestrator:
     def get_job(self, job_id: str) -> Item:
         return self.jobs.get(job_id)
 
-    def list_jobs(
-        self, *, state: str | None = None, name: str | None = None, limit: int = 50, cursor: str | None = None
-    ) -> Page:
-        return self.jobs.list(state=state, name=name, limit=limit, cursor=cursor)
+    def list_jobs(self, *, limit: int = 50, cursor: str | None = None, **filters: Any) -> Page:
+        return self.jobs.list(limit=limit, cursor=cursor, **filters)
 
     def walk(self, job: Item) -> Iterator[Item]:
         return self.tree.walk(job)

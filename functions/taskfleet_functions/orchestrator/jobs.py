@@ -33,11 +33,11 @@ class Jobs:
         """What a runner call needs of the job (id, state, name), or None."""
         return self.table.get_job(job_id, brief=True)
 
-    def list(
-        self, *, state: str | None = None, name: str | None = None, limit: int = 50, cursor: str | None = None
-    ) -> Page:
+    def list(self, *, limit: int = 50, cursor: str | None = None, **filters: Any) -> Page:
+        """Jobs newest first; `filters` as `Table.list_jobs` takes them (states, name, clusters,
+        automation_ids, submitted)."""
         try:
-            return self.table.list_jobs(state=state, name=name, limit=limit, cursor=cursor)
+            return self.table.list_jobs(limit=limit, cursor=cursor, **filters)
         except BadCursor as err:
             raise InvalidRequest(str(err)) from None
 
