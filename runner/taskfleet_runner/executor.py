@@ -8,6 +8,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
+from taskfleet.cache import JobCache
 from taskfleet.task import (
     CurrentTask,
     ExecutionContext,
@@ -51,8 +52,10 @@ def current_task_from_claim(payload: dict[str, Any]) -> CurrentTask:
     )
 
 
-def execute(task_class: type[Task], payload: dict[str, Any], runner_context: Any = None) -> ExecutionResult:
-    context = ExecutionContext(current_task_from_claim(payload), runner_context=runner_context)
+def execute(
+    task_class: type[Task], payload: dict[str, Any], runner_context: Any = None, cache: JobCache | None = None
+) -> ExecutionResult:
+    context = ExecutionContext(current_task_from_claim(payload), runner_context=runner_context, cache=cache)
     try:
         task = deserialize_input(task_class, json.loads(payload.get("input") or "null"))
         if is_async(task):

@@ -24,6 +24,7 @@ from types import FrameType
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+from taskfleet.cache import JobCache
 from taskfleet.errors import ApiError, ApiUnavailableError, ConflictError, DuplicateTaskError, ServerError
 from taskfleet.http import Transport
 from taskfleet.protocol import ClaimStatus, Outcome, ReportStatus
@@ -35,7 +36,10 @@ from .lanes import Lanes, Receipt
 
 log = logging.getLogger("taskfleet.runner")
 
-LONG_POLL_SECONDS = 20  # SQS maximum: an idle runner makes 3 receives a minute per lane
+# An idle runner's receive waits this long (SQS's maximum, 20 s: 3 receives a minute per lane). A stopping
+# runner waits for its open receives, so a shorter poll stops faster and costs more idle requests
+# (TASKFLEET_LONG_POLL_SECONDS, 1-20; the fault tests use 5).
+LONG_POLL_SECONDS = max(1, min(20, int(os.environ.get("TASKFLEET_LONG_POLL_SECONDS", "20"))))
 RUN_ALL_POLL_SECONDS = 1
 RUN_ALL_LAST_LOOKS = 30  # run_all: rounds that found nothing while SQS still counted visible tickets
 # How often a runner asks for lanes created since it started (an older minor version submitted for the first
@@ -114,10 +118,12 @@ class TaskRunner:
         install_signal_handlers: bool = True,
         prefetch_window: float | None = None,
         context: Any = None,
+        cache: JobCache | None = None,
     ) -> None:
         self.client = client
         self.cluster = cluster
         self.context = context  # shared by this runner's tasks as `context.runner_context`
+        self.cache = cache  # the job caches' root: each task sees its job's group as `context.job_cache`
         self.runner_id = runner_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.shutdown_grace = shutdown_grace
         self.install_signal_handlers = install_signal_handlers
@@ -438,7 +444,7 @@ class TaskRunner:
             self.lifecycle.busy()
         result: list[ExecutionResult] = []
         worker = threading.Thread(
-            target=lambda: result.append(execute(cls, payload, self.context)),
+            target=lambda: result.append(execute(cls, payload, self.context, self.cache)),
             daemon=True,
             name=f"task-{payload['id'][:8]}",
         )

@@ -73,6 +73,8 @@ class Fleet:
             **os.environ,
             "TASKFLEET_FAULTS_DIR": str(workdir),
             "TASKFLEET_LOG_LEVEL": "ERROR",
+            # stops wait for open receives: a 5 s poll keeps the scenarios' many stops short
+            "TASKFLEET_LONG_POLL_SECONDS": "5",
             "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
             **(env or {}),
         }
