@@ -17,6 +17,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from taskfleet.cache import AmazonS3Cache
     from taskfleet.client import Client
     from taskfleet_functions.orchestrator import Orchestrator
 
@@ -32,6 +33,9 @@ _POWERTOOLS_LOCAL_ENV = {
 }
 
 FAKE_CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
+# The job caches' bucket in the emulated S3 (created at start). A fixed name: each stack has an emulator of
+# its own, and runners left running find it again when `taskfleet dev` restarts on the same ports.
+CACHE_BUCKET = "taskfleet-cache"
 
 
 class LocalStack:
@@ -46,6 +50,7 @@ class LocalStack:
         max_clusters: int = 100,
         host: str = "127.0.0.1",
         emulator_port: int = 0,
+        cache_bucket: str = CACHE_BUCKET,
     ) -> None:
         if not host.startswith("127.") and host not in ("localhost", "::1"):
             raise ValueError("the local stack listens on loopback only")
@@ -57,6 +62,7 @@ class LocalStack:
         self.submit_lock_seconds = submit_lock_seconds
         self.max_clusters = max_clusters
         self.emulator_port = emulator_port
+        self.cache_bucket = cache_bucket
         self.name = f"taskfleet-{secrets.token_hex(3)}"
         self.emulator: Emulator | None = None
         self.api: LocalApi | None = None
@@ -79,6 +85,29 @@ class LocalStack:
             service, endpoint_url=self.emulator.url, region_name="us-east-1", config=config, **FAKE_CREDENTIALS
         )
 
+    def cache_client(self) -> Any:
+        """An S3 client for the emulated S3 (path-style addressing: the emulator has no DNS names)."""
+        from botocore.config import Config
+
+        return self.boto_client("s3", Config(s3={"addressing_style": "path"}, retries={"mode": "standard"}))
+
+    def cache(self, prefix: str = "jobs") -> AmazonS3Cache:
+        """The job cache on the emulated S3: pass it as `client.runner(..., cache=stack.cache())`."""
+        from taskfleet.cache import AmazonS3Cache
+
+        return AmazonS3Cache(self.cache_bucket, prefix=prefix, session=self.cache_client())
+
+    def cache_env(self) -> dict[str, str]:
+        """What a runner process (`taskfleet runner`) needs in its environment to use `cache()`."""
+        assert self.emulator is not None
+        return {
+            "TASKFLEET_CACHE_BUCKET": self.cache_bucket,
+            "AWS_ENDPOINT_URL_S3": self.emulator.url,
+            "AWS_ACCESS_KEY_ID": FAKE_CREDENTIALS["aws_access_key_id"],
+            "AWS_SECRET_ACCESS_KEY": FAKE_CREDENTIALS["aws_secret_access_key"],
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+
     def start(self) -> LocalStack:
         for key, value in _POWERTOOLS_LOCAL_ENV.items():
             os.environ.setdefault(key, value)
@@ -96,6 +125,7 @@ class LocalStack:
         # the orchestrator's clients retry exactly as on AWS (wiring.aws_config: standard mode, 5 attempts)
         dynamodb, sqs = self.boto_client("dynamodb", wiring.aws_config()), self.boto_client("sqs", wiring.aws_config())
         dynamodb.create_table(**table_spec(self.name))
+        self.cache_client().create_bucket(Bucket=self.cache_bucket)
         self.api = LocalApi(host=self.host, port=self.port)
         settings = Settings(
             table_name=self.name,

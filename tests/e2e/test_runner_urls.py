@@ -15,12 +15,14 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 from taskfleet_functions.dal.runner_urls import LambdaRunnerUrls
-from taskfleet_functions.handlers import runner as runner_handler
 from taskfleet_local.api_server import FakeLambdaContext, build_event
 
 
 def invoke_runner(path: str, body: dict[str, Any], alias: str | None) -> tuple[int, dict[str, Any]]:
-    """The runner function as Lambda calls it through a function URL (of `alias`, if given)."""
+    """The runner function as Lambda calls it through a function URL (of `alias`, if given). Imported here,
+    once the local stack has configured the process (as the local API server does)."""
+    from taskfleet_functions.handlers import runner as runner_handler
+
     context = FakeLambdaContext("runner")
     if alias:
         context.invoked_function_arn += f":{alias}"

@@ -35,19 +35,23 @@ class _NoTracer:
 # X-Ray tracing is on where the deployment asks for it (TASKFLEET_TRACING=1; the CDK stack's option).
 tracer: Any = Tracer() if os.environ.get("TASKFLEET_TRACING") == "1" else _NoTracer()
 
-_METRICS_OFF = is_metrics_disabled()
+
+def _metrics_off() -> bool:
+    """Read at each call, not at import: a process may import the handlers before it configures them (a
+    test imports one, then starts the local stack, which turns metrics off)."""
+    return is_metrics_disabled()
 
 
 def count(name: str, value: int = 1) -> None:
     """Add a count metric. Where metrics are off (the local stack) add nothing: Powertools would
     otherwise keep them and print them every 100."""
-    if not _METRICS_OFF and value:
+    if value and not _metrics_off():
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
 
 
 def gauge(name: str, value: float, **dimensions: str) -> None:
     """Publish one value with its own dimensions at once (an embedded metric in the log, like `count`)."""
-    if _METRICS_OFF:
+    if _metrics_off():
         return
     from aws_lambda_powertools.metrics import single_metric
 
