@@ -52,6 +52,9 @@ class Lanes:
         receives it started came back (lanes still in a long poll are not asked twice); with a long poll it
         returns after `wait` (plus the round trip) with nothing, or when `stopping` is set. `announce` logs
         that the runner is idle, once the receives are under way."""
+        if not self.urls:  # nothing to poll (no lane answered yet): wait as a poll would, never spin
+            stopping.wait(max(wait, SLICE_SECONDS))
+            return []
         started = [self._start(url, wait, max_messages) for url in self.urls if url not in self._inflight]
         if announce:
             log.info("idle: waiting for tickets on %s lane(s)", len(self.urls))
