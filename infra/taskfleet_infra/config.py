@@ -246,6 +246,9 @@ class DeploymentConfig:
     retention_days: int = 90
     # Clusters `POST /clusters` may create besides the declared ones (409 ClusterLimit beyond); 0: none.
     max_clusters: int = 100
+    # Objects in the job caches' bucket (`context.job_cache`) expire this many days after they were
+    # written (an S3 lifecycle rule); 0: never.
+    cache_expiry_days: int = 30
     # Reserved concurrency per function (jobs, clusters, runner, sweeper); a function left out keeps its
     # default, 0 or null leaves it unreserved; null for the whole key reserves nothing.
     reserved_concurrency: Mapping[str, int | None] | None = field(
@@ -336,6 +339,7 @@ class DeploymentConfig:
     def _validate_limits(self) -> None:
         _check_int("retention_days", self.retention_days)
         _check_int("max_clusters", self.max_clusters)
+        _check_int("cache_expiry_days", self.cache_expiry_days)
         _check_int("account_concurrency", self.account_concurrency)
         reserved = self.reserved_concurrency
         if reserved is None:

@@ -116,9 +116,11 @@ class EcsRunners(Construct):
         api_url: str,
         access: RunnerAccess,
         alarm_topic: sns.ITopic,
+        cache_bucket: str | None = None,
     ) -> None:
         super().__init__(scope, id)
         self.config = config
+        self.cache_bucket = cache_bucket  # TASKFLEET_CACHE_BUCKET: `taskfleet runner` gives its tasks a job cache
         self.api_url = api_url
         self.access = access
         self.alarm_topic = alarm_topic
@@ -220,6 +222,7 @@ class EcsRunners(Construct):
         )
 
     def _container_environment(self, cluster: ClusterConfig) -> dict[str, str]:
+        cache = {"TASKFLEET_CACHE_BUCKET": self.cache_bucket} if self.cache_bucket else {}
         return {
             "TASKFLEET_URL": self.api_url,
             "TASKFLEET_CLUSTER": cluster.slug,
@@ -230,6 +233,7 @@ class EcsRunners(Construct):
             # For SigV4 signing and the SQS client, whatever the platform version injects.
             "AWS_REGION": Stack.of(self).region,
             "AWS_DEFAULT_REGION": Stack.of(self).region,
+            **cache,
         }
 
     def _log_group(self, slug: str) -> logs.LogGroup:

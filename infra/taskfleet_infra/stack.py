@@ -12,12 +12,13 @@ from constructs import Construct
 
 from .api import Api
 from .api_access import ApiAccess
+from .cache import CacheBucket
 from .config import DeploymentConfig
 from .ecs_runners import EcsRunners
 from .functions import OrchestratorFunctions
 from .observability import AlarmTopic, Observability
 from .queues import ClusterQueues
-from .runner_access import RunnerAccess
+from .runner_access import TAG_PRESENT, RunnerAccess
 from .state import StateTable
 
 
@@ -41,6 +42,10 @@ class TaskfleetStack(Stack):
             ],
         )
         self.access = RunnerAccess(self, "RunnerAccess", config=config, api=self.api, functions=self.functions)
+        self.cache = CacheBucket(self, "Cache", config=config)
+        for policy in self.access.policies.values():
+            self.cache.grant_runners(policy)
+        self.cache.grant_runners(self.access.runtime_policy, TAG_PRESENT)
         self.api_access = ApiAccess(self, "ApiAccess", config=config, api=self.api)
         self.alarm_topic = AlarmTopic(self, "Alarms", config=config)
         self.runners = None
@@ -52,6 +57,7 @@ class TaskfleetStack(Stack):
                 api_url=self.api.url,
                 access=self.access,
                 alarm_topic=self.alarm_topic.topic,
+                cache_bucket=self.cache.bucket.bucket_name,
             )
         self.observability = Observability(
             self,
@@ -82,6 +88,12 @@ class TaskfleetStack(Stack):
             "or user taskfleet-cluster=<slug>",
         )
         CfnOutput(self, "TableName", value=self.state.table.table_name)
+        CfnOutput(
+            self,
+            "CacheBucketName",
+            value=self.cache.bucket.bucket_name,
+            description="the job caches' bucket: AmazonS3Cache(<it>), TASKFLEET_CACHE_BUCKET for `taskfleet runner`",
+        )
         CfnOutput(self, "DashboardUrl", value=self.observability.dashboard_url)
         CfnOutput(self, "AlarmTopicArn", value=self.alarm_topic.topic.topic_arn)
         # A cluster's lanes (its queues, one per task identifier) are created at run time: no output names them.

@@ -41,9 +41,15 @@ def cmd_runner(args: argparse.Namespace) -> int:
     cluster = args.cluster or os.environ.get("TASKFLEET_CLUSTER") or "default"
     if not (args.url or os.environ.get("TASKFLEET_URL")):
         raise SystemExit("taskfleet runner: no API URL: pass --url or set TASKFLEET_URL")
+    # The deployment's cache bucket (the stack passes it to ECS runners): tasks get `context.job_cache`.
+    cache = None
+    if bucket := os.environ.get("TASKFLEET_CACHE_BUCKET"):
+        from .cache import AmazonS3Cache
+
+        cache = AmazonS3Cache(bucket)
     try:
         client = Client(args.url)
-        runner = client.runner(cluster, tasks, shutdown_grace=args.grace)
+        runner = client.runner(cluster, tasks, shutdown_grace=args.grace, cache=cache)
         if args.until_idle:
             runner.run_all()
         else:

@@ -18,6 +18,7 @@ from typing import Any, ClassVar, dataclass_transform
 
 from taskfleet import rules
 
+from .cache import JobCache, NoCacheConfiguredError
 from .errors import TaskValidationError
 
 
@@ -231,12 +232,25 @@ class ExecutionContext:
 
     MAX_SUBTASKS: ClassVar[int] = rules.MAX_SUBTASKS_PER_REPORT
 
-    def __init__(self, current_task: CurrentTask, *, runner_context: Any = None) -> None:
+    def __init__(self, current_task: CurrentTask, *, runner_context: Any = None, cache: JobCache | None = None) -> None:
         self.current_task = current_task
         self._subtasks: list[SubtaskSpec] = []
         # What the runner was given as `context=`: resources its tasks share (a model, a connection pool).
         self.runner_context = runner_context
         self._logger: logging.LoggerAdapter[logging.Logger] | None = None
+        self._cache = cache  # the runner's `cache=`: its root; a task sees only its job's group of it
+        self._job_cache: JobCache | None = None
+
+    @property
+    def job_cache(self) -> JobCache:
+        """This job's cache (`cache[key] = bytes`, `cache[key]`, `in`, iteration, `items()`, `group(name)`),
+        shared by the job's tasks and seeing no other job's keys. NoCacheConfiguredError if the runner was
+        given no `cache=`."""
+        if self._job_cache is None:
+            if self._cache is None:
+                raise NoCacheConfiguredError()
+            self._job_cache = self._cache.group(self.current_task.job.id)
+        return self._job_cache
 
     @property
     def logger(self) -> logging.LoggerAdapter[logging.Logger]:

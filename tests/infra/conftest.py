@@ -40,6 +40,7 @@ FULL_CONFIG: dict[str, Any] = {
     "nat_gateways": 1,
     "tracing": True,
     "alarm_email": "ops@example.com",
+    "cache_expiry_days": 7,
     "clusters": [
         {
             "slug": "default",

@@ -225,7 +225,15 @@ def test_each_cluster_has_a_runner_policy_scoped_to_its_lanes_routes_and_alias(s
     (api_id,) = synth.of_type("AWS::ApiGatewayV2::Api")
     for slug, policy in policies.items():
         sts = {st["Sid"]: st for st in policy["PolicyDocument"]["Statement"]}
-        assert set(sts) == {"Api", "RunnerUrl", "RunnerFunctionViaUrl", "ClusterLanes"}
+        # (the job cache's two statements: tests/infra/test_job_cache.py)
+        assert set(sts) == {
+            "Api",
+            "RunnerUrl",
+            "RunnerFunctionViaUrl",
+            "ClusterLanes",
+            "JobCacheObjects",
+            "JobCacheList",
+        }
         api = sts["Api"]
         assert api["Action"] == "execute-api:Invoke"
         requests = sorted(render(r).split(f"<{api_id}>/", 1)[1] for r in as_list(api["Resource"]))

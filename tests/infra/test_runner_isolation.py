@@ -1,6 +1,8 @@
 """A runner's credentials reach its own cluster's lanes, runner routes and runner URL only: no other
 cluster's lanes, no dead-letter queue, no other cluster's routes or alias, the runner function itself
-never unqualified, no job or cluster admin route, no table, no wildcard action. Checked on the synthesized
+never unqualified, no job or cluster admin route, no table, no wildcard action; besides, the deployment's
+job cache (objects under `jobs/` of the cache bucket, shared by all clusters since a job's tasks may run on
+several: tests/infra/test_job_cache.py). Checked on the synthesized
 template for the on-prem role and user of an external cluster (reliability issue 4), for the managed
 policy of every declared cluster, and for the policy of clusters created at run time, bound by the
 principal tag `taskfleet-cluster`."""
@@ -82,8 +84,11 @@ def _check_runner_statements(s: Synth, slug: str, sts: list[dict[str, Any]]) -> 
         assert all("*" not in a for a in actions), actions
         assert all(r != "*" for r in resources), st
         services = {a.split(":")[0] for a in actions}
-        assert services <= {"sqs", "execute-api", "lambda"}, actions  # no dynamodb, iam, ...
+        assert services <= {"sqs", "execute-api", "lambda", "s3"}, actions  # no dynamodb, iam, ...
         seen |= services
+        if "s3" in services:
+            assert st["Sid"] in ("JobCacheObjects", "JobCacheList"), st
+            assert resources in ([f"<{_cache_bucket(s)}.Arn>/jobs/*"], [f"<{_cache_bucket(s)}.Arn>"]), resources
         if "sqs" in services:
             assert resources == [f"{SQS_ARN}{s.config.queue_prefix}-{slug}--*"]
             (pattern,) = (r.removeprefix(SQS_ARN) for r in resources)
@@ -100,7 +105,12 @@ def _check_runner_statements(s: Synth, slug: str, sts: list[dict[str, Any]]) -> 
             assert resources == [runner_alias_arn(s, slug)], resources  # its own alias, qualified
             for other in others:
                 assert runner_alias_arn(s, other) not in resources
-    assert {"sqs", "execute-api", "lambda"} <= seen
+    assert {"sqs", "execute-api", "lambda", "s3"} <= seen
+
+
+def _cache_bucket(s: Synth) -> str:
+    (bucket,) = s.of_type("AWS::S3::Bucket")
+    return bucket
 
 
 def test_onprem_runner_credentials_cannot_touch_other_clusters_or_admin_routes(full_synth: Synth) -> None:
@@ -139,7 +149,9 @@ def test_the_runtime_cluster_policy_is_the_runner_policy_of_the_cluster_its_prin
     for st in sts:
         assert st["Condition"]["Null"] == {"aws:PrincipalTag/taskfleet-cluster": "false"}, st["Sid"]
         for resource in (render(r) for r in as_list(st["Resource"])):
-            assert TAG in resource or resource.endswith("/$default/GET/config"), resource
+            # the job cache is the deployment's, not a cluster's (see the module's docstring)
+            cache = st["Sid"].startswith("JobCache")
+            assert TAG in resource or resource.endswith("/$default/GET/config") or cache, resource
     # Statement for statement a declared cluster's policy ("default" is also the stage's name: take another).
     declared = next(slug for slug in _runner_policies(synth) if slug != "default")
 

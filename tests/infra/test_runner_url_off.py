@@ -73,7 +73,7 @@ def test_runner_policies_grant_their_own_routes_and_lanes_and_no_lambda(api_only
     assert set(policies) == {"default", "lab"}
     _, runtime = policy_by_description(s, "its principal tag taskfleet-cluster names")
     for sts in [*policies.values(), statements(runtime["PolicyDocument"])]:
-        assert sorted(st["Sid"] for st in sts) == ["Api", "ClusterLanes"]
+        assert sorted(st["Sid"] for st in sts) == ["Api", "ClusterLanes", "JobCacheList", "JobCacheObjects"]
         assert not [a for st in sts for a in as_list(st["Action"]) if a.startswith("lambda:")]
 
 
