@@ -3,6 +3,7 @@ delete what the deployment declares."""
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import replace
 
 import pytest
@@ -75,3 +76,22 @@ def test_updating_a_cluster_needs_something_to_change_and_an_existing_cluster(cl
         client.clusters().update("default")
     with pytest.raises(TaskValidationError):
         client.clusters().create("bad", slug="Not A Slug")
+
+
+def test_another_process_that_remembers_a_deleted_clusters_lane_sends_to_the_new_one(stack, client):
+    from taskfleet_functions.orchestrator import Orchestrator, TaskSpec
+
+    from tests.support.observe import queue_depth
+
+    # Given another orchestrator process (a warm Lambda) that remembers a lane of a cluster
+    slug = f"reused-{uuid.uuid4().hex[:6]}"
+    client.clusters().create("first", slug=slug)
+    engine = stack.orchestrator
+    other = Orchestrator(engine.db, engine.queues, engine.settings)
+    other.clusters.lane_url(slug, "Noop", "v0.0")
+    # When the cluster is deleted and one with its slug created again
+    client.clusters().delete(slug, force=True)
+    client.clusters().create("second", slug=slug)
+    # Then a submit through that process sends its ticket to the new cluster's lane
+    other.submit_job("reused", [TaskSpec(name="Noop", version="v0.0", input="x")], cluster=slug)
+    assert queue_depth(stack, slug) == 1

@@ -87,6 +87,10 @@ class Clusters:
             url = self._lane_urls[(slug, key)] = str(lane["url"])
         return url
 
+    def forget_lane(self, slug: str, name: str, version: str) -> None:
+        """Drop a remembered lane URL (the queue is gone)."""
+        self._lane_urls.pop((slug, lane_key(name, version)), None)
+
     def ensure_lanes(self, identifiers: Iterable[tuple[str, str, str]]) -> None:
         """Create the lanes of these (cluster slug, name, version) triples that do not exist yet: a submit or
         report calls this before it writes anything, so that a lane limit refuses it whole."""

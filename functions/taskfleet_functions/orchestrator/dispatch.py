@@ -42,7 +42,13 @@ class Dispatcher:
         for task in tasks:
             by_lane[(task["cluster"], task["name"], task["version"])].append(ticket_for(task))
         for (slug, name, version), tickets in by_lane.items():
-            self.queues.send(self.clusters.lane_url(slug, name, version), tickets, dedup_suffix=suffix)
+            try:
+                self.queues.send(self.clusters.lane_url(slug, name, version), tickets, dedup_suffix=suffix)
+            except self.queues.client.exceptions.QueueDoesNotExist:
+                # a lane this process remembered is gone: its cluster was deleted (and one with its slug may
+                # have been made since); look the lane up again, creating it if need be
+                self.clusters.forget_lane(slug, name, version)
+                self.queues.send(self.clusters.lane_url(slug, name, version), tickets, dedup_suffix=suffix)
 
     def children(self, parent: Item, keep: Keep, *, suffix: str = "") -> None:
         """Tickets for the ready subtasks of `parent` for which `keep(parent, index)` holds."""
