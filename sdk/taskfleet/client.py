@@ -277,7 +277,9 @@ class JobClient:
         return Job.from_api(self._t.request("POST", f"/jobs/{_job_id(job)}/cancel", {}))
 
     def retry(self, job: Job | str) -> int:
-        return int(self._t.request("POST", f"/jobs/{_job_id(job)}/retry", {})["rescheduled"])
+        # a token makes the request safe to send again: a resend after a lost answer gets the first's answer
+        body = {"client_token": uuid.uuid4().hex}
+        return int(self._t.request("POST", f"/jobs/{_job_id(job)}/retry", body)["rescheduled"])
 
     def wait(self, job: Job | str, timeout: float = 300.0, poll: float = 0.2) -> Job:
         """Poll until the job is COMPLETED, FAILED or CANCELED; TimeoutError after `timeout` seconds."""

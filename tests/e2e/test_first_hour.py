@@ -237,3 +237,17 @@ def test_a_large_task_list_is_answered_in_part_and_says_so(client, cluster):
     assert [t.display for t in first] == ["Noop"] * 5
     assert len(client.jobs().tasks(job)) == 7  # within the default limit: all of them, no warning
     client.jobs().cancel(job)
+
+
+def test_a_retry_sent_again_after_a_lost_answer_gets_the_same_answer(client, cluster):
+    from tests.e2e.workflows import Noop
+
+    job = client.jobs().submit("retried-twice", Noop("x"), cluster=cluster)
+    client.jobs().cancel(job)
+    body = {"client_token": "retry-1"}
+    first = client.transport.request("POST", f"/jobs/{job.id}/retry", body)["rescheduled"]
+    again = client.transport.request("POST", f"/jobs/{job.id}/retry", body)["rescheduled"]  # the SDK's resend
+    assert first == again == 1
+    with pytest.raises(ConflictError, match="RUNNING: only a FAILED or CANCELED job"):
+        client.jobs().retry(job)  # a new retry (another token) of the resumed job: nothing to retry
+    client.jobs().cancel(job)

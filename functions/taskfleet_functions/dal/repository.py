@@ -232,8 +232,10 @@ class Table:
             fields.update({"outbox_at": outbox_due, "GSI2PK": OUTBOX, "GSI2SK": f"{outbox_due:015d}"})
         return self._update(job_pk(job_id), META, set=fields, remove=remove, condition=condition, values=values)
 
-    def clear_outbox(self, job_id: str) -> None:
-        self._update(job_pk(job_id), META, remove=OUTBOX_ATTRIBUTES, condition=EXISTS)
+    def clear_outbox(self, job_id: str, *, dispatched: int | None = None) -> None:
+        """The job's dispatch is done; `dispatched`, if given, is recorded as the last retry's answer."""
+        record = {"retry_dispatched": dispatched} if dispatched is not None else None
+        self._update(job_pk(job_id), META, set=record, remove=OUTBOX_ATTRIBUTES, condition=EXISTS)
 
     def due_outbox_job_ids(self, now: int, limit: int) -> list[str]:
         due, _ = self.db.query(

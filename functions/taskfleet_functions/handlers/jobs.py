@@ -7,7 +7,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from ..models.api import SubmitJobIn
+from ..models.api import RetryIn, SubmitJobIn
 from ..orchestrator import JobState
 from ..orchestrator.errors import InvalidRequest
 from ..views import job_view, task_view
@@ -102,7 +102,8 @@ def cancel(job_id: str) -> Any:
 
 @app.post("/jobs/<job_id>/retry")
 def retry(job_id: str) -> Any:
-    return ok({"rescheduled": orchestrator().retry_job(job_id)})
+    req = body(app, RetryIn)
+    return ok({"rescheduled": orchestrator().retry_job(job_id, req.client_token)})
 
 
 @logger.inject_lambda_context

@@ -48,6 +48,11 @@ class SubmitJobIn(Strict):
     client_token: str | None = Field(default=None, min_length=1, max_length=128)
 
 
+class RetryIn(Strict):
+    # the same token on a request sent again (its answer lost) gets the first one's answer, not a 409
+    client_token: str | None = Field(default=None, min_length=1, max_length=128)
+
+
 class CreateClusterIn(Strict):
     name: str = Field(min_length=1, max_length=100)
     description: str | None = Field(default=None, max_length=1000)

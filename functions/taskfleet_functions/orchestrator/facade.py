@@ -139,8 +139,8 @@ class Orchestrator:
     def cancel_job(self, job_id: str) -> Item:
         return self.jobs.cancel(job_id)
 
-    def retry_job(self, job_id: str) -> int:
-        return self.recovery.retry_job(job_id)
+    def retry_job(self, job_id: str, token: str | None = None) -> int:
+        return self.recovery.retry_job(job_id, token)
 
     def resume(self, job: Item) -> int:
         return self.recovery.resume(job)

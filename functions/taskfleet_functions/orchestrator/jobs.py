@@ -80,20 +80,20 @@ class Jobs:
             f"job is {current.get('state')}; only a submitted or running job can be canceled", code="JobNotActive"
         )
 
-    def reopen(self, job_id: str, outbox_due: int) -> tuple[bool, Item | None]:
+    def reopen(self, job_id: str, outbox_due: int, token: str | None = None) -> tuple[bool, Item | None]:
         """FAILED/CANCELED -> RUNNING, with an outbox entry (the retry's dispatch is not done yet). Returns
         whether it moved and the job's image (the new one, or the current one when it did not move)."""
         result = self.table.job_transition(
             job_id,
             from_states=RETRYABLE_JOB_STATES,
-            set={"state": JobState.RUNNING},
-            remove=("finished_at", "failure"),
+            set={"state": JobState.RUNNING, **({"retry_token": token} if token else {})},
+            remove=("finished_at", "failure", "retry_dispatched"),
             outbox_due=outbox_due,
         )
         return result.ok and result.item is not None, result.item
 
-    def clear_outbox(self, job_id: str) -> None:
-        self.table.clear_outbox(job_id)
+    def clear_outbox(self, job_id: str, *, dispatched: int | None = None) -> None:
+        self.table.clear_outbox(job_id, dispatched=dispatched)
 
     def drain_transitions(self) -> dict[str, Any]:
         counts, self.transitions = {str(k): v for k, v in self.transitions.items()}, Counter()

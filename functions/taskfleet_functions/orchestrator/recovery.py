@@ -34,27 +34,30 @@ class Recovery:
     clock: Callable[[], int]
     outbox_ms: int
 
-    def retry_job(self, job_id: str) -> int:
+    def retry_job(self, job_id: str, token: str | None = None) -> int:
         """FAILED/CANCELED -> RUNNING: failed tasks are queued again and every ready queued task is
         dispatched. Returns how many tasks were rescheduled (sent to run). A job with nothing to retry
-        (SUBMITTED, RUNNING, COMPLETED) is a Conflict."""
+        (SUBMITTED, RUNNING, COMPLETED) is a Conflict, unless `token` names the retry that moved it (a
+        request sent again after a lost answer gets that retry's answer)."""
         self.jobs.get(job_id)
-        moved, job = self.jobs.reopen(job_id, self.clock() + self.outbox_ms)
+        moved, job = self.jobs.reopen(job_id, self.clock() + self.outbox_ms, token)
         if not moved or job is None:
             current = job or {}
             if current.get("state") in ACTIVE_JOB_STATES and current.get("outbox_at"):
                 # a retry whose dispatch is unfinished (this request's own write with its response lost,
                 # or an earlier retry that crashed): finish it now rather than leave it to the sweeper
                 return self.resume(current)
+            if token and current.get("retry_token") == token:
+                return int(current.get("retry_dispatched") or 0)
             raise Conflict(
                 f"job {job_id} is {current.get('state')}: only a FAILED or CANCELED job can be retried"
                 " (if you just retried it, that retry went through)",
                 code="NothingToRetry",
             )
         faults.point("retry.after_job_update")
-        return self.resume(job)
+        return self.resume(job, retry=True)
 
-    def resume(self, job: Item) -> int:
+    def resume(self, job: Item, *, retry: bool = False) -> int:
         """Bring an active job's tasks in line with it: failed tasks queued again, expired leases of
         running tasks released, every ready queued task dispatched. Idempotent; clears the outbox.
         Returns how many tasks were dispatched."""
@@ -72,7 +75,7 @@ class Recovery:
             faults.point("resume.before_dispatch")
             self.dispatcher.send(ready, suffix=f":r{now}")
             faults.point("resume.before_clear_outbox")
-        self.jobs.clear_outbox(job["job_id"])
+        self.jobs.clear_outbox(job["job_id"], dispatched=len(ready) if retry or job.get("retry_token") else None)
         return len(ready)
 
     def _bring_back(self, task: Item, now: int) -> tuple[Item, bool]:
