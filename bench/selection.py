@@ -48,6 +48,7 @@ from typing import Any
 
 from taskfleet import ExecutionContext, Task
 
+from bench.run import _fmt
 from bench.workloads import NoOp
 from tests.support import ROOT
 from tests.support.waits import TERMINAL, wait_for
@@ -394,14 +395,6 @@ def format_table(r: dict[str, Any]) -> str:
     )
     lines.append(f"moto {r['moto']}")
     return "\n".join(lines)
-
-
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.3g}" if abs(value) < 10 else f"{value:.1f}"
-    return str(value)
 
 
 if __name__ == "__main__":
