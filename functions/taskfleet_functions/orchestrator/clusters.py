@@ -215,14 +215,15 @@ class Clusters:
                 f"cluster {slug!r} is declared in the deployment (cdk.json); remove it there", code="DeclaredCluster"
             )
         item = self.get(slug)
-        waiting = 0 if force else sum(self.queues.backlog(url) for url in self.lane_urls(slug))
+        lanes = self.table.lanes(slug)
+        waiting = 0 if force else sum(self.queues.backlog(str(lane["url"])) for lane in lanes)
         if waiting:
             raise Conflict(
                 f"cluster {slug!r} has {waiting} ticket(s) queued or in flight; cancel their jobs and let a runner"
                 " discard them, or delete with force=true (their tasks then stay QUEUED until a retry)",
                 code="ClusterBusy",
             )
-        for lane in self.table.lanes(slug):
+        for lane in lanes:
             self.queues.delete(str(lane["url"]))
             self.table.delete_lane(slug, str(lane["key"]))
             self._lane_urls.pop((slug, str(lane["key"])), None)
