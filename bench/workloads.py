@@ -29,6 +29,28 @@ class FanOut(Task):
         context.submit_subtasks([NoOp(i) for i in range(self.n)])
 
 
+class Counted(Task):
+    """A no-op task that reports one unit of progress on each of `labels` indicators."""
+
+    i: int
+    labels: int = 1
+
+    def execute(self, context: ExecutionContext) -> None:
+        for k in range(self.labels):
+            progress = context.progress(f"label-{k}")
+            progress.add(1)
+            progress.done(1)
+
+
+class CountedFanOut(Task):
+    n: int
+    labels: int = 1
+
+    def execute(self, context: ExecutionContext) -> None:
+        context.progress("label-0").add(0)
+        context.submit_subtasks([Counted(i, self.labels) for i in range(self.n)])
+
+
 class SleepFanOut(Task):
     n: int
     seconds: float
@@ -74,4 +96,4 @@ class Gather(Task):
         pass
 
 
-ALL = ["NoOp", "Sleep", "FanOut", "SleepFanOut", "Chain", "Hop", "Mixed"]
+ALL = ["NoOp", "Sleep", "FanOut", "SleepFanOut", "Chain", "Hop", "Mixed", "Counted", "CountedFanOut"]

@@ -48,6 +48,11 @@ def task_view(task: dict[str, Any]) -> dict[str, Any]:
         "depends_on": [sibling(i) for i in task.get("depends_on") or ()],
         "subtasks": int(task.get("children", 0) or 0),
         "display": task.get("display") or task.get("name"),
+        "optional": bool(task.get("optional_root")),
+        "progress": [
+            {"label": label or None, "total": int(total), "done": int(done)}
+            for label, total, done in task.get("progress") or ()
+        ],
         "failure": task.get("failure"),
         "last_failure": task.get("last_failure"),
         "submitted_at": iso(task.get("submitted_at")),

@@ -93,9 +93,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
         gpu = client.clusters().create("gpu")
         cpu_tasks = [f"taskfleet.examples.demo:{t.__name__}" for t in CPU_TASKS]
         gpu_tasks = [f"taskfleet.examples.demo:{t.__name__}" for t in GPU_TASKS]
-        runners = [start_runner_process(stack.url, "default", cpu_tasks) for _ in range(args.runners)]
-        runners.append(start_runner_process(stack.url, gpu.slug, gpu_tasks))
+        # every runner uses the job cache on the emulated S3 bucket; short long polls let them stop at once
+        cache = {**stack.cache_env(), "TASKFLEET_LONG_POLL_SECONDS": "2"}
+        runners = [start_runner_process(stack.url, "default", cpu_tasks, extra_env=cache) for _ in range(args.runners)]
+        runners.append(start_runner_process(stack.url, gpu.slug, gpu_tasks, extra_env=cache))
         print(f"runners: {args.runners} on cluster 'default' (CPU tasks), 1 on cluster '{gpu.slug}' (GPU task)")
+        print(f"job cache: s3://{stack.cache_bucket} (emulated)")
         try:
             job = client.jobs().submit("demo-survey", SurveyWorkflow("alps", args.scenes, gpu.slug))
             print(f"submitted job {job.id}")
@@ -103,12 +106,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             last = ""
             while True:
                 job = client.jobs().find(job)
-                tasks = client.jobs().tasks(job)
-                counts = Counter(t.state for t in tasks)
-                line = (
-                    f"  [{time.monotonic() - submitted:5.1f}s] job {job.state:<9} tasks {len(tasks):>3}: "
-                    + "  ".join(f"{s} {counts.get(s, 0)}" for s in ("QUEUED", "RUNNING", "COMPUTED", "FAILED"))
-                )
+                line = f"  [{time.monotonic() - submitted:5.1f}s] job {job.state:<9} " + progress_line(job)
                 if line != last:
                     print(line, flush=True)
                     last = line
@@ -119,7 +117,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                     return 1
                 time.sleep(0.3)
             job_wall = time.monotonic() - submitted
-            print_summary(job, tasks, job_wall, time.monotonic() - started)
+            print_summary(job, client.jobs().tasks(job), job_wall, time.monotonic() - started)
             return 0 if job.state == "COMPLETED" else 1
         finally:
             for proc in runners:
@@ -131,19 +129,40 @@ def cmd_demo(args: argparse.Namespace) -> int:
                     proc.kill()
 
 
+def progress_line(job: Any) -> str:
+    """The job's progress indicators and its tasks by state, on one line."""
+    bars = "  ".join(f"{p.label or 'progress'} {p.done}/{p.total}" for p in job.progress)
+    states = " ".join(f"{s} {n}" for s, n in job.execution_stats.tasks_by_state.items())
+    return f"{bars}   tasks: {states}" if bars else f"tasks: {states}"
+
+
 def print_summary(job: Any, tasks: list[Any], job_wall: float, total_wall: float) -> None:
     by_name = Counter(t.name for t in tasks)
     by_cluster = Counter(t.cluster for t in tasks)
+    stats = job.execution_stats
     print()
     print(f"job {job.id} {job.state} in {job_wall:.1f} s ({total_wall:.1f} s including start-up)")
     print(
-        f"  {len(tasks)} tasks, {sum(t.completed for t in tasks)} completed, {sum(t.attempt for t in tasks)} executions"
+        f"  {stats.total_tasks} tasks: "
+        + ", ".join(f"{n} {s}" for s, n in stats.tasks_by_state.items())
+        + f"; {sum(t.attempt for t in tasks)} executions"
     )
+    print(
+        f"  compute {stats.compute_time.total_seconds():.2f} s over {stats.elapsed_time.total_seconds():.2f} s"
+        f" elapsed: parallelism {stats.parallelism:.2f}"
+    )
+    print("  progress: " + ", ".join(f"{p.label or 'progress'} {p.done}/{p.total}" for p in job.progress))
     for name, n in sorted(by_name.items()):
         print(f"    {name:<20} {n:>4}")
     print("  by cluster: " + ", ".join(f"{c}: {n}" for c, n in sorted(by_cluster.items())))
     root = next((t for t in tasks if t.parent_id is None), None)
     if root:
         print(f"  root: {root.display}")
+    report = next((t for t in tasks if t.name == "PublishReport"), None)
+    if report:
+        print(f"  last: {report.display}")
+    for task in tasks:
+        if task.state == "FAILED_OPTIONAL":
+            print(f"  optional task {task.display} failed, the job went on: {(task.failure or {}).get('message')}")
     if job.failure:
         print(f"  failure: {job.failure}")

@@ -26,6 +26,7 @@ MAX_TRACEBACK_LINES = 30
 class Success:
     display: str | None
     subtasks: list[SubtaskSpec] = field(default_factory=list)
+    progress: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -34,6 +35,7 @@ class Failure:
     traceback: str
     display: str | None = None
     error_type: str = "Exception"  # what the runner logs at INFO: a message may carry input values
+    progress: list[dict[str, Any]] = field(default_factory=list)
 
 
 ExecutionResult = Success | Failure
@@ -67,5 +69,11 @@ def execute(
             raise
         lines = traceback.format_exception(type(err), err, err.__traceback__)
         summary = "".join(lines[-MAX_TRACEBACK_LINES:])
-        return Failure(f"{type(err).__name__}: {err}", summary, context.current_task.display, type(err).__name__)
-    return Success(context.current_task.display, context.submitted_subtasks)
+        return Failure(
+            f"{type(err).__name__}: {err}",
+            summary,
+            context.current_task.display,
+            type(err).__name__,
+            context.reported_progress,
+        )
+    return Success(context.current_task.display, context.submitted_subtasks, context.reported_progress)

@@ -501,6 +501,7 @@ class TaskRunner:
                 "outcome": Outcome.COMPUTED,
                 "display": outcome.display,
                 "subtasks": [s.wire() for s in outcome.subtasks],
+                "progress": outcome.progress or None,
             }
         else:
             assert isinstance(outcome, Failure)
@@ -511,6 +512,7 @@ class TaskRunner:
                 "outcome": Outcome.FAILED,
                 "display": outcome.display,
                 "failure": {"message": outcome.message, "traceback": outcome.traceback},
+                "progress": outcome.progress or None,
             }
         return _Pending({k: v for k, v in report.items() if v is not None}, receipt)
 

@@ -12,7 +12,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .client import Client, Cluster, Job, TaskInfo
+    from .client import Client, Cluster, ExecutionStats, Job, ProgressIndicator, TaskInfo
     from .errors import (
         ApiError,
         ApiUnavailableError,
@@ -26,10 +26,12 @@ if TYPE_CHECKING:
         TaskfleetError,
         TaskValidationError,
     )
-    from .task import CurrentTask, ExecutionContext, FutureTask, Task
+    from .protocol import JobState, TaskState
+    from .task import CurrentTask, ExecutionContext, FutureTask, ProgressUpdate, Task
 
 _WHERE = {
-    **dict.fromkeys(("Client", "Cluster", "Job", "TaskInfo"), "client"),
+    **dict.fromkeys(("Client", "Cluster", "ExecutionStats", "Job", "ProgressIndicator", "TaskInfo"), "client"),
+    **dict.fromkeys(("JobState", "TaskState"), "protocol"),
     **dict.fromkeys(
         (
             "ApiError",
@@ -46,7 +48,7 @@ _WHERE = {
         ),
         "errors",
     ),
-    **dict.fromkeys(("CurrentTask", "ExecutionContext", "FutureTask", "Task"), "task"),
+    **dict.fromkeys(("CurrentTask", "ExecutionContext", "FutureTask", "ProgressUpdate", "Task"), "task"),
 }
 
 __all__ = [
@@ -59,14 +61,19 @@ __all__ = [
     "CurrentTask",
     "DuplicateTaskError",
     "ExecutionContext",
+    "ExecutionStats",
     "ForbiddenError",
     "FutureTask",
     "InvalidRequestError",
     "Job",
+    "JobState",
     "NotFoundError",
+    "ProgressIndicator",
+    "ProgressUpdate",
     "ServerError",
     "Task",
     "TaskInfo",
+    "TaskState",
     "TaskValidationError",
     "TaskfleetError",
 ]

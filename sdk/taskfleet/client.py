@@ -10,14 +10,14 @@ import uuid
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from taskfleet import rules
 
 from .errors import ConfigurationError, ConflictError, TaskValidationError
 from .http import Transport
-from .protocol import TERMINAL_JOB_STATES
+from .protocol import TERMINAL_JOB_STATES, JobState, TaskState
 from .task import Task, task_spec
 
 if TYPE_CHECKING:
@@ -26,11 +26,63 @@ if TYPE_CHECKING:
 SUBMIT_IN_PROGRESS_WAIT = 45.0  # > the API's token lock (30 s): a dead first attempt is taken over
 
 
+def _state(enum: type[JobState] | type[TaskState], value: Any) -> Any:
+    """A state from the API as its enum member (a str subclass: it compares equal to the plain string); a
+    value this SDK does not know stays a string."""
+    try:
+        return enum(value)
+    except ValueError:
+        return value or ""
+
+
+def _datetime(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+
+
+@dataclass(frozen=True)
+class ProgressIndicator:
+    """One progress indicator of a job: `label` (None: the unnamed one), summed over the job's tasks."""
+
+    label: str | None
+    total: int
+    done: int
+
+    @classmethod
+    def from_api(cls, d: dict[str, Any]) -> ProgressIndicator:
+        return cls(label=d.get("label"), total=int(d.get("total") or 0), done=int(d.get("done") or 0))
+
+
+@dataclass(frozen=True)
+class ExecutionStats:
+    """A job's execution figures, kept up to date as its tasks finish. `tasks_by_state` counts finished
+    tasks by state exactly; tasks not finished yet (queued or running) count as QUEUED."""
+
+    first_task_started_at: datetime | None = None
+    last_task_stopped_at: datetime | None = None
+    compute_time: timedelta = timedelta(0)
+    elapsed_time: timedelta = timedelta(0)
+    parallelism: float = 0.0  # compute time over elapsed time
+    total_tasks: int = 0
+    tasks_by_state: dict[TaskState, int] = field(default_factory=dict)
+
+    @classmethod
+    def from_api(cls, d: dict[str, Any]) -> ExecutionStats:
+        return cls(
+            first_task_started_at=_datetime(d.get("first_task_started_at")),
+            last_task_stopped_at=_datetime(d.get("last_task_stopped_at")),
+            compute_time=timedelta(milliseconds=int(d.get("compute_time_ms") or 0)),
+            elapsed_time=timedelta(milliseconds=int(d.get("elapsed_time_ms") or 0)),
+            parallelism=float(d.get("parallelism") or 0.0),
+            total_tasks=int(d.get("total_tasks") or 0),
+            tasks_by_state={_state(TaskState, k): int(v) for k, v in (d.get("tasks_by_state") or {}).items()},
+        )
+
+
 @dataclass(frozen=True)
 class Job:
     id: str
     name: str
-    state: str
+    state: JobState
     cluster: str
     submitted_at: str | None = None
     started_at: str | None = None
@@ -38,13 +90,16 @@ class Job:
     max_retries: int = 0
     root_tasks: int = 0
     failure: dict[str, Any] | None = None
+    # summed over the job's tasks as they finish (a job just submitted has none yet)
+    progress: list[ProgressIndicator] = field(default_factory=list)
+    execution_stats: ExecutionStats = field(default_factory=ExecutionStats)
 
     @classmethod
     def from_api(cls, data: dict[str, Any]) -> Job:
         return cls(
             id=data["id"],
             name=data.get("name") or "",
-            state=data.get("state") or "",
+            state=_state(JobState, data.get("state")),
             cluster=data.get("cluster") or "",
             submitted_at=data.get("submitted_at"),
             started_at=data.get("started_at"),
@@ -52,6 +107,8 @@ class Job:
             max_retries=int(data.get("max_retries") or 0),
             root_tasks=int(data.get("root_tasks") or 0),
             failure=data.get("failure"),
+            progress=[ProgressIndicator.from_api(p) for p in data.get("progress") or ()],
+            execution_stats=ExecutionStats.from_api(data.get("execution_stats") or {}),
         )
 
 
@@ -74,6 +131,8 @@ class TaskInfo:
     subtasks: int = 0
     started_at: str | None = None
     finished_at: str | None = None
+    optional: bool = False  # submitted optional, or below an optional task
+    progress: list[ProgressIndicator] = field(default_factory=list)  # its last reported attempt's
     # Why a QUEUED task may not run: its job is FAILED or CANCELED, or no runner that can run it has
     # asked for work on its cluster lately. None when nothing stands in its way.
     waiting: str | None = None
@@ -87,7 +146,7 @@ class TaskInfo:
             name=d["name"],
             version=d["version"],
             cluster=d["cluster"],
-            state=d["state"],
+            state=_state(TaskState, d["state"]),
             completed=bool(d.get("completed")),
             attempt=int(d.get("attempt", 0)),
             retry_count=int(d.get("retry_count", 0)),
@@ -99,6 +158,8 @@ class TaskInfo:
             started_at=d.get("started_at"),
             finished_at=d.get("finished_at"),
             waiting=d.get("waiting"),
+            optional=bool(d.get("optional")),
+            progress=[ProgressIndicator.from_api(p) for p in d.get("progress") or ()],
         )
 
 
@@ -221,9 +282,11 @@ class JobClient:
         name: str | None = None,
         clusters: Sequence[str | Cluster] | None = None,
         automation_ids: Sequence[str] | None = None,
+        *,
+        limit: int | None = None,
     ) -> builtins.list[Job]:
-        """Every job that matches, newest first (pages are followed here). `temporal_extent`: jobs submitted
-        in [start, end); `job_states`: any of these states."""
+        """Every job that matches, newest first (pages are followed here; `limit` stops after that many).
+        `temporal_extent`: jobs submitted in [start, end); `job_states`: any of these states."""
         query: dict[str, Any] = {"name": name}
         if temporal_extent is not None:
             query["since"], query["until"] = (_iso(t) for t in temporal_extent)
@@ -236,11 +299,12 @@ class JobClient:
         jobs: builtins.list[Job] = []
         cursor: str | None = None
         while True:
-            page = self._t.request("GET", "/jobs", query={**query, "cursor": cursor, "limit": 500})
+            page_size = min(500, limit - len(jobs)) if limit is not None else 500
+            page = self._t.request("GET", "/jobs", query={**query, "cursor": cursor, "limit": page_size})
             jobs.extend(Job.from_api(data) for data in page["jobs"])
             cursor = page.get("next_cursor")
-            if not cursor:
-                return jobs
+            if not cursor or (limit is not None and len(jobs) >= limit):
+                return jobs[:limit]
 
     def list(self, state: str | None = None, name: str | None = None, limit: int = 100) -> builtins.list[Job]:
         """Jobs, newest first, following pages until `limit` jobs were read."""
@@ -272,6 +336,25 @@ class JobClient:
                 stacklevel=2,
             )
         return [TaskInfo.from_api(t) for t in answer["tasks"]]
+
+    def visualize(self, job: Job | str, direction: str = "down") -> str:
+        """The job's task graph as an SVG document: tasks by state colour, subtasks grouped under their
+        parent, dependencies as arrows; a large fan-out of like tasks folds into one node with counts."""
+        from .diagram import render_svg
+
+        found = job if isinstance(job, Job) else self.find(job)
+        tasks = self._t.request("GET", f"/jobs/{found.id}/tasks")["tasks"]
+        return render_svg(tasks, direction, title=f"{found.name} ({found.state})")
+
+    def display(self, job: Job | str, direction: str = "down") -> Any:
+        """Show the job's diagram in a notebook (IPython); returns the displayed object."""
+        try:
+            from IPython.display import SVG, display
+        except ImportError:
+            raise ConfigurationError("display() needs IPython (a notebook); visualize() returns the SVG") from None
+        image = SVG(self.visualize(job, direction))
+        display(image)
+        return image
 
     def cancel(self, job: Job | str) -> Job:
         return Job.from_api(self._t.request("POST", f"/jobs/{_job_id(job)}/cancel", {}))
@@ -321,6 +404,12 @@ class ClusterClient:
 
     def all(self) -> builtins.list[Cluster]:
         return [Cluster.from_api(c) for c in self._t.request("GET", "/clusters")["clusters"]]
+
+    def backlog(self, cluster: str | Cluster) -> dict[str, Any]:
+        """Tickets waiting or in flight in the cluster's lanes (SQS's approximate counts): `backlog` in all,
+        and `lanes`, one `{name, version, backlog}` per task identifier."""
+        slug = cluster.slug if isinstance(cluster, Cluster) else cluster
+        return dict(self._t.request("GET", f"/clusters/{slug}/backlog"))
 
     def delete(self, slug: str | Cluster, *, force: bool = False) -> None:
         """Delete a created cluster. Refused (ConflictError) for a declared cluster, and while tickets are

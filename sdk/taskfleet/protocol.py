@@ -16,10 +16,18 @@ class TaskState(StrEnum):
     RUNNING = "RUNNING"
     COMPUTED = "COMPUTED"  # its execution succeeded; "completed" (a flag) once every subtask completed
     FAILED = "FAILED"
+    SKIPPED = "SKIPPED"  # never ran: a task below the same optional root failed
+    FAILED_OPTIONAL = "FAILED_OPTIONAL"  # an optional task that failed with no retries left; the job goes on
+
+
+# Where a task's part in its job is over: it counts as completed for its dependants and its parent.
+SETTLED_TASK_STATES = (TaskState.COMPUTED, TaskState.FAILED_OPTIONAL, TaskState.SKIPPED)
+FINISHED_TASK_STATES = (TaskState.COMPUTED, TaskState.FAILED, TaskState.FAILED_OPTIONAL, TaskState.SKIPPED)
 
 
 class JobState(StrEnum):
     SUBMITTED = "SUBMITTED"
+    QUEUED = "SUBMITTED"  # the reference product's older name for SUBMITTED (an alias)
     RUNNING = "RUNNING"
     COMPLETED = "COMPLETED"
     FAILED = "FAILED"
@@ -42,7 +50,7 @@ class ReportStatus(StrEnum):
 
     OK = "ok"  # recorded as computed
     REQUEUED = "requeued"  # queued again (a retry, or a released task): hand the ticket back at once
-    FAILED = "failed"  # recorded as failed, no retries left: the job failed
+    FAILED = "failed"  # recorded as failed, no retries left: the job failed (unless the task is optional)
     LEASE_LOST = "lease_lost"  # not this runner's attempt any more: nothing was recorded
 
 

@@ -197,6 +197,7 @@ class SubtaskSpec:
     depends_on: list[int]
     cluster: str | None
     max_retries: int
+    optional: bool = False
 
     def wire(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -209,10 +210,14 @@ class SubtaskSpec:
             data["depends_on"] = self.depends_on
         if self.cluster:
             data["cluster"] = self.cluster
+        if self.optional:
+            data["optional"] = True
         return data
 
 
-def task_spec(task: Task, *, depends_on: list[int], cluster: str | None, max_retries: int) -> SubtaskSpec:
+def task_spec(
+    task: Task, *, depends_on: list[int], cluster: str | None, max_retries: int, optional: bool = False
+) -> SubtaskSpec:
     if not isinstance(task, Task):
         raise TaskValidationError(f"expected a Task instance, got {type(task).__name__}")
     if not isinstance(max_retries, int) or not (0 <= max_retries <= rules.MAX_RETRIES_LIMIT):
@@ -222,8 +227,37 @@ def task_spec(task: Task, *, depends_on: list[int], cluster: str | None, max_ret
             rules.check_slug(cluster)
         except rules.RuleViolation as err:
             raise TaskValidationError(str(err)) from None
+    if not isinstance(optional, bool):
+        raise TaskValidationError(f"optional must be True or False, got {optional!r:.40}")
     name, version = task_identifier(task)
-    return SubtaskSpec(name, version, serialize_input(task), depends_on, cluster, max_retries)
+    return SubtaskSpec(name, version, serialize_input(task), depends_on, cluster, max_retries, optional)
+
+
+class ProgressUpdate:
+    """One progress indicator of a task: `add(n)` work to do, `done(n)` work done. Reported with the task's
+    result; the job's indicators sum every task's, and a retried task counts once (its last attempt)."""
+
+    def __init__(self, label: str | None) -> None:
+        self.label = label
+        self.total = 0
+        self.completed = 0
+
+    @staticmethod
+    def _count(n: Any) -> int:
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise TaskValidationError(f"a progress count must be a non-negative int, got {n!r:.40}")
+        return n
+
+    def add(self, n: int) -> None:
+        """There is `n` more work to do."""
+        self.total = min(self.total + self._count(n), rules.MAX_PROGRESS_COUNT)
+
+    def done(self, n: int) -> None:
+        """`n` more work is done."""
+        self.completed = min(self.completed + self._count(n), rules.MAX_PROGRESS_COUNT)
+
+    def __repr__(self) -> str:
+        return f"ProgressUpdate(label={self.label!r}, total={self.total}, done={self.completed})"
 
 
 class ExecutionContext:
@@ -240,6 +274,28 @@ class ExecutionContext:
         self._logger: logging.LoggerAdapter[logging.Logger] | None = None
         self._cache = cache  # the runner's `cache=`: its root; a task sees only its job's group of it
         self._job_cache: JobCache | None = None
+        self._progress: dict[str, ProgressUpdate] = {}
+
+    def progress(self, label: str | None = None) -> ProgressUpdate:
+        """The task's progress indicator named `label` (None: the job's unnamed one), created on first use:
+        `.add(n)` work to do, `.done(n)` work done. At most 1,000 labels per task, each up to 100 characters."""
+        if label is not None and (not isinstance(label, str) or not label):
+            raise TaskValidationError(f"a progress label must be a non-empty str or None, got {label!r:.40}")
+        key = label or ""
+        if key not in self._progress:
+            if len(key) > rules.MAX_PROGRESS_LABEL_CHARS:
+                raise TaskValidationError(
+                    f"progress label {key[:40]!r}... is {len(key)} characters; at most {rules.MAX_PROGRESS_LABEL_CHARS}"
+                )
+            if len(self._progress) >= rules.MAX_PROGRESS_LABELS:
+                raise TaskValidationError(f"a task may have at most {rules.MAX_PROGRESS_LABELS} progress labels")
+            self._progress[key] = ProgressUpdate(label)
+        return self._progress[key]
+
+    @property
+    def reported_progress(self) -> list[dict[str, Any]]:
+        """The indicators as a report carries them."""
+        return [{"label": p.label, "total": p.total, "done": p.completed} for p in self._progress.values()]
 
     @property
     def job_cache(self) -> JobCache:
@@ -266,7 +322,11 @@ class ExecutionContext:
         depends_on: FutureTask | Sequence[FutureTask] | None = None,
         cluster: str | None = None,
         max_retries: int = 0,
+        optional: bool = False,
     ) -> FutureTask:
+        """Submit a subtask; it runs once this execution returns successfully. `depends_on`: futures of
+        siblings submitted earlier here; `cluster`: another cluster's slug; `optional=True`: its failure
+        (after its retries) leaves it FAILED_OPTIONAL and the job goes on (its dependants still run)."""
         if len(self._subtasks) >= self.MAX_SUBTASKS:
             raise TaskValidationError(f"a task may submit at most {self.MAX_SUBTASKS} subtasks")
         deps = [depends_on] if isinstance(depends_on, FutureTask) else list(depends_on or [])
@@ -278,7 +338,9 @@ class ExecutionContext:
                     " execution (a task may depend only on its siblings submitted before it)"
                 )
             indices.append(dep.index)
-        spec = task_spec(task, depends_on=sorted(set(indices)), cluster=cluster, max_retries=max_retries)
+        spec = task_spec(
+            task, depends_on=sorted(set(indices)), cluster=cluster, max_retries=max_retries, optional=optional
+        )
         self._subtasks.append(spec)
         return FutureTask(len(self._subtasks) - 1, (spec.name, spec.version), id(self))
 
@@ -288,8 +350,9 @@ class ExecutionContext:
         depends_on: FutureTask | Sequence[FutureTask] | None = None,
         cluster: str | None = None,
         max_retries: int = 0,
+        optional: bool = False,
     ) -> list[FutureTask]:
-        return [self.submit_subtask(t, depends_on, cluster, max_retries) for t in tasks]
+        return [self.submit_subtask(t, depends_on, cluster, max_retries, optional) for t in tasks]
 
     @property
     def submitted_subtasks(self) -> list[SubtaskSpec]:

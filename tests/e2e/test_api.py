@@ -75,6 +75,26 @@ def job_count(client) -> int:
             json.dumps({"runner_id": "r", "report": {**REPORT, "lease": None}}),
             "InvalidRequest",
         ),
+        # progress: at most 1,000 distinct labels of at most 100 characters, counts non-negative
+        *[
+            (
+                "/runner/default/next",
+                json.dumps({"runner_id": "r", "report": {**REPORT, "progress": p}}),
+                "InvalidRequest",
+            )
+            for p in (
+                [{"label": f"l{i}", "total": 1, "done": 0} for i in range(1_001)],
+                [{"label": "x", "total": 1, "done": 0}, {"label": "x", "total": 2, "done": 0}],
+                [{"label": "x" * 101, "total": 1, "done": 0}],
+                [{"label": "x", "total": -1, "done": 0}],
+                [{"label": "x", "total": 2**60, "done": 0}],
+            )
+        ],
+        (
+            "/jobs",
+            json.dumps({"name": "x", "tasks": [{"name": "T", "optional": "maybe"}]}).encode(),
+            "InvalidRequest",
+        ),
         ("/runner/default/extend", json.dumps({"runner_id": "r", "task_id": "t", "attempt": 1}), "InvalidRequest"),
         ("/runner/default/extend", json.dumps(EXTEND), "LeaseLost"),
         # the cluster is the path's: it must be a slug

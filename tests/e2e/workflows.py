@@ -240,3 +240,156 @@ class UpgradeNew(Task):
 
     def execute(self, context: ExecutionContext) -> None:
         record(context, label=self.label, runner_version="v1.3")
+
+
+# --- optional tasks and progress (the parity issue) ------------------------------------------------------
+
+
+class WithOptional(Task):
+    """Submits an optional FailTimes (with retries) and a Noop that depends on it."""
+
+    label: str
+    failures: int
+    retries: int
+
+    def execute(self, context: ExecutionContext) -> None:
+        record(context, label=self.label)
+        flaky = context.submit_subtask(
+            FailTimes(f"{self.label}.opt", self.failures), optional=True, max_retries=self.retries
+        )
+        context.submit_subtask(Noop(f"{self.label}.after"), depends_on=flaky)
+
+
+class OptionalBranch(Task):
+    """Inside an optional subtree: a failing task, two queued tasks behind it (skipped when it fails), and a
+    gated task that, once let through, submits two more subtasks (skipped when claimed)."""
+
+    label: str
+
+    def execute(self, context: ExecutionContext) -> None:
+        record(context, label=self.label)
+        context.submit_subtask(GatedSubmitter(f"{self.label}.gated"))
+        fail = context.submit_subtask(FailAfterGate(f"{self.label}.fail", f"{self.label}.gated-started"))
+        behind = context.submit_subtask(Noop(f"{self.label}.behind1"), depends_on=fail)
+        context.submit_subtask(Noop(f"{self.label}.behind2"), depends_on=behind)
+
+
+class FailAfterGate(Task):
+    """Fails once the mark `after` exists (so a sibling is surely running when it fails)."""
+
+    label: str
+    after: str
+
+    def execute(self, context: ExecutionContext) -> None:
+        record(context, label=self.label)
+        deadline = time.monotonic() + GATE_TIMEOUT
+        while not (test_dir() / f"mark-{self.after}").exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        raise RuntimeError(f"boom in {self.label}")
+
+
+class GatedSubmitter(Task):
+    """Waits for its gate, then submits two Noop subtasks."""
+
+    label: str
+
+    def execute(self, context: ExecutionContext) -> None:
+        record(context, label=self.label)
+        mark(f"{self.label}-started")
+        wait_for_gate(self.label)
+        context.submit_subtasks([Noop(f"{self.label}.child{i}") for i in range(2)])
+
+
+class WithOptionalBranch(Task):
+    """A required Noop, an optional OptionalBranch, and a Noop depending on both."""
+
+    label: str
+
+    def execute(self, context: ExecutionContext) -> None:
+        record(context, label=self.label)
+        required = context.submit_subtask(Noop(f"{self.label}.required"))
+        branch = context.submit_subtask(OptionalBranch(f"{self.label}.branch"), optional=True)
+        context.submit_subtask(Noop(f"{self.label}.final"), depends_on=[required, branch])
+
+
+class Counted(Task):
+    """Reports progress: `items` work under its label (and one unit on the unnamed indicator). Fails after
+    counting 3 done while the file `broken-<label>` exists, or for its first `failures` executions."""
+
+    label: str
+    items: int
+    failures: int = 0
+
+    def execute(self, context: ExecutionContext) -> None:
+        record(context, label=self.label)
+        counter = test_dir() / f"count-{self.label}"
+        n = int(counter.read_text()) if counter.exists() else 0
+        counter.write_text(str(n + 1))
+        progress = context.progress("items")
+        progress.add(self.items)
+        context.progress().add(1)
+        progress.done(min(3, self.items))
+        if n < self.failures or (test_dir() / f"broken-{self.label}").exists():
+            raise RuntimeError(f"{self.label} failed after 3 items")
+        progress.done(self.items - min(3, self.items))
+        context.progress().done(1)
+
+
+class CountedFanOut(Task):
+    """Submits `n` Counted subtasks of `items` each, the first one failing `failures` times (with retries)."""
+
+    n: int
+    items: int
+    failures: int = 0
+
+    def execute(self, context: ExecutionContext) -> None:
+        record(context, label="fanout")
+        context.progress("items").add(0)
+        for i in range(self.n):
+            failures = self.failures if i == 0 else 0
+            context.submit_subtask(Counted(f"c{i}", self.items, failures), max_retries=failures)
+
+
+# --- the web console's browser tests ---------------------------------------------------------------------
+
+
+class Steps(Task):
+    """Submits `n` GatedStep subtasks (announcing `n` steps of progress), a Noop after them, and a fan-out
+    of `leaves` Noops."""
+
+    label: str
+    n: int
+    leaves: int = 0
+
+    def execute(self, context: ExecutionContext) -> None:
+        record(context, label=self.label)
+        context.progress("steps").add(self.n)
+        steps = context.submit_subtasks([GatedStep(f"{self.label}.{i}") for i in range(self.n)])
+        context.submit_subtasks([Noop(f"{self.label}.leaf{i}") for i in range(self.leaves)])
+        context.submit_subtask(Noop(f"{self.label}.after"), depends_on=steps)
+        context.current_task.display = f"{self.n} steps"
+
+
+class GatedStep(Task):
+    """Waits for its gate, then counts one step done."""
+
+    label: str
+
+    def execute(self, context: ExecutionContext) -> None:
+        record(context, label=self.label)
+        wait_for_gate(self.label)
+        context.progress("steps").done(1)
+        context.current_task.display = f"step {self.label}"
+
+
+class Hostile(Task):
+    """A task whose display name is markup (and fails while `broken-<label>` exists)."""
+
+    label: str
+    display: str
+
+    def execute(self, context: ExecutionContext) -> None:
+        record(context, label=self.label)
+        context.current_task.display = self.display
+        if (test_dir() / f"broken-{self.label}").exists():
+            raise RuntimeError(f"{self.display} failed")

@@ -10,9 +10,12 @@ Stored state (`check_job`), read straight from DynamoDB:
 - `completed` means COMPUTED and every child completed (and, quiescent, the converse);
 - a task that was ever claimed had all its dependencies completed;
 - lease: a RUNNING task has an owner and an expiry; quiescent, no RUNNING task has an expired lease;
+- the job's figures (quiescent): its stats buckets count every finished task of the tree exactly once,
+  by state, and its total is the tree's size;
 - the job: COMPLETED iff every root completed (quiescent); COMPLETED means every task in the tree is
-  completed; FAILED means some task FAILED; an active job (quiescent) has no FAILED task and no overdue
-  outbox; retries used never exceed max_retries; lease losses never exceed the limit by more than one.
+  completed (FAILED_OPTIONAL and SKIPPED tasks count as completed: they settled); FAILED means some
+  task FAILED; an active job (quiescent) has no FAILED task and no overdue outbox; retries used never
+  exceed max_retries; lease losses never exceed the limit by more than one.
 
 Executions (`check_executions`), from the lines the reliability tasks append to a log:
 - each task attempt started at most once (at most one runner per attempt);
@@ -35,7 +38,7 @@ from taskfleet_functions.dal.repository import job_pk, task_pk
 from taskfleet_functions.orchestrator import JobState as Job
 from taskfleet_functions.orchestrator import Orchestrator
 from taskfleet_functions.orchestrator import TaskState as Task
-from taskfleet_functions.orchestrator.states import ACTIVE_JOB_STATES
+from taskfleet_functions.orchestrator.states import ACTIVE_JOB_STATES, FINISHED_TASK_STATES
 
 QUEUED, RUNNING, COMPUTED, FAILED = Task.QUEUED, Task.RUNNING, Task.COMPUTED, Task.FAILED
 COMPLETED = Job.COMPLETED
@@ -165,7 +168,8 @@ def check_job(engine: Orchestrator, job_id: str, *, quiescent: bool = True, now_
     # --- per-task rules ---------------------------------------------------------------------------
     def completed(task_id: str) -> bool:
         t = tree.get(task_id)
-        return bool(t and t.get("state") == COMPUTED and t.get("completed"))
+        settled = t is not None and t.get("state") in (Task.FAILED_OPTIONAL, Task.SKIPPED)
+        return bool(t and ((t.get("state") == COMPUTED and t.get("completed")) or settled))
 
     for task_id, task in tree.items():
         st = task.get("state")
@@ -234,6 +238,12 @@ def check_job(engine: Orchestrator, job_id: str, *, quiescent: bool = True, now_
             v.append(f"job is {jstate} but tasks {failed[:3]} are FAILED")
     if quiescent and jstate == "SUBMITTED" and any(int(t.get("attempt", 0)) > 0 for t in tree.values()):
         v.append("job is still SUBMITTED although tasks of it were claimed")
+    if quiescent:
+        figures = engine.job_figures(job)["execution_stats"]
+        finished = Counter(str(t["state"]) for t in tree.values() if t.get("state") in FINISHED_TASK_STATES)
+        expected = {**({"QUEUED": len(tree) - finished.total()} if len(tree) > finished.total() else {}), **finished}
+        if figures["tasks_by_state"] != expected or figures["total_tasks"] != len(tree):
+            v.append(f"job figures {figures['tasks_by_state']} (total {figures['total_tasks']}) != tree {expected}")
     if quiescent and job.get("outbox_at") and int(job["outbox_at"]) + 60_000 < now:
         v.append("job has an outbox (unconfirmed dispatch) overdue by more than a minute")
     return v

@@ -226,6 +226,7 @@ CRASH_POINTS: dict[str, str] = {
     "propagate.after_dependency_signal": "pipeline",
     "propagate.before_dispatch": "pipeline",
     "propagate.before_job_completed": "pipeline",
+    "propagate.before_stats": "pipeline",
     "fail.before_job_update": "broken",
     "retry.after_job_update": "broken",
     "resume.after_requeue": "broken",

@@ -15,6 +15,7 @@ from typing import Any
 Item = dict[str, Any]
 
 _NAME = re.compile(r"#(\w+)")
+_IDENTIFIER = re.compile(r"[A-Za-z_]\w*")
 
 # BatchWriteItem/BatchGetItem return unprocessed keys under load; retry them with jittered backoff,
 # a bounded number of times (then raise: the caller's request fails and is retried by its client).
@@ -174,37 +175,42 @@ class Dynamo:
         *,
         set: Mapping[str, Any] | None = None,
         add: Mapping[str, Any] | None = None,
+        delete: Mapping[str, Any] | None = None,
         remove: Iterable[str] = (),
         condition: str | None = None,
         values: Mapping[str, Any] | None = None,
         returns: str = "ALL_NEW",
     ) -> UpdateResult:
-        """UpdateItem: SET `set`, ADD `add`, REMOVE `remove` (explicitly; a None in `set` is an error).
-        `condition` uses `#attr` for names and `:name` for `values`."""
+        """UpdateItem: SET `set`, ADD `add`, DELETE `delete` (elements from sets), REMOVE `remove`
+        (explicitly; a None in `set` is an error). `condition` uses `#attr` for names and `:name` for
+        `values`. Attribute names that are not identifiers (`pt#<label>`) get placeholders of their own."""
         names: dict[str, str] = {}
         vals: dict[str, Any] = dict(values or {})
         clauses: list[str] = []
+
+        def name(attr: str) -> str:
+            placeholder = f"#{attr}" if _IDENTIFIER.fullmatch(attr) else f"#_n{len(names)}"
+            names[placeholder] = attr
+            return placeholder
+
         set_parts = []
         for i, (attr, value) in enumerate((set or {}).items()):
             if value is None:  # DynamoDB stores no "absent" value: removing an attribute is said with `remove`
                 raise TypeError(f"update(set={{{attr!r}: None}}): name {attr!r} in remove= to delete it")
-            names[f"#{attr}"] = attr
             vals[f":_s{i}"] = value
-            set_parts.append(f"#{attr} = :_s{i}")
+            set_parts.append(f"{name(attr)} = :_s{i}")
         if set_parts:
             clauses.append("SET " + ", ".join(set_parts))
-        add_parts = []
-        for i, (attr, value) in enumerate((add or {}).items()):
-            names[f"#{attr}"] = attr
-            vals[f":_a{i}"] = value
-            add_parts.append(f"#{attr} :_a{i}")
-        if add_parts:
-            clauses.append("ADD " + ", ".join(add_parts))
+        for keyword, prefix, changes in (("ADD", "a", add), ("DELETE", "d", delete)):
+            parts = []
+            for i, (attr, value) in enumerate((changes or {}).items()):
+                vals[f":_{prefix}{i}"] = value
+                parts.append(f"{name(attr)} :_{prefix}{i}")
+            if parts:
+                clauses.append(f"{keyword} " + ", ".join(parts))
         removed = list(dict.fromkeys(remove))
         if removed:
-            for attr in removed:
-                names[f"#{attr}"] = attr
-            clauses.append("REMOVE " + ", ".join(f"#{a}" for a in removed))
+            clauses.append("REMOVE " + ", ".join(name(a) for a in removed))
         kwargs: dict[str, Any] = {
             "TableName": self.table,
             "Key": self._key(pk, sk),

@@ -79,6 +79,13 @@ def spec_chunk_sk(parent_attempt: int, chunk: int) -> str:
     return f"KIDS#{parent_attempt}#{chunk}"
 
 
+STATS = "STATS#"
+
+
+def stats_sk(group: str, bucket: int) -> str:
+    return f"{STATS}{group}#{bucket}"
+
+
 def _states_in(states: Collection[str]) -> tuple[str, dict[str, Any]]:
     names = [f":s{i}" for i in range(len(states))]
     return f"#state IN ({', '.join(names)})", dict(zip(names, states, strict=True))
@@ -380,6 +387,91 @@ class Table:
         """A COMPUTED task whose children all completed is completed (a stored flag)."""
         return self._update(
             task_pk(task_id), META, set={"completed": True}, condition=STATE_IS, values={":state": "COMPUTED"}
+        )
+
+    def mark_subtree_failed(self, root_id: str) -> None:
+        """A task below this optional root failed: the subtree's queued tasks are to be skipped."""
+        self._update(task_pk(root_id), META, set={"subtree_failed": True}, condition=EXISTS, returns="NONE")
+
+    def subtree_failed(self, root_id: str) -> bool:
+        root = self.db.get(task_pk(root_id), META, projection="subtree_failed")
+        return bool(root and root.get("subtree_failed"))
+
+    # --- job statistics (docs/architecture.md, "Job statistics and progress") -------------------------
+
+    def record_finish(
+        self,
+        job_id: str,
+        *,
+        group: str,
+        bucket: int,
+        member: int,
+        attempt_code: int,
+        counters: Mapping[str, int],
+        seen: str,
+        stop: int,
+    ) -> bool:
+        """Add a finished task's `counters` to its stats bucket, once (`member` joins the number set `seen`),
+        unless a job retry took this very attempt out already (`attempt_code` is in `retried`: a late
+        record of an attempt that is no longer the task's). `last_stop` becomes `stop` if that is the
+        latest. False: nothing was counted."""
+        pk, sk = job_pk(job_id), stats_sk(group, bucket)
+        add = {seen: {member}, **{k: v for k, v in counters.items() if v}}
+        once = f"NOT contains(#{seen}, :m) AND NOT contains(#retried, :a)"
+        values = {":m": member, ":a": attempt_code}
+        first = self._update(
+            pk,
+            sk,
+            set={"last_stop": stop},
+            add=add,
+            condition=f"{once} AND (attribute_not_exists(#last_stop) OR #last_stop < :t)",
+            values={**values, ":t": stop},
+            returns="NONE",
+        )
+        if first.ok:
+            return True
+        old = first.item or {}
+        if member in (old.get(seen) or ()) or attempt_code in (old.get("retried") or ()):
+            return False
+        # not counted yet, and a later stop is recorded already: count it without moving `last_stop`
+        return self._update(pk, sk, add=add, condition=once, values=values, returns="NONE").ok
+
+    def unrecord_finish(
+        self,
+        job_id: str,
+        *,
+        group: str,
+        bucket: int,
+        member: int,
+        attempt_code: int,
+        counters: Mapping[str, int],
+        seen: str,
+    ) -> None:
+        """Take a counted task's `counters` out of its stats bucket again (a job retry queues it anew), and
+        mark the attempt (`retried`) so that a late record of it counts nothing."""
+        pk, sk = job_pk(job_id), stats_sk(group, bucket)
+        while True:  # each step is conditional on `seen`, so a record racing in between is never missed
+            taken = self._update(
+                pk,
+                sk,
+                add={"retried": {attempt_code}, **{k: -v for k, v in counters.items() if v}},
+                delete={seen: {member}},
+                condition=f"contains(#{seen}, :m)",
+                values={":m": member},
+                returns="NONE",
+            )
+            if taken.ok:
+                return
+            marked = self._update(  # not counted (yet): only the mark, which keeps a late record out
+                pk, sk, add={"retried": {attempt_code}}, condition=f"NOT contains(#{seen}, :m)", values={":m": member}
+            )
+            if marked.ok:
+                return
+
+    def stats_buckets(self, job_id: str) -> Iterator[Item]:
+        """Every stats bucket of the job (one Query of its partition, paginated)."""
+        return self.db.query_all(
+            key_condition="#PK = :pk AND begins_with(#SK, :s)", values={":pk": job_pk(job_id), ":s": STATS}
         )
 
     # --- latches -------------------------------------------------------------------------------------

@@ -60,6 +60,7 @@ def list_jobs() -> Any:
     unknown = [s for s in states if s not in JobState.__members__]
     if unknown:
         raise InvalidRequest(f"state {unknown[0]!r:.40} is not one of {sorted(JobState.__members__)}")
+    states = list(dict.fromkeys(JobState[s].value for s in states))  # QUEUED is SUBMITTED's older name
     since, until = _time_param(params, "since"), _time_param(params, "until")
     submitted = None
     if since is not None or until is not None:
@@ -75,12 +76,17 @@ def list_jobs() -> Any:
         limit=int_param(app, "limit", 50, 1, 500),
         cursor=params.get("cursor"),
     )
-    return ok({"jobs": [job_view(j) for j in jobs], "next_cursor": cursor})
+    return ok({"jobs": [_with_figures(j) for j in jobs], "next_cursor": cursor})
+
+
+def _with_figures(job: dict[str, Any]) -> dict[str, Any]:
+    """The job as the API shows it: its item, its progress and its execution stats."""
+    return {**job_view(job), **orchestrator().job_figures(job)}
 
 
 @app.get("/jobs/<job_id>")
 def find(job_id: str) -> Any:
-    return ok(job_view(orchestrator().get_job(job_id)))
+    return ok(_with_figures(orchestrator().get_job(job_id)))
 
 
 # A job's tasks are answered whole up to this many (about 3 MB: Lambda answers at most 6 MB), the first ones
@@ -97,7 +103,7 @@ def tasks(job_id: str) -> Any:
 
 @app.post("/jobs/<job_id>/cancel")
 def cancel(job_id: str) -> Any:
-    return ok(job_view(orchestrator().cancel_job(job_id)))
+    return ok(_with_figures(orchestrator().cancel_job(job_id)))
 
 
 @app.post("/jobs/<job_id>/retry")

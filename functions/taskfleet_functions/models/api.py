@@ -27,6 +27,7 @@ class TaskSpecIn(Strict):
     cluster: str | None = Field(default=None, max_length=40)
     max_retries: int = Field(default=0, ge=0, le=rules.MAX_RETRIES_LIMIT)
     display: str | None = Field(default=None, max_length=rules.MAX_DISPLAY_CHARS)
+    optional: bool = False  # a failure does not fail the job (FAILED_OPTIONAL)
 
     def to_spec(self) -> TaskSpec:
         return TaskSpec(
@@ -37,6 +38,7 @@ class TaskSpecIn(Strict):
             cluster=self.cluster,
             max_retries=self.max_retries,
             display=self.display,
+            optional=self.optional,
         )
 
 
@@ -69,6 +71,12 @@ class FailureIn(Strict):
     traceback: str | None = Field(default=None, max_length=64 * 1024)
 
 
+class ProgressIn(Strict):
+    label: str | None = Field(default=None, max_length=rules.MAX_PROGRESS_LABEL_CHARS)
+    total: int = Field(ge=0, le=rules.MAX_PROGRESS_COUNT)
+    done: int = Field(ge=0, le=rules.MAX_PROGRESS_COUNT)
+
+
 class ReportIn(Strict):
     task_id: str = _ID
     job_id: str = _ID
@@ -78,6 +86,15 @@ class ReportIn(Strict):
     display: str | None = Field(default=None, max_length=64 * 1024)
     subtasks: list[TaskSpecIn] = Field(default_factory=list, max_length=rules.MAX_SUBTASKS_PER_REPORT)
     failure: FailureIn | None = None
+    progress: list[ProgressIn] = Field(default_factory=list, max_length=rules.MAX_PROGRESS_LABELS)
+
+    @field_validator("progress")
+    @classmethod
+    def _distinct_labels(cls, progress: list[ProgressIn]) -> list[ProgressIn]:
+        labels = [p.label or "" for p in progress]
+        if len(set(labels)) != len(labels):
+            raise ValueError("progress labels must be distinct")
+        return progress
 
     def to_report(self, cluster: str) -> Report:
         return Report(
@@ -91,6 +108,7 @@ class ReportIn(Strict):
             subtasks=tuple(s.to_spec() for s in self.subtasks),
             failure_message=self.failure.message if self.failure else None,
             failure_traceback=self.failure.traceback if self.failure else None,
+            progress=tuple((p.label or "", p.total, p.done) for p in self.progress),
         )
 
 

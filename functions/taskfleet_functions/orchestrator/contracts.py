@@ -37,6 +37,7 @@ class TaskSpec:
     cluster: str | None = None
     max_retries: int = 0
     display: str | None = None
+    optional: bool = False  # its failure does not fail the job (docs/architecture.md, "Optional tasks")
 
 
 class DeferredRef(NamedTuple):
@@ -57,6 +58,7 @@ class CompactSpec(NamedTuple):
     input: str | None  # JSON text, inline (a spilled input is never deferred)
     max_retries: int
     display: str | None
+    optional_root: str | None = None  # the optional subtree it belongs to (chunks written before lack it)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -73,6 +75,7 @@ class Report:
     subtasks: tuple[TaskSpec, ...] = ()
     failure_message: str | None = None
     failure_traceback: str | None = None
+    progress: tuple[tuple[str, int, int], ...] = ()  # (label, total, done); "" is the unlabelled indicator
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -24,6 +24,7 @@ from .propagation import Propagation
 from .recovery import Recovery
 from .report import Reports
 from .states import ClaimStatus, Reason, ReportStatus
+from .stats import Statistics
 from .submit import Submission
 from .tree import Tree
 
@@ -46,7 +47,10 @@ class Orchestrator:
         self.jobs = Jobs(self.table, clock)
         self.tree = Tree(self.table)
         self.dispatcher = Dispatcher(clusters=self.clusters, queues=queues, tree=self.tree)
-        self.propagation = Propagation(table=self.table, jobs=self.jobs, dispatcher=self.dispatcher)
+        self.stats = Statistics(self.table)
+        self.propagation = Propagation(
+            table=self.table, jobs=self.jobs, dispatcher=self.dispatcher, tree=self.tree, stats=self.stats, clock=clock
+        )
         self.leases = Leases(
             table=self.table,
             jobs=self.jobs,
@@ -71,6 +75,7 @@ class Orchestrator:
             tree=self.tree,
             dispatcher=self.dispatcher,
             propagation=self.propagation,
+            stats=self.stats,
             leases=self.leases,
             clock=clock,
             outbox_ms=int(settings.outbox_grace_seconds * 1000),
@@ -97,6 +102,14 @@ class Orchestrator:
     def list_clusters(self) -> list[Item]:
         return self.clusters.all()
 
+    def cluster_backlog(self, slug: str) -> list[dict[str, Any]]:
+        """Each lane of the cluster (task name and version) with its backlog: tickets waiting or in flight."""
+        self.clusters.get(slug)
+        return [
+            {"name": lane["name"], "version": lane["version"], "backlog": self.queues.backlog(str(lane["url"]))}
+            for lane in self.table.lanes(slug)
+        ]
+
     def delete_cluster(self, slug: str, *, force: bool = False) -> None:
         self.clusters.delete(slug, force=force)
 
@@ -113,6 +126,10 @@ class Orchestrator:
 
     def get_job(self, job_id: str) -> Item:
         return self.jobs.get(job_id)
+
+    def job_figures(self, job: Item) -> dict[str, Any]:
+        """The job's `progress` and `execution_stats`, summed from its stats buckets (not from its tasks)."""
+        return self.stats.of(job, self.clock())
 
     def list_jobs(self, *, limit: int = 50, cursor: str | None = None, **filters: Any) -> Page:
         return self.jobs.list(limit=limit, cursor=cursor, **filters)

@@ -88,6 +88,9 @@ class Leases:
         assert task is not None
         if job["state"] == JobState.SUBMITTED:
             self.jobs.start(claim.job_id, now)
+        root = task.get("optional_root")
+        if root and root != task["task_id"] and self.table.subtree_failed(str(root)):
+            return self._skip_claimed(task)
         return ClaimResult(status=ClaimStatus.RUN, task={**self._payload(task, job), "lease": claim.lease})
 
     def _claim_of_inactive_job(self, claim: Claim, job: Item, now: int) -> ClaimResult:
@@ -110,7 +113,7 @@ class Leases:
             return _discard(Reason.UNKNOWN_TASK, "unknown task")
         check_holder(old, claim.cluster, claim.job_id)
         if old["state"] == TaskState.RUNNING and int(old.get("lease_expires", 0)) <= now:
-            return self._take_over(claim, old, lease, now)
+            return self._take_over(claim, old, lease, now, job)
         if old["state"] == TaskState.RUNNING and old.get("lease_hash") == lease["lease_hash"]:
             return UpdateResult(True, old)  # this runner's own claim, retried after a lost response
         if old["state"] == TaskState.RUNNING:
@@ -118,8 +121,11 @@ class Leases:
         self.propagation.repair(old, job)
         return _discard(Reason.TASK_FINISHED, f"task is {old['state']}")
 
-    def _take_over(self, claim: Claim, old: Item, lease: dict[str, Any], now: int) -> ClaimResult | UpdateResult:
-        """An expired lease: a new attempt for this runner, or FAILED after too many lease losses."""
+    def _take_over(
+        self, claim: Claim, old: Item, lease: dict[str, Any], now: int, job: Item
+    ) -> ClaimResult | UpdateResult:
+        """An expired lease: a new attempt for this runner, or FAILED (FAILED_OPTIONAL for an optional task)
+        after too many lease losses."""
         losses = int(old.get("lease_losses", 0)) + 1
         if losses > rules.MAX_LEASE_LOSSES:
             message = f"the task's runner stopped responding {losses} times (lease expired)"
@@ -129,15 +135,15 @@ class Leases:
                 attempt=int(old["attempt"]),
                 end_lease=True,
                 set={
-                    "state": TaskState.FAILED,
+                    "state": TaskState.FAILED_OPTIONAL if old.get("optional_root") else TaskState.FAILED,
                     "finished_at": now,
                     "lease_losses": losses,
                     "failure": {"message": message, "attempt": old["attempt"], "at": now},
                 },
             )
-            if res.ok:
+            if res.ok and res.item:
                 faults.point("claim.before_fail_job")
-                self.jobs.fail(claim.job_id, old, message)
+                self.propagation.repair(res.item, job)
             return _discard(Reason.LEASES_EXPIRED, message)
         result = self.table.compare_and_set(
             claim.task_id,
@@ -155,6 +161,19 @@ class Leases:
                 reason="taken over concurrently",
             )
         return result
+
+    def _skip_claimed(self, task: Item) -> ClaimResult:
+        """A claimed task below an optional root whose subtree failed: SKIPPED instead of run."""
+        result = self.table.compare_and_set(
+            task["task_id"],
+            state=TaskState.RUNNING,
+            attempt=int(task["attempt"]),
+            set={"state": TaskState.SKIPPED, "finished_at": self.clock()},
+            end_lease=True,
+        )
+        if result.ok and result.item:
+            self.propagation.skipped(result.item, True)
+        return _discard(Reason.SKIPPED, "skipped: a task below the same optional task failed")
 
     def _create_deferred(self, claim: Claim, lease: dict[str, Any]) -> UpdateResult | None:
         """The first claim of a deferred subtask creates its item, RUNNING (a put if absent). None when the

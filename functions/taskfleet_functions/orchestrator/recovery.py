@@ -19,6 +19,7 @@ from .latches import is_ready, window_open
 from .lease import Leases
 from .propagation import Propagation
 from .states import ACTIVE_JOB_STATES, TaskState
+from .stats import Statistics
 from .tree import Tree
 
 
@@ -30,6 +31,7 @@ class Recovery:
     tree: Tree
     dispatcher: Dispatcher
     propagation: Propagation
+    stats: Statistics
     leases: Leases
     clock: Callable[[], int]
     outbox_ms: int
@@ -83,6 +85,10 @@ class Recovery:
         image after that, and whether it was a failed task queued again."""
         if task["state"] == TaskState.FAILED:
             failure = task.get("failure")
+            # out of the job's figures first: its next finish counts it again (a crash in between leaves it
+            # FAILED and uncounted, and the retry, redone from the outbox, queues it)
+            self.stats.unrecord(task)
+            started, finished = task.get("started_at"), task.get("finished_at")
             res = self.table.compare_and_set(
                 task["task_id"],
                 state=TaskState.FAILED,
@@ -92,7 +98,10 @@ class Recovery:
                     "retry_base": int(task.get("retry_count", 0)),
                     **({"last_failure": failure} if failure is not None else {}),
                 },
-                remove=("failure",) if failure is not None else ("failure", "last_failure"),
+                add={"compute_prev_ms": max(0, int(finished) - int(started))} if started and finished else None,
+                remove=("failure", "finished_at")
+                if failure is not None
+                else ("failure", "last_failure", "finished_at"),
             )
             if res.ok and res.item:
                 faults.point("resume.after_requeue")

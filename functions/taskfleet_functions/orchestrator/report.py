@@ -75,7 +75,7 @@ class Reports:
                     failure_traceback=None,
                 )
         if report.outcome == Outcome.FAILED:
-            return self._failed(report)
+            return self._failed(report, job)
         if report.outcome == Outcome.RELEASED:
             return self._released(report)
         raise InvalidRequest(f"unknown outcome {report.outcome!r}")
@@ -109,6 +109,8 @@ class Reports:
         }
         if report.display is not None:
             commit["display"] = rules.truncate(report.display, rules.MAX_DISPLAY_CHARS)
+        if report.progress:
+            commit["progress"] = [list(p) for p in report.progress]
         ready: list[Item] = []
         if report.subtasks:
             parent = self.table.get_task(report.task_id)
@@ -124,6 +126,7 @@ class Reports:
             state=TaskState.RUNNING,
             attempt=report.attempt,
             set=commit,
+            remove=() if report.progress else ("progress",),  # the last reported attempt's values stand
             end_lease=True,
             holder=holder_of(report),
         )
@@ -140,7 +143,9 @@ class Reports:
         if active:
             self.dispatcher.send(ready)
         if task.get("completed"):
-            self.propagation.completed(task, active)
+            self.propagation.completed(task, active)  # counts it in the job's figures too
+        else:
+            self.propagation.stats.record(task)
         return ReportResult(status=ReportStatus.OK)
 
     def _write_subtasks(self, report: Report, parent: Item, commit: dict[str, Any], now: int) -> list[Item]:
@@ -174,8 +179,9 @@ class Reports:
         self.table.put_rows([*siblings.rows, *owner_rows])
         return ready
 
-    def _failed(self, report: Report) -> ReportResult:
-        """Retries left: QUEUED again (the ticket goes back by the runner). Else FAILED, and the job fails."""
+    def _failed(self, report: Report, job: Item) -> ReportResult:
+        """Retries left: QUEUED again (the ticket goes back by the runner). Else FAILED, and the job fails;
+        or, for an optional task, FAILED_OPTIONAL, and the job goes on."""
         now = self.clock()
         task = self.table.get_task(report.task_id)
         if task is None:
@@ -189,20 +195,27 @@ class Reports:
         if not own_attempt(task, report):
             return LEASE_LOST
         if task["state"] != TaskState.RUNNING:
-            return self._failed_before(report, task)
+            return self._failed_before(report, task, job)
         retry = int(task.get("retry_count", 0)) - int(task.get("retry_base", 0)) < int(task.get("max_retries", 0))
         update: dict[str, Any] = {"failure": failure}
+        add: dict[str, Any] = {}
         if report.display is not None:
             update["display"] = rules.truncate(report.display, rules.MAX_DISPLAY_CHARS)
+        if report.progress:
+            update["progress"] = [list(p) for p in report.progress]
         if retry:
             update.update({"state": TaskState.QUEUED, "retry_count": int(task.get("retry_count", 0)) + 1})
+            add["compute_prev_ms"] = max(0, now - int(task.get("started_at") or now))  # this attempt's time
         else:
-            update.update({"state": TaskState.FAILED, "finished_at": now})
+            final = TaskState.FAILED_OPTIONAL if task.get("optional_root") else TaskState.FAILED
+            update.update({"state": final, "finished_at": now})
         result = self.table.compare_and_set(
             report.task_id,
             state=TaskState.RUNNING,
             attempt=report.attempt,
             set=update,
+            add=add,
+            remove=() if report.progress else ("progress",),
             end_lease=True,
             holder=holder_of(report),
         )
@@ -214,14 +227,14 @@ class Reports:
         if retry:
             return ReportResult(status=ReportStatus.REQUEUED)
         faults.point("fail.before_job_update")
-        self.jobs.fail(task["job_id"], task, str(failure["message"]))
+        self.propagation.repair(result.item or {**task, **update}, job)
         return ReportResult(status=ReportStatus.FAILED)
 
-    def _failed_before(self, report: Report, task: Item) -> ReportResult:
+    def _failed_before(self, report: Report, task: Item, job: Item) -> ReportResult:
         """A failure report of this lease's attempt, which is no longer RUNNING: a replay of one already
         recorded (redo its effect), or a late report after the attempt ended otherwise."""
-        if task["state"] == TaskState.FAILED:
-            self.jobs.fail(task["job_id"], task, str((task.get("failure") or {}).get("message", "")))
+        if task["state"] in (TaskState.FAILED, TaskState.FAILED_OPTIONAL):
+            self.propagation.repair(task, job)
             return _already(ReportStatus.FAILED)
         if task["state"] == TaskState.QUEUED:
             return _already(ReportStatus.REQUEUED)

@@ -61,6 +61,8 @@ def new_task_item(
         "display": spec.display,
         "input": spec.input,
     }
+    if spec.optional_root:
+        item["optional_root"] = spec.optional_root
     item.update(plan_latch("deps", deps).owner_attributes)
     return item
 
@@ -129,6 +131,7 @@ def build_siblings(
     `cluster_slug` resolves a cluster name to an existing cluster's slug (NotFound otherwise)."""
     graph = _validate(specs)
     parent_id = parent["task_id"] if parent is not None else None
+    inherited = parent.get("optional_root") if parent is not None else None  # optional below an optional task
     out = Siblings()
     chunks: dict[int, dict[str, list[Any]]] = defaultdict(dict)
     for i, spec in enumerate(specs):
@@ -143,6 +146,7 @@ def build_siblings(
             None if spilled else text,
             spec.max_retries,
             display,
+            inherited or (task_id if spec.optional else None),
         )
         item = new_task_item(
             task_id=task_id,

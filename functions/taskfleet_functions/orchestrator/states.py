@@ -9,11 +9,21 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from taskfleet.protocol import ClaimStatus, JobState, Outcome, ReportStatus, TaskState
+from taskfleet.protocol import (
+    FINISHED_TASK_STATES,
+    SETTLED_TASK_STATES,
+    ClaimStatus,
+    JobState,
+    Outcome,
+    ReportStatus,
+    TaskState,
+)
 
 __all__ = [
     "ACTIVE_JOB_STATES",
+    "FINISHED_TASK_STATES",
     "RETRYABLE_JOB_STATES",
+    "SETTLED_TASK_STATES",
     "ClaimStatus",
     "JobState",
     "Outcome",
@@ -41,4 +51,5 @@ class Reason(StrEnum):
     LEASES_EXPIRED = "leases_expired"  # the runner died too often: the task failed
     LEASE_LOST = "lease_lost"
     ALREADY_RECORDED = "already_recorded"
+    SKIPPED = "skipped"  # a task below an optional root whose subtree failed: skipped, not run
     REFUSED = "refused"  # a claim of another cluster's or job's task, with a report that was recorded

@@ -1,0 +1,161 @@
+"""Job statistics and progress (docs/architecture.md, "Job statistics and progress").
+
+A task adds its figures to its stats bucket (one per 100 siblings, in the job's partition) once, when it
+finishes; a job's figures are the sum of its buckets. `finish_record` and `summarize` are pure; the
+`Statistics` class is the thin part that writes and reads the buckets.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from taskfleet import rules
+
+from ..dal.dynamo import Item
+from ..dal.repository import Table
+from .contracts import iso
+from .states import FINISHED_TASK_STATES, JobState, TaskState
+
+LABELS_PER_WRITE = 100  # 2 ADD clauses per label: an update expression may hold at most 4 KB
+STATE_PREFIX, TOTAL_PREFIX, DONE_PREFIX = "n#", "pt#", "pd#"
+
+
+class FinishRecord(NamedTuple):
+    """What a finished task adds to its stats bucket: one write per (seen set, counters) pair."""
+
+    group: str  # the parent's id, or "root"
+    bucket: int
+    member: int
+    attempt_code: int  # names this attempt of the task in its bucket (a job retry marks it `retried`)
+    writes: list[tuple[str, dict[str, int]]]
+    stop: int
+
+
+def compute_ms(task: Mapping[str, Any]) -> int:
+    """The task's compute time: its earlier attempts' (summed on the item) and its last one's."""
+    earlier = int(task.get("compute_prev_ms") or 0)
+    if task.get("state") == TaskState.SKIPPED:
+        return earlier
+    started, finished = task.get("started_at"), task.get("finished_at")
+    return earlier + (max(0, int(finished) - int(started)) if started and finished else 0)
+
+
+def progress_entries(task: Mapping[str, Any]) -> list[tuple[str, int, int]]:
+    return [(str(label), int(total), int(done)) for label, total, done in task.get("progress") or ()]
+
+
+def finish_record(task: Mapping[str, Any]) -> FinishRecord | None:
+    """A finished task's contribution to its job's figures; None for a task not finished."""
+    state = task.get("state")
+    if state not in FINISHED_TASK_STATES:
+        return None
+    index = int(task["index"])
+    counters = {f"{STATE_PREFIX}{state}": 1, "compute_ms": compute_ms(task)}
+    if state == TaskState.COMPUTED:
+        counters["created"] = int(task.get("children") or 0)
+    entries = progress_entries(task)
+    chunks = [entries[i : i + LABELS_PER_WRITE] for i in range(0, len(entries), LABELS_PER_WRITE)] or [[]]
+    writes = []
+    for n, chunk in enumerate(chunks):
+        part = dict(counters) if n == 0 else {}
+        for label, total, done in chunk:
+            part[f"{TOTAL_PREFIX}{label}"] = total
+            part[f"{DONE_PREFIX}{label}"] = done
+        writes.append(("seen" if n == 0 else f"seen_{n}", part))
+    return FinishRecord(
+        group=str(task.get("parent_id") or "root"),
+        bucket=index // rules.LATCH_BUCKET,
+        member=index,
+        attempt_code=index % rules.LATCH_BUCKET + rules.LATCH_BUCKET * int(task.get("attempt") or 0),
+        writes=writes,
+        stop=int(task.get("finished_at") or 0),
+    )
+
+
+def summarize(job: Mapping[str, Any], buckets: Iterable[Mapping[str, Any]], now: int) -> dict[str, Any]:
+    """The job's `progress` and `execution_stats` (the API's shape) from its stats buckets."""
+    counts: Counter[str] = Counter()
+    progress: dict[str, list[int]] = {}
+    compute = created = 0
+    last_stop: int | None = None
+    for bucket in buckets:
+        for key, value in bucket.items():
+            if key.startswith(STATE_PREFIX):
+                counts[key[len(STATE_PREFIX) :]] += int(value)
+            elif key.startswith(TOTAL_PREFIX):
+                progress.setdefault(key[len(TOTAL_PREFIX) :], [0, 0])[0] += int(value)
+            elif key.startswith(DONE_PREFIX):
+                progress.setdefault(key[len(DONE_PREFIX) :], [0, 0])[1] += int(value)
+        compute += int(bucket.get("compute_ms") or 0)
+        created += int(bucket.get("created") or 0)
+        if bucket.get("last_stop") and any(k.startswith(STATE_PREFIX) and v for k, v in bucket.items()):
+            last_stop = max(last_stop or 0, int(bucket["last_stop"]))
+    total = int(job.get("roots") or 0) + created
+    by_state = {state: n for state, n in sorted(counts.items()) if n > 0}
+    unfinished = total - sum(by_state.values())
+    if unfinished > 0:  # queued or running: telling them apart would cost a write per claim
+        by_state = {TaskState.QUEUED.value: unfinished, **by_state}
+    first = job.get("started_at")
+    active = job.get("state") in (JobState.SUBMITTED, JobState.RUNNING)
+    end = now if active else (last_stop or job.get("finished_at"))
+    elapsed = max(0, int(end) - int(first)) if first and end else 0
+    return {
+        "progress": [
+            {"label": label or None, "total": total_, "done": done}
+            for label, (total_, done) in sorted(progress.items())
+            if total_ or done
+        ],
+        "execution_stats": {
+            "first_task_started_at": iso(int(first)) if first else None,
+            "last_task_stopped_at": iso(last_stop),
+            "compute_time_ms": compute,
+            "elapsed_time_ms": elapsed,
+            "parallelism": round(compute / elapsed, 4) if elapsed else 0.0,
+            "total_tasks": total,
+            "tasks_by_state": by_state,
+        },
+    }
+
+
+@dataclass
+class Statistics:
+    table: Table
+
+    def record(self, task: Item) -> None:
+        """Count a finished task in its job's figures (idempotent: a replay counts nothing)."""
+        record = finish_record(task)
+        if record is None:
+            return
+        for seen, counters in record.writes:
+            self.table.record_finish(
+                task["job_id"],
+                group=record.group,
+                bucket=record.bucket,
+                member=record.member,
+                attempt_code=record.attempt_code,
+                counters=counters,
+                seen=seen,
+                stop=record.stop,
+            )
+
+    def unrecord(self, task: Item) -> None:
+        """Take a finished task out of its job's figures again (a job retry queues it anew)."""
+        record = finish_record(task)
+        if record is None:
+            return
+        for seen, counters in record.writes:
+            self.table.unrecord_finish(
+                task["job_id"],
+                group=record.group,
+                bucket=record.bucket,
+                member=record.member,
+                attempt_code=record.attempt_code,
+                counters=counters,
+                seen=seen,
+            )
+
+    def of(self, job: Item, now: int) -> dict[str, Any]:
+        return summarize(job, self.table.stats_buckets(str(job["job_id"])), now)
