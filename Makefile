@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 # The stamp changes whenever a pinned input changes, so `make setup` reinstalls exactly then.
 STAMP  := $(VENV)/.installed-$(shell cat requirements/lock.txt pyproject.toml functions/pyproject.toml infra/pyproject.toml package-lock.json 2>/dev/null | sha1sum | cut -c1-12)
 
-.PHONY: help setup demo test test-fast test-infra lint format bench bench-bundle synth deploy lock clean
+.PHONY: help setup browser demo test test-fast test-infra lint format bench bench-bundle synth deploy lock clean screenshots
 
 # jsii warns at length on every run under Node 20; the CDK still works there.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
@@ -34,8 +34,18 @@ $(STAMP):
 demo: setup
 	$(BIN)/taskfleet demo
 
-test: setup lint
+test: setup browser lint
 	$(BIN)/python -m pytest
+
+# The web console's tests drive Debian's chromium with Playwright (which cannot download a browser here):
+# installed with apt when missing (as root, as CI runs), with a font so that pages render text.
+browser:
+	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null; }
+
+# The README's console and diagram pictures, taken by the console's browser tests.
+screenshots: setup browser
+	TASKFLEET_SCREENSHOTS=docs/images $(BIN)/python -m pytest tests/e2e/test_console.py -q
 
 test-fast: setup
 	$(BIN)/python -m pytest tests/unit -q
@@ -66,6 +76,7 @@ format: setup
 bench: setup
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.selection
+	$(BIN)/python -m bench.progress
 
 # The lock, then the hashed files what is deployed installs with --require-hashes (the runner image's
 # runner/requirements.txt, the Lambda bundle's infra/lambda-requirements*.txt): versions from the lock,

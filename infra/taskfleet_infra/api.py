@@ -31,6 +31,7 @@ ROUTES: tuple[tuple[str, str, str], ...] = (
     ("POST", "/clusters", "clusters"),
     ("GET", "/clusters", "clusters"),
     ("GET", "/clusters/{slug}", "clusters"),
+    ("GET", "/clusters/{slug}/backlog", "clusters"),
     ("PATCH", "/clusters/{slug}", "clusters"),
     ("DELETE", "/clusters/{slug}", "clusters"),
     ("GET", "/config", "clusters"),

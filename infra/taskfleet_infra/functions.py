@@ -115,8 +115,8 @@ SPECS: tuple[FunctionSpec, ...] = (
     FunctionSpec(
         "clusters",
         (),
-        # DELETE /clusters/<slug>: counts the tickets in the cluster's lanes (a busy cluster is kept unless
-        # forced), then deletes them
+        # GET /clusters/<slug>/backlog counts the tickets in the cluster's lanes; DELETE /clusters/<slug> too
+        # (a busy cluster is kept unless forced), then deletes them
         ("sqs:GetQueueAttributes", "sqs:DeleteQueue"),
         ("sqs:GetQueueUrl", "sqs:CreateQueue", "sqs:DeleteQueue"),  # a runtime cluster's DLQ
         API_TIMEOUT,

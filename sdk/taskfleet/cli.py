@@ -1,5 +1,6 @@
-"""The `taskfleet` command: `runner` (a task runner); with the local stack installed (taskfleet-functions),
-also `dev` (the local stack) and `demo` (the example, end to end)."""
+"""The `taskfleet` command: `runner` (a task runner), `jobs`, `clusters` and `submit` (commands.py); with
+the local stack installed (taskfleet-functions), also `dev` (the local stack) and `demo` (the example, end
+to end)."""
 
 from __future__ import annotations
 
@@ -98,6 +99,9 @@ def main(argv: list[str] | None = None) -> int:
         help="seconds a running task may finish after SIGTERM before it is given back",
     )
     runner.set_defaults(func=cmd_runner)
+    from .commands import add_commands
+
+    add_commands(sub)
 
     command = next((a for a in argv if not a.startswith("-")), None)
     if command != "runner":  # a runner imports no other distribution's code
@@ -118,6 +122,10 @@ def main(argv: list[str] | None = None) -> int:
     level = os.environ.get("TASKFLEET_LOG_LEVEL", "").upper()
     logging.basicConfig(level=level or "WARNING", format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("taskfleet").setLevel(level or "INFO")
+    if args.command in ("jobs", "clusters", "submit", "console"):
+        from .commands import run
+
+        return run(args.func, args)
     return int(args.func(args))
 
 

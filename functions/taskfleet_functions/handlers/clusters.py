@@ -50,6 +50,13 @@ def find(slug: str) -> Any:
     return ok(view(orchestrator().cluster(rules.check_slug(slug))))
 
 
+@app.get("/clusters/<slug>/backlog")
+def backlog(slug: str) -> Any:
+    """Tickets waiting or in flight in the cluster's lanes (SQS's approximate counts), in all and per lane."""
+    lanes = orchestrator().cluster_backlog(rules.check_slug(slug))
+    return ok({"slug": slug, "backlog": sum(int(lane["backlog"]) for lane in lanes), "lanes": lanes})
+
+
 @app.patch("/clusters/<slug>")
 def update(slug: str) -> Any:
     req = body(app, UpdateClusterIn)
