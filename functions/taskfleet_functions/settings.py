@@ -40,6 +40,15 @@ class Settings:
     submit_lock_seconds: float = 30.0
     max_clusters: int = 100
     retention_days: float = 90.0
+    # Automations (docs/architecture.md, "Automations"). On AWS: the EventBridge Scheduler group the
+    # automations function creates cron schedules in, what they invoke, with which role, where failed
+    # deliveries go; and the buckets whose object-created events reach taskfleet. The local stack sets
+    # none of the scheduler's and no buckets: any existing bucket of its emulated S3 may be watched.
+    scheduler_group: str | None = None
+    trigger_target_arn: str | None = None
+    scheduler_role_arn: str | None = None
+    trigger_dlq_arn: str | None = None
+    automation_buckets: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -60,6 +69,11 @@ class Settings:
             submit_lock_seconds=float(env.get("TASKFLEET_SUBMIT_LOCK_SECONDS", "30")),
             max_clusters=int(env.get("TASKFLEET_MAX_CLUSTERS", "100")),
             retention_days=float(env.get("TASKFLEET_RETENTION_DAYS", "90")),
+            scheduler_group=env.get("TASKFLEET_SCHEDULER_GROUP") or None,
+            trigger_target_arn=env.get("TASKFLEET_TRIGGER_TARGET_ARN") or None,
+            scheduler_role_arn=env.get("TASKFLEET_SCHEDULER_ROLE_ARN") or None,
+            trigger_dlq_arn=env.get("TASKFLEET_TRIGGER_DLQ_ARN") or None,
+            automation_buckets=tuple(b for b in env.get("TASKFLEET_AUTOMATION_BUCKETS", "").split(",") if b),
         )
 
     def lane_name(self, slug: str, key: str) -> str:

@@ -21,6 +21,7 @@ def job_view(job: dict[str, Any]) -> dict[str, Any]:
         "max_retries": job.get("max_retries", 0),
         "root_tasks": job.get("roots"),
         "failure": job.get("failure"),
+        "automation_id": job.get("automation_id"),
     }
 
 

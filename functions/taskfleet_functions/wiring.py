@@ -52,9 +52,21 @@ def build_from_env() -> Orchestrator:
     if settings.runner_function:  # the clusters function: per-cluster runner URLs of created clusters
         lambda_client = session.client("lambda", config=config, endpoint_url=settings.endpoint_url)
         runner_urls = LambdaRunnerUrls(lambda_client, settings.runner_function)
+    schedules = None
+    if settings.scheduler_group:  # the automations function: cron automations' EventBridge schedules
+        from .dal.schedules import EventBridgeSchedules
+
+        schedules = EventBridgeSchedules(
+            session.client("scheduler", config=config, endpoint_url=settings.endpoint_url),
+            group=settings.scheduler_group,
+            target_arn=settings.trigger_target_arn,
+            role_arn=settings.scheduler_role_arn or "",
+            dlq_arn=settings.trigger_dlq_arn or "",
+        )
     return Orchestrator(
         Dynamo(dynamodb, settings.table_name),
         Queues(sqs, visibility_seconds=settings.lease_seconds),
         settings,
         runner_urls=runner_urls,
+        schedules=schedules,
     )

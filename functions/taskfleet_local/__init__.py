@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import secrets
 import threading
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -137,9 +138,23 @@ class LocalStack:
             submit_lock_seconds=self.submit_lock_seconds,
             max_clusters=self.max_clusters,
         )
+        s3 = self.cache_client()
+
+        def bucket_exists(bucket: str) -> bool:
+            try:
+                s3.head_bucket(Bucket=bucket)
+            except Exception:
+                return False
+            return True
+
         self.orchestrator = engine.Orchestrator(
-            Dynamo(dynamodb, self.name), Queues(sqs, visibility_seconds=self.lease_seconds), settings
+            Dynamo(dynamodb, self.name),
+            Queues(sqs, visibility_seconds=self.lease_seconds),
+            settings,
+            bucket_exists=bucket_exists,
         )
+        self._cron_checked = datetime.now(UTC)
+        self._objects_seen: set[tuple[str, str, str]] = set()
         wiring.configure(self.orchestrator)
         self.orchestrator.cluster("default")
         self.api.start()
@@ -155,9 +170,59 @@ class LocalStack:
         while not self._sweeper_stop.wait(self.sweep_interval):
             try:
                 self.orchestrator.sweep()
+                self.fire_automations()
                 self.sweeps += 1
             except Exception:  # the next round retries; a crash here must not end the timer
                 logging.getLogger("taskfleet_local").exception("sweep failed")
+
+    # --- automations: what EventBridge Scheduler and S3's EventBridge events do on AWS ---------------------
+
+    def fire_automations(self, now: datetime | None = None) -> None:
+        """Deliver what came due since the last look: each cron schedule's times, and each object created in a
+        watched bucket, as events to the automations function (as EventBridge does on AWS)."""
+        from taskfleet_functions.orchestrator.cron import parse
+
+        assert self.orchestrator is not None
+        now = now or datetime.now(UTC)
+        since, self._cron_checked = self._cron_checked, now
+        automations = self.orchestrator.automations.all()
+        for item in automations:
+            created = datetime.fromtimestamp(int(item["created_at"]) / 1000, UTC)
+            for index, text in enumerate(item.get("cron_schedules") or ()):
+                for moment in parse(text).times_between(max(since, created), now):
+                    self.deliver_schedule(str(item["automation_id"]), index, moment)
+        buckets = {t["bucket"] for item in automations for t in item.get("storage_triggers") or ()}
+        s3 = self.cache_client()
+        for bucket in sorted(buckets):
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+                for obj in page.get("Contents", []):
+                    version = f"{obj['ETag'].strip(chr(34))}@{obj['LastModified'].timestamp():.3f}"
+                    if (bucket, obj["Key"], version) not in self._objects_seen:
+                        self._objects_seen.add((bucket, obj["Key"], version))
+                        self.deliver_object_created(bucket, obj["Key"], version, obj["LastModified"])
+
+    def deliver_schedule(self, automation_id: str, schedule: int, scheduled: datetime) -> dict[str, Any]:
+        """What EventBridge Scheduler sends the automations function when a schedule fires (also the test
+        hook that fires a given time)."""
+        event = {"automation_id": automation_id, "schedule": schedule, "scheduled_time": scheduled.isoformat()}
+        return self._invoke_automations(event)
+
+    def deliver_object_created(self, bucket: str, key: str, version: str, at: datetime | None = None) -> dict[str, Any]:
+        """What S3 sends through EventBridge when an object is created."""
+        event = {
+            "source": "aws.s3",
+            "detail-type": "Object Created",
+            "time": (at or datetime.now(UTC)).isoformat(),
+            "detail": {"bucket": {"name": bucket}, "object": {"key": key, "sequencer": version}},
+        }
+        return self._invoke_automations(event)
+
+    def _invoke_automations(self, event: dict[str, Any]) -> dict[str, Any]:
+        from taskfleet_functions.handlers import automations
+
+        from .api_server import FakeLambdaContext
+
+        return dict(automations.lambda_handler(event, FakeLambdaContext("automations")))
 
     def client(self) -> Client:
         from taskfleet.client import Client

@@ -15,6 +15,7 @@ ROUTES = (  # path prefix -> handler module, as the CDK stack maps routes to fun
     ("/runner/", "taskfleet_functions.handlers.runner"),
     ("/jobs", "taskfleet_functions.handlers.jobs"),
     ("/clusters", "taskfleet_functions.handlers.clusters"),
+    ("/automations", "taskfleet_functions.handlers.automations"),
     ("/config", "taskfleet_functions.handlers.clusters"),
 )
 

@@ -35,6 +35,10 @@ ROUTES: tuple[tuple[str, str, str], ...] = (
     ("PATCH", "/clusters/{slug}", "clusters"),
     ("DELETE", "/clusters/{slug}", "clusters"),
     ("GET", "/config", "clusters"),
+    ("POST", "/automations", "automations"),
+    ("GET", "/automations", "automations"),
+    ("GET", "/automations/{automation_id}", "automations"),
+    ("DELETE", "/automations/{automation_id}", "automations"),
     # The cluster is in the path, so that IAM binds a runner's credentials to its cluster: execute-api ARNs
     # name the request's actual path (`.../$default/POST/runner/<slug>/next`), see runner_access.py.
     ("POST", "/runner/{slug}/next", "runner"),

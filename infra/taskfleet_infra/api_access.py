@@ -36,11 +36,16 @@ ADMIN: frozenset[Route] = SUBMITTER | {
     ("POST", "/clusters"),
     ("PATCH", "/clusters/{slug}"),
     ("DELETE", "/clusters/{slug}"),
+    ("POST", "/automations"),
+    ("DELETE", "/automations/{automation_id}"),
 }
 ROLES: dict[str, tuple[frozenset[Route], str]] = {
     "reader": (READER, "read jobs, tasks, clusters and the client configuration (every GET route)"),
     "submitter": (SUBMITTER, "submit jobs (POST /jobs) and read them"),
-    "admin": (ADMIN, "submit, cancel and retry jobs, create, update and delete clusters, read everything"),
+    "admin": (
+        ADMIN,
+        "submit, cancel and retry jobs, create, update and delete clusters and automations, read everything",
+    ),
 }
 
 if {(m, p) for m, p, _ in ROUTES if not p.startswith(RUNNER_PREFIX)} != ADMIN:

@@ -76,16 +76,24 @@ _RETENTION_DAYS = (
 LAMBDA_UNRESERVED_MINIMUM = 100
 # A new account's default concurrency quota ("Concurrent executions", Service Quotas).
 DEFAULT_ACCOUNT_CONCURRENCY = 1000
-FUNCTION_NAMES = ("jobs", "clusters", "runner", "sweeper")
+FUNCTION_NAMES = ("jobs", "clusters", "runner", "sweeper", "automations")
+_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 # Reserved concurrency per function. A reservation both guarantees that many concurrent executions and
 # caps the function there, so it isolates the functions from each other: however many runners call, the
 # runner function takes at most its 400 and cannot throttle a submit (jobs keeps 100) or the sweep that
 # repairs leases and tickets every minute (sweeper keeps 5: one sweep a minute with a 55 s timeout, and
 # room for a late one). The clusters function serves admin calls and each runner's start (GET /config,
 # GET /clusters/<slug>): 20. 400 runner executions at about 100 ms a call are some 4,000 calls a second,
-# above the API stage's throttle; the SDK retries a throttled call (429) with backoff. In all 525 of a new
-# account's 1,000, leaving 475 unreserved (Lambda demands at least 100) for the account's other functions.
-DEFAULT_RESERVED_CONCURRENCY: dict[str, int | None] = {"runner": 400, "jobs": 100, "clusters": 20, "sweeper": 5}
+# above the API stage's throttle; the SDK retries a throttled call (429) with backoff. The automations
+# function (its API and its firings, a handful a minute): 10. In all 535 of a new account's 1,000, leaving
+# 465 unreserved (Lambda demands at least 100) for the account's other functions.
+DEFAULT_RESERVED_CONCURRENCY: dict[str, int | None] = {
+    "runner": 400,
+    "jobs": 100,
+    "clusters": 20,
+    "sweeper": 5,
+    "automations": 10,
+}
 
 
 # The demo's CPU task classes (sdk/taskfleet/examples/demo.py), what the default runner image can run.
@@ -249,6 +257,9 @@ class DeploymentConfig:
     # Objects in the job caches' bucket (`context.job_cache`) expire this many days after they were
     # written (an S3 lifecycle rule); 0: never.
     cache_expiry_days: int = 30
+    # S3 buckets whose object-created events start storage event automations (through EventBridge: turn on
+    # "Amazon EventBridge" notifications on each bucket, docs/deploy.md "Automations").
+    automation_buckets: tuple[str, ...] = ()
     # Reserved concurrency per function (jobs, clusters, runner, sweeper); a function left out keeps its
     # default, 0 or null leaves it unreserved; null for the whole key reserves nothing.
     reserved_concurrency: Mapping[str, int | None] | None = field(
@@ -340,6 +351,9 @@ class DeploymentConfig:
         _check_int("retention_days", self.retention_days)
         _check_int("max_clusters", self.max_clusters)
         _check_int("cache_expiry_days", self.cache_expiry_days)
+        buckets = self.automation_buckets
+        if isinstance(buckets, str) or not all(isinstance(b, str) and _BUCKET_NAME.match(b) for b in buckets):
+            raise ConfigError(f"automation_buckets: a list of S3 bucket names, got {buckets!r}")
         _check_int("account_concurrency", self.account_concurrency)
         reserved = self.reserved_concurrency
         if reserved is None:
@@ -441,6 +455,8 @@ def parse_config(raw: Mapping[str, Any] | str | None) -> DeploymentConfig:
         if not isinstance(clusters, list) or not clusters:
             raise ConfigError("clusters: a non-empty list")
         values["clusters"] = tuple(_cluster(c, i) for i, c in enumerate(clusters))
+    if isinstance(values.get("automation_buckets"), list):
+        values["automation_buckets"] = tuple(values["automation_buckets"])
     if "onprem" in values:
         onprem = dict(values["onprem"]) if isinstance(values["onprem"], Mapping) else values["onprem"]
         if isinstance(onprem, dict) and "trusted_principals" in onprem:

@@ -131,6 +131,14 @@ SPECS: tuple[FunctionSpec, ...] = (
         "taskfleet runner hot path: report, claim, extend, lanes",
     ),
     FunctionSpec(
+        "automations",
+        ("GSI1",),  # deleting with cancel_jobs finds the automation's jobs
+        LANE_CREATE_AND_SEND,  # a firing submits a job
+        DLQ_LOOKUP,
+        API_TIMEOUT,
+        "taskfleet automations: API, cron firings (EventBridge Scheduler), S3 object-created events",
+    ),
+    FunctionSpec(
         "sweeper",
         ("GSI2",),
         (*LANE_CREATE_AND_SEND, "sqs:GetQueueAttributes"),  # redrive and resume; the Backlog metric
@@ -179,6 +187,7 @@ class OrchestratorFunctions(Construct):
         self.clusters = self.functions["clusters"]
         self.runner = self.functions["runner"]
         self.sweeper = self.functions["sweeper"]
+        self.automations = self.functions["automations"]
 
         self.clusters.add_environment("TASKFLEET_MAX_CLUSTERS", str(config.max_clusters))
 

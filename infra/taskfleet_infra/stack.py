@@ -12,6 +12,7 @@ from constructs import Construct
 
 from .api import Api
 from .api_access import ApiAccess
+from .automations import AutomationTriggers
 from .cache import CacheBucket
 from .config import DeploymentConfig
 from .ecs_runners import EcsRunners
@@ -69,6 +70,10 @@ class TaskfleetStack(Stack):
             queues=self.queues,
             runners=self.runners,
         )
+        self.automations = AutomationTriggers(
+            self, "Automations", config=config, functions=self.functions, topic=self.alarm_topic.topic
+        )
+        self.observability.dashboard.add_widgets(self.automations.dashboard_widget())
         self._outputs()
 
     def _outputs(self) -> None:

@@ -23,6 +23,8 @@ from .task import Task, task_spec
 if TYPE_CHECKING:
     from taskfleet_runner.runner import TaskRunner
 
+    from .automations import AutomationClient
+
 SUBMIT_IN_PROGRESS_WAIT = 45.0  # > the API's token lock (30 s): a dead first attempt is taken over
 
 
@@ -93,6 +95,7 @@ class Job:
     # summed over the job's tasks as they finish (a job just submitted has none yet)
     progress: list[ProgressIndicator] = field(default_factory=list)
     execution_stats: ExecutionStats = field(default_factory=ExecutionStats)
+    automation_id: str | None = None  # the automation that submitted it
 
     @classmethod
     def from_api(cls, data: dict[str, Any]) -> Job:
@@ -109,6 +112,7 @@ class Job:
             failure=data.get("failure"),
             progress=[ProgressIndicator.from_api(p) for p in data.get("progress") or ()],
             execution_stats=ExecutionStats.from_api(data.get("execution_stats") or {}),
+            automation_id=data.get("automation_id"),
         )
 
 
@@ -434,6 +438,12 @@ class Client:
 
     def clusters(self) -> ClusterClient:
         return ClusterClient(self.transport)
+
+    def automations(self) -> AutomationClient:
+        """Cron and storage event automations (taskfleet.automations)."""
+        from .automations import AutomationClient
+
+        return AutomationClient(self.transport)
 
     def config(self) -> dict[str, Any]:
         return dict(self.transport.request("GET", "/config"))

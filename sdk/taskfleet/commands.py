@@ -45,11 +45,19 @@ class CommandError(Exception):
 
 
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """The `jobs`, `clusters` and `submit` subcommands."""
+    """The `jobs`, `submit`, `automations`, `console` and `clusters` subcommands."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--url", default=None, help="API URL (default: TASKFLEET_URL)")
     common.add_argument("--json", action="store_true", help="print JSON (for scripts)")
 
+    _add_jobs(sub, common)
+    _add_submit(sub, common)
+    _add_automations(sub, common)
+    _add_console(sub, common)
+    _add_clusters(sub, common)
+
+
+def _add_jobs(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
     jobs = sub.add_parser("jobs", help="list, show, watch, cancel and retry jobs")
     jobs_sub = jobs.add_subparsers(dest="action", required=True)
     p = jobs_sub.add_parser("list", parents=[common], help="jobs, newest first")
@@ -75,6 +83,8 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
             p.add_argument("--direction", choices=("down", "right"), default="down")
             p.add_argument("-o", "--output", default=None, help="write the SVG to this file (default: stdout)")
 
+
+def _add_submit(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
     submit = sub.add_parser("submit", parents=[common], help="submit a job of one task")
     submit.add_argument("task", help="the task class as module:ClassName (imported from the working directory)")
     submit.add_argument("--input", default=None, help="the task's input as JSON (an object of its fields)")
@@ -83,11 +93,34 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     submit.add_argument("--max-retries", type=int, default=0, help="retries of each task (default 0)")
     submit.set_defaults(func=submit_job)
 
+
+def _add_automations(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
+    automations = sub.add_parser("automations", help="list, create and delete automations (cron, storage events)")
+    automations_sub = automations.add_subparsers(dest="action", required=True)
+    p = automations_sub.add_parser("list", parents=[common], help="every automation")
+    p.set_defaults(func=automations_list)
+    p = automations_sub.add_parser("create-cron", parents=[common], help="a cron automation of a CronTask")
+    p.add_argument("name")
+    p.add_argument("task", help="the CronTask class as module:ClassName (imported from the working directory)")
+    p.add_argument("--schedule", action="append", required=True, help="a 5-field cron schedule (repeatable)")
+    p.add_argument("--input", default=None, help="the task's arguments as JSON")
+    p.add_argument("--cluster", default=None)
+    p.add_argument("--max-retries", type=int, default=0)
+    p.set_defaults(func=automations_create_cron)
+    p = automations_sub.add_parser("delete", parents=[common], help="delete an automation")
+    p.add_argument("automation")
+    p.add_argument("--cancel-jobs", action="store_true", help="also cancel its jobs still submitted or running")
+    p.set_defaults(func=automations_delete)
+
+
+def _add_console(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
     console = sub.add_parser("console", parents=[common], help="a web console for jobs and clusters, on loopback")
     console.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (default 8765; 0: any free one)")
     console.add_argument("--open", action="store_true", help="open it in the default web browser")
     console.set_defaults(func=run_console)
 
+
+def _add_clusters(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
     clusters = sub.add_parser("clusters", help="list, create, update and delete clusters")
     clusters_sub = clusters.add_subparsers(dest="action", required=True)
     clusters_sub.add_parser("list", parents=[common], help="every cluster").set_defaults(func=clusters_list)
@@ -422,21 +455,27 @@ def jobs_visualize(args: argparse.Namespace) -> int:
     return 0
 
 
-def submit_job(args: argparse.Namespace) -> int:
+def _task_from_args(spec: str, text: str | None) -> Any:
+    """An instance of the task class `spec` (module:ClassName) with the arguments given as JSON."""
     from .cli import load_task
-    from .task import deserialize_input
+    from .task import _deserialize_args
 
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())
-    cls = load_task(args.task)
+    cls = load_task(spec)
     try:
-        payload = json.loads(args.input) if args.input is not None else None
+        payload = json.loads(text) if text is not None else None
     except json.JSONDecodeError as err:
         raise CommandError(f"--input is not valid JSON: {err}") from None
     try:
-        task = deserialize_input(cls, payload)
+        return _deserialize_args(cls, payload)
     except (TypeError, KeyError, ValueError) as err:
         raise CommandError(f"--input does not fit {cls.__name__}: {err}") from None
+
+
+def submit_job(args: argparse.Namespace) -> int:
+    task = _task_from_args(args.task, args.input)
+    cls = type(task)
     client = _client(args)
     job = client.jobs().submit(
         args.name or cls.identifier()[0], task, cluster=args.cluster, max_retries=args.max_retries
@@ -463,6 +502,52 @@ def run_console(args: argparse.Namespace) -> int:
         pass
     finally:
         server.server_close()
+    return 0
+
+
+# --- automations ----------------------------------------------------------------------------------------
+
+
+def automations_list(args: argparse.Namespace) -> int:
+    automations = _client(args).automations().all()
+    if args.json:
+        print_json(automations)
+        return 0
+    rows = [
+        [
+            a.id,
+            a.name,
+            a.kind,
+            f"{a.task[0]} {a.task[1]}",
+            "; ".join(a.cron_schedules) or "; ".join(f"s3://{b}/{g}" for b, g in a.storage_triggers),
+            a.cluster,
+        ]
+        for a in automations
+    ]
+    _table(_rich(), "automations", ["id", "name", "kind", "task", "triggers", "cluster"], rows)
+    return 0
+
+
+def automations_create_cron(args: argparse.Namespace) -> int:
+    task = _task_from_args(args.task, args.input)
+    automation = (
+        _client(args)
+        .automations()
+        .create_cron_automation(args.name, task, args.schedule, cluster=args.cluster, max_retries=args.max_retries)
+    )
+    if args.json:
+        print_json(automation)
+    else:
+        print(f"created automation {automation.id} ({automation.name}): {'; '.join(automation.cron_schedules)}")
+    return 0
+
+
+def automations_delete(args: argparse.Namespace) -> int:
+    canceled = _client(args).automations().delete(args.automation, cancel_jobs=args.cancel_jobs)
+    if args.json:
+        print_json({"deleted": args.automation, "canceled_jobs": canceled})
+    else:
+        print(f"deleted automation {args.automation}" + (f"; {canceled} job(s) canceled" if args.cancel_jobs else ""))
     return 0
 
 

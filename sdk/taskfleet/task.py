@@ -101,8 +101,10 @@ def _to_json_value(value: Any) -> Any:
     return value
 
 
-def serialize_input(task: Task) -> Any:
-    """The JSON value of a task's input; raises TaskValidationError naming the field that cannot go."""
+def serialize_input(task: Task, *, args_only: bool = False) -> Any:
+    """The JSON value of a task's input; raises TaskValidationError naming the field that cannot go. A task
+    that automations start (taskfleet.automations) goes as `{"args": ..., "trigger": ...}`, or as its
+    arguments alone with `args_only` (what an automation keeps)."""
     cls = type(task)
     fields = _fields(cls)
     values = {f.name: _to_json_value(getattr(task, f.name)) for f in fields}
@@ -120,6 +122,14 @@ def serialize_input(task: Task) -> Any:
         payload = values[fields[0].name]
     else:
         payload = values
+    if getattr(cls, "TRIGGERED", False) and not args_only:
+        trigger = task.__dict__.get("_trigger")
+        if trigger is None:
+            raise TaskValidationError(
+                f"{cls.__name__} runs when its automation fires; to submit one by hand,"
+                f" submit {cls.__name__}(...).once(...)"
+            )
+        payload = {"args": payload, "trigger": trigger.wire()}
     try:
         rules.encode_input(payload)
     except rules.RuleViolation as err:
@@ -141,6 +151,16 @@ def _from_json_value(tp: Any, value: Any) -> Any:
 
 
 def deserialize_input(cls: type[Task], payload: Any) -> Task:
+    if getattr(cls, "TRIGGERED", False):  # an automation's task: its arguments and what fired it
+        if not (isinstance(payload, dict) and "args" in payload and isinstance(payload.get("trigger"), dict)):
+            raise TaskValidationError(f"{cls.__name__} expects an automation's input: {{'args': ..., 'trigger': ...}}")
+        task = _deserialize_args(cls, payload["args"])
+        task.__dict__["_trigger"] = cls._trigger_from_wire(payload["trigger"])  # type: ignore[attr-defined]
+        return task
+    return _deserialize_args(cls, payload)
+
+
+def _deserialize_args(cls: type[Task], payload: Any) -> Task:
     fields = _fields(cls)
     hints = typing.get_type_hints(cls)
     if not fields:
@@ -216,7 +236,13 @@ class SubtaskSpec:
 
 
 def task_spec(
-    task: Task, *, depends_on: list[int], cluster: str | None, max_retries: int, optional: bool = False
+    task: Task,
+    *,
+    depends_on: list[int],
+    cluster: str | None,
+    max_retries: int,
+    optional: bool = False,
+    args_only: bool = False,
 ) -> SubtaskSpec:
     if not isinstance(task, Task):
         raise TaskValidationError(f"expected a Task instance, got {type(task).__name__}")
@@ -230,7 +256,9 @@ def task_spec(
     if not isinstance(optional, bool):
         raise TaskValidationError(f"optional must be True or False, got {optional!r:.40}")
     name, version = task_identifier(task)
-    return SubtaskSpec(name, version, serialize_input(task), depends_on, cluster, max_retries, optional)
+    return SubtaskSpec(
+        name, version, serialize_input(task, args_only=args_only), depends_on, cluster, max_retries, optional
+    )
 
 
 class ProgressUpdate:

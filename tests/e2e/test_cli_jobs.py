@@ -126,3 +126,33 @@ def test_mistakes_get_one_clear_line_and_a_nonzero_exit(stack, client):
     )
     assert unsigned.returncode == 1 and "no AWS credentials found" in unsigned.stderr, unsigned.stderr
     assert len(unsigned.stderr.strip().splitlines()) == 1
+
+
+def test_automations_create_cron_list_and_delete(stack):
+    created = cli(
+        stack,
+        "automations",
+        "create-cron",
+        "cli-nightly",
+        "workflows:Nightly",
+        "--input",
+        '"alps"',
+        "--schedule",
+        "0 6 * * MON-FRI",
+        "--json",
+    )
+    assert created.returncode == 0, created.stderr
+    automation = json.loads(created.stdout)
+    assert automation["cron_schedules"] == ["0 6 * * MON-FRI"] and automation["args"] == "alps"
+    listed = cli(stack, "automations", "list")
+    assert automation["id"] in listed.stdout and "0 6 * * MON-FRI" in listed.stdout
+    bad = cli(
+        stack, "automations", "create-cron", "bad", "workflows:Nightly", "--input", '"x"', "--schedule", "0 25 * * *"
+    )
+    assert bad.returncode == 1 and "hour: 25 is outside 0-23" in bad.stderr
+    not_cron = cli(
+        stack, "automations", "create-cron", "bad", "workflows:Noop", "--input", '"x"', "--schedule", "0 1 * * *"
+    )
+    assert not_cron.returncode == 1 and "is not a CronTask" in not_cron.stderr
+    deleted = cli(stack, "automations", "delete", automation["id"])
+    assert deleted.returncode == 0 and automation["id"] not in cli(stack, "automations", "list").stdout

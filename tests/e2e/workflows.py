@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from taskfleet import ExecutionContext, Task
+from taskfleet.automations import CronTask, StorageEventTask
 
 GATE_TIMEOUT = 60.0
 
@@ -393,3 +394,24 @@ class Hostile(Task):
         context.current_task.display = self.display
         if (test_dir() / f"broken-{self.label}").exists():
             raise RuntimeError(f"{self.display} failed")
+
+
+# --- automations -----------------------------------------------------------------------------------------
+
+
+class Nightly(CronTask):
+    """Records the time its schedule fired."""
+
+    region: str
+
+    def execute(self, context: ExecutionContext) -> None:
+        record(context, label=self.region, trigger=self.trigger.time.isoformat())
+
+
+class OnUpload(StorageEventTask):
+    """Records the object that started it."""
+
+    prefix: str
+
+    def execute(self, context: ExecutionContext) -> None:
+        record(context, label=self.prefix, bucket=self.trigger.storage, key=self.trigger.location)

@@ -4,7 +4,8 @@ Synthesis is slow (a Node.js process loads aws-cdk-lib; on 2 cores ~20 s), so ea
 - `cli_synth`: `cdk synth` through the pinned CLI (node_modules/.bin/cdk, installed by `npm ci`) with the
   repository's own cdk.json, exactly as a user deploys it;
 - `full_synth`: the app in-process with FULL_CONFIG, a configuration that uses every feature (Fargate on
-  arm64 Spot, a GPU cluster, an external cluster with an on-prem role and user, NAT gateways, tracing).
+  arm64 Spot, a GPU cluster, an external cluster with an on-prem role and user, NAT gateways, tracing,
+  storage event automations on two buckets).
 Both start together (the CLI one in a subprocess) so they overlap. Both run cdk-nag: a violation fails
 the synthesis, and so the fixture.
 """
@@ -34,6 +35,7 @@ FULL_CONFIG: dict[str, Any] = {
     "name": "tfci",
     "queue_prefix": "tfci",
     "lease_seconds": 90,
+    "automation_buckets": ["tfci-uploads", "tfci-raw.data"],
     "log_level": "DEBUG",
     "metrics_namespace": "TaskfleetCi",
     "deletion_protection": False,

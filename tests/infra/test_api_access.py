@@ -22,6 +22,9 @@ EXPECTED = {
         ("GET", "/config"),
         ("GET", "/clusters"),
         ("GET", "/clusters/{slug}"),
+        ("GET", "/clusters/{slug}/backlog"),
+        ("GET", "/automations"),
+        ("GET", "/automations/{automation_id}"),
     },
     "submitter": {
         ("POST", "/jobs"),
@@ -31,6 +34,9 @@ EXPECTED = {
         ("GET", "/config"),
         ("GET", "/clusters"),
         ("GET", "/clusters/{slug}"),
+        ("GET", "/clusters/{slug}/backlog"),
+        ("GET", "/automations"),
+        ("GET", "/automations/{automation_id}"),
     },
 }
 EXPECTED["admin"] = EXPECTED["submitter"] | {
@@ -39,6 +45,8 @@ EXPECTED["admin"] = EXPECTED["submitter"] | {
     ("DELETE", "/clusters/{slug}"),
     ("POST", "/jobs/{job_id}/cancel"),
     ("POST", "/jobs/{job_id}/retry"),
+    ("POST", "/automations"),
+    ("DELETE", "/automations/{automation_id}"),
 }
 
 

@@ -15,7 +15,8 @@ from taskfleet_infra.api import ROUTES
 from .conftest import ROOT, Synth, as_list, function_by_handler, logical_id, ref_id, render
 
 HANDLERS = {
-    name: f"taskfleet_functions.handlers.{name}.lambda_handler" for name in ("jobs", "clusters", "runner", "sweeper")
+    name: f"taskfleet_functions.handlers.{name}.lambda_handler"
+    for name in ("jobs", "clusters", "runner", "sweeper", "automations")
 }
 
 # The routes each handler module declares (`@app.get("/jobs/<job_id>")`), read from the source.
@@ -24,7 +25,7 @@ _ROUTE_DECORATOR = re.compile(r"@app\.(get|post|put|delete|patch)\(\"([^\"]+)\"\
 
 def _declared_routes() -> set[tuple[str, str, str]]:
     found = set()
-    for name in ("jobs", "clusters", "runner"):
+    for name in ("jobs", "clusters", "runner", "automations"):
         source = (ROOT / "functions" / "taskfleet_functions" / "handlers" / f"{name}.py").read_text()
         for method, path in _ROUTE_DECORATOR.findall(source):
             found.add((method.upper(), re.sub(r"<(\w+)>", r"{\1}", path), name))

@@ -86,9 +86,10 @@ def _queues_by_name(s: Synth) -> dict[str, tuple[str, dict[str, Any]]]:
 def test_the_only_queue_of_a_cluster_in_the_template_is_its_dlq(synth: Synth) -> None:
     """Lanes (a queue per task identifier) are created at run time; no per-cluster ticket queue exists."""
     config = synth.config
-    assert set(_queues_by_name(synth)) == {config.dlq_name(slug) for slug in config.cluster_slugs}
+    triggers_dlq = f"{config.queue_prefix}-automations-dlq"  # the automations' (infra/automations.py)
+    assert set(_queues_by_name(synth)) == {config.dlq_name(slug) for slug in config.cluster_slugs} | {triggers_dlq}
     for name, (_, q) in _queues_by_name(synth).items():
-        assert name.endswith("-dlq.fifo")
+        assert name.endswith("-dlq.fifo") or name == triggers_dlq
         assert "--" not in name  # no lane is declared (and no name the runners' `<prefix>-<slug>--*` matches)
         assert "RedrivePolicy" not in q  # nothing redrives a DLQ
 
@@ -112,6 +113,8 @@ def test_dlq_attributes_equal_what_the_functions_give_the_dlq_of_a_runtime_clust
 
     queues = dal_queues.Queues(_Recorder(), visibility_seconds=synth.config.lease_seconds)
     for name, (_, q) in _queues_by_name(synth).items():
+        if name == f"{synth.config.queue_prefix}-automations-dlq":
+            continue  # the automations' triggers DLQ, a standard queue of the stack's own
         queues.ensure_dlq(name)
         runtime = created[name]
         assert (runtime["FifoQueue"], q["FifoQueue"]) == ("true", True)
@@ -140,5 +143,7 @@ def test_dlqs_keep_their_logical_ids(synth: Synth) -> None:
     """A DLQ is named, so CloudFormation cannot replace it (the new one would take the old one's name):
     its construct path, and so its logical id, stays what it was beside the per-cluster queue."""
     for name, (logical, _) in _queues_by_name(synth).items():
+        if name == f"{synth.config.queue_prefix}-automations-dlq":
+            continue  # the automations' triggers DLQ: no cluster's
         slug = name.removeprefix(f"{synth.config.queue_prefix}-").removesuffix("-dlq.fifo")
         assert logical.startswith("Queues" + slug.replace("-", "") + "dlq"), (name, logical)

@@ -158,7 +158,10 @@ def test_the_wheel_holds_the_sdk_and_the_runner_and_requires_boto3_and_urllib3_o
     top = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
     assert top == {"taskfleet", "taskfleet_runner"}
     assert "taskfleet/examples/demo.py" in names  # the demo tasks the runner image runs
-    assert sorted(r.split(">")[0].split("<")[0].split("=")[0].strip() for r in requires) == ["boto3", "urllib3"]
+    plain = [r for r in requires if "extra ==" not in r]  # the `cli` extra (rich) is optional
+    assert sorted(r.split(">")[0].split("<")[0].split("=")[0].strip() for r in plain) == ["boto3", "urllib3"]
+    assert [r.split(";")[0].split(">")[0] for r in requires if "extra ==" in r] == ["rich"]
+    assert "taskfleet/console/static/app.js" in names  # the web console's assets ship in the wheel
     assert "taskfleet = taskfleet.cli:main" in scripts
 
 

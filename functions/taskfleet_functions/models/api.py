@@ -50,6 +50,16 @@ class SubmitJobIn(Strict):
     client_token: str | None = Field(default=None, min_length=1, max_length=128)
 
 
+class AutomationIn(Strict):
+    name: str = Field(min_length=1, max_length=rules.MAX_JOB_NAME_CHARS)
+    kind: Literal["cron", "storage"]
+    task: TaskSpecIn  # its input: the task's arguments (the trigger is added when it fires)
+    cluster: str | None = Field(default=None, max_length=40)
+    max_retries: int = Field(default=0, ge=0, le=rules.MAX_RETRIES_LIMIT)
+    cron_schedules: list[str] = Field(default_factory=list, max_length=20)
+    storage_triggers: list[tuple[str, str]] = Field(default_factory=list, max_length=20)  # (bucket, glob)
+
+
 class RetryIn(Strict):
     # the same token on a request sent again (its answer lost) gets the first one's answer, not a 409
     client_token: str | None = Field(default=None, min_length=1, max_length=128)

@@ -13,7 +13,9 @@ from ..dal.dynamo import Dynamo, Item
 from ..dal.queues import Queues
 from ..dal.repository import Holder, Page, Table
 from ..dal.runner_urls import RunnerUrls
+from ..dal.schedules import NoSchedules, Schedules
 from ..settings import Settings
+from .automations import Automations
 from .clusters import Clusters, Identifier
 from .contracts import Claim, ClaimResult, Report, ReportResult, TaskSpec, now_ms
 from .dispatch import Dispatcher
@@ -37,6 +39,9 @@ class Orchestrator:
         settings: Settings,
         clock: Callable[[], int] = now_ms,
         runner_urls: RunnerUrls | None = None,
+        *,
+        schedules: Schedules | None = None,
+        bucket_exists: Callable[[str], bool] | None = None,
     ) -> None:
         self.db = db
         self.queues = queues
@@ -87,6 +92,16 @@ class Orchestrator:
             settings=settings,
             clock=clock,
             resume=self.recovery.resume,
+        )
+        self.automations = Automations(
+            table=self.table,
+            clusters=self.clusters,
+            jobs=self.jobs,
+            schedules=schedules or NoSchedules(),
+            settings=settings,
+            clock=clock,
+            submit=self.submission.submit,
+            bucket_exists=bucket_exists or (lambda _bucket: False),
         )
 
     # --- clusters ---------------------------------------------------------------------------------------

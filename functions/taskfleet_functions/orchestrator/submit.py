@@ -44,6 +44,7 @@ class Submission:
         cluster: str | None = None,
         max_retries: int = 0,
         client_token: str | None = None,
+        automation_id: str | None = None,
     ) -> Item:
         _check_job(name, tasks)
         cluster_slug = cluster or rules.DEFAULT_CLUSTER
@@ -82,6 +83,7 @@ class Submission:
             "max_retries": max_retries,
             "roots": len(specs),
             "client_token": client_token,
+            **({"automation_id": automation_id} if automation_id else {}),
             **latch.owner_attributes,
         }
         self.table.put_rows(
