@@ -198,8 +198,8 @@ class LocalStack:
                 for obj in page.get("Contents", []):
                     version = f"{obj['ETag'].strip(chr(34))}@{obj['LastModified'].timestamp():.3f}"
                     if (bucket, obj["Key"], version) not in self._objects_seen:
-                        self._objects_seen.add((bucket, obj["Key"], version))
                         self.deliver_object_created(bucket, obj["Key"], version, obj["LastModified"])
+                        self._objects_seen.add((bucket, obj["Key"], version))  # delivered: not again
 
     def deliver_schedule(self, automation_id: str, schedule: int, scheduled: datetime) -> dict[str, Any]:
         """What EventBridge Scheduler sends the automations function when a schedule fires (also the test

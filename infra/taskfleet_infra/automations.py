@@ -11,6 +11,7 @@ from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
@@ -34,7 +35,7 @@ class AutomationTriggers(Construct):
         super().__init__(scope, id)
         stack = Stack.of(self)
         function = functions.automations
-        group_name = f"{config.name}-automations"
+        group_name = f"{config.queue_prefix}-automations"  # at most 35 characters (a group name: 64)
         self.group = scheduler.CfnScheduleGroup(self, "ScheduleGroup", name=group_name)
         self.dlq = sqs.Queue(
             self,
@@ -86,6 +87,12 @@ class AutomationTriggers(Construct):
             ("TASKFLEET_AUTOMATION_BUCKETS", ",".join(config.automation_buckets)),
         ):
             function.add_environment(key, value)
+        # Schedules and the S3 rule invoke the function asynchronously: a firing whose handling fails (after
+        # Lambda's own retries) goes to the same DLQ, so the alarm sees it (a target DLQ catches only
+        # deliveries that fail).
+        function.configure_async_invoke(
+            on_failure=destinations.SqsDestination(self.dlq), retry_attempts=2, max_event_age=Duration.hours(6)
+        )
         self.rule: events.Rule | None = None
         if config.automation_buckets:
             self.rule = events.Rule(

@@ -120,6 +120,16 @@ def test_a_manual_once_runs_the_task_with_its_trigger(client, cluster, runners, 
         ),
         (lambda a: a.create_cron_automation("bad", Noop("x"), "0 0 * * *"), TaskValidationError, "is not a CronTask"),
         (
+            lambda a: a.create_cron_automation("bad", Nightly("x" * 65_000), "0 0 * * *"),
+            InvalidRequestError,
+            "room for the trigger",
+        ),
+        (
+            lambda a: a.create_cron_automation("bad", Nightly("x"), "\u00b2 * * * *"),
+            InvalidRequestError,
+            "not a number",
+        ),
+        (
             lambda a: a.create_storage_event_automation("bad", Nightly("x"), ("taskfleet-cache", "*")),
             TaskValidationError,
             "is not a StorageEventTask",

@@ -42,6 +42,7 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture
 def console(client: Any) -> Iterator[str]:
+    """The URL the console prints: its address with the session token."""
     server = serve(client).start()
     yield server.url
     server.shutdown()
@@ -100,7 +101,7 @@ def test_the_console_lists_a_running_job_and_its_progress_advances(steps_job, co
     diagram = page.locator("#diagram")
     expect(diagram).to_have_js_property("complete", True)
     assert diagram.evaluate("img => img.naturalWidth") > 0
-    source = console.rstrip("/") + (diagram.get_attribute("src") or "")
+    source = origin(console) + (diagram.get_attribute("src") or "")
     svg = page.request.get(source).text()
     assert svg.count('class="task"') >= 5 and 'data-count="40"' in svg
     keep(page, "console-job.png")
@@ -128,7 +129,7 @@ def test_a_failed_job_is_retried_from_its_button_and_markup_in_names_is_shown_as
     client, failed_hostile_job, console, page, tmp_path
 ):
     job = failed_hostile_job
-    page.goto(f"{console}#/jobs/{job.id}")
+    page.goto(f"{console}#/jobs/{job.id}")  # the printed URL (with its token) and a route
     expect(page.locator("h1")).to_contain_text(HOSTILE)
     cell = page.locator("tr[data-task-id] td.display")
     expect(cell).to_have_text(HOSTILE)
@@ -146,21 +147,29 @@ def test_a_failed_job_is_retried_from_its_button_and_markup_in_names_is_shown_as
     expect(retry).to_be_disabled()
 
 
-def test_state_changes_need_the_pages_token_and_the_console_answers_only_on_loopback(client, console):
+def origin(console: str) -> str:
+    return console.split("/?", maxsplit=1)[0]
+
+
+def test_the_page_and_the_api_need_the_session_token_and_the_console_answers_only_on_loopback(client, console):
     http = urllib3.PoolManager()
+    base, token = origin(console), console.split("token=")[1]
     job = client.jobs().submit("untouched", Hostile("u", "x"))
-    forged = http.request("POST", f"{console}api/jobs/{job.id}/cancel")
-    assert forged.status == 403
-    other_origin = http.request(
-        "POST",
-        f"{console}api/jobs/{job.id}/cancel",
-        headers={"Origin": "http://evil.example", "X-Taskfleet-Token": "x"},
-    )
-    assert other_origin.status == 403
-    rebound = http.request("GET", f"{console}api/jobs", headers={"Host": "evil.example"})
+    # without the token (another local user, a page elsewhere): neither the page, nor reading, nor acting
+    assert http.request("GET", f"{base}/").status == 403
+    assert http.request("GET", f"{base}/api/jobs").status == 403
+    assert http.request("POST", f"{base}/api/jobs/{job.id}/cancel").status == 403
+    wrong = http.request("GET", f"{base}/api/jobs", headers={"X-Taskfleet-Token": token[:-1] + "x"})
+    assert wrong.status == 403
+    # with it, but from another origin, or addressed to another host name (DNS rebinding)
+    headers = {"Origin": "http://evil.example", "X-Taskfleet-Token": token}
+    assert http.request("POST", f"{base}/api/jobs/{job.id}/cancel", headers=headers).status == 403
+    rebound = http.request("GET", f"{base}/api/jobs", headers={"Host": "evil.example", "X-Taskfleet-Token": token})
     assert rebound.status == 403
     assert client.jobs().find(job).state == "SUBMITTED"  # nothing was canceled
+    assert http.request("GET", f"{base}/api/jobs", headers={"X-Taskfleet-Token": token}).status == 200
     page = http.request("GET", console)
+    assert page.status == 200 and token not in page.data.decode()  # the page itself does not carry it
     assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from taskfleet import JobState, ProgressIndicator, TaskState
 
-from tests.e2e.workflows import CountedFanOut, WithOptional, WithOptionalBranch
+from tests.e2e.workflows import CountedFanOut, ManyLabels, WithOptional, WithOptionalBranch, WithOuterOptional
 from tests.support.observe import executions, marked, open_gate
 from tests.support.waits import job_done, wait_until
 
@@ -132,3 +132,23 @@ def _dt(text):
     from datetime import datetime
 
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def test_an_optional_task_inside_an_optional_subtree_bounds_its_own_failure(client, cluster, runners, tmp_path):
+    # outer (optional) -> inner (optional, fails below) -> then after-inner; inner's failure skips inner's rest only
+    runners.start(cluster, "WithOuterOptional", "OuterOptional", "InnerOptional", "Fail", "Noop")
+    job = client.jobs().submit("nested-optional", WithOuterOptional(), cluster=cluster)
+    assert wait_until(job_done(client, job), what="nested optional job").state == "COMPLETED"
+    ran = {e["label"] for e in executions(tmp_path)}
+    assert "outer.after-inner" in ran and "outer.inner.behind" not in ran
+    states = {t.display: t.state for t in client.jobs().tasks(job)}
+    assert states["Fail"] == "FAILED_OPTIONAL"
+    assert sorted(t.state for t in client.jobs().tasks(job) if t.name == "Noop") == ["COMPUTED", "SKIPPED"]
+
+
+def test_a_task_with_many_long_progress_labels_is_counted_with_them(client, cluster, runners):
+    runners.start(cluster, "ManyLabels")
+    job = client.jobs().submit("labels", ManyLabels(80), cluster=cluster)
+    done = wait_until(job_done(client, job), what="many labels job")
+    assert done.state == "COMPLETED"
+    assert len(done.progress) == 80 and {(p.total, p.done) for p in done.progress} == {(2, 1)}

@@ -415,3 +415,43 @@ class OnUpload(StorageEventTask):
 
     def execute(self, context: ExecutionContext) -> None:
         record(context, label=self.prefix, bucket=self.trigger.storage, key=self.trigger.location)
+
+
+class OuterOptional(Task):
+    """An optional task's subtree holding an optional task of its own (InnerOptional) and a task after it."""
+
+    label: str
+
+    def execute(self, context: ExecutionContext) -> None:
+        record(context, label=self.label)
+        inner = context.submit_subtask(InnerOptional(f"{self.label}.inner"), optional=True)
+        context.submit_subtask(Noop(f"{self.label}.after-inner"), depends_on=inner)
+
+
+class InnerOptional(Task):
+    """A failing task and one queued behind it (skipped when it fails)."""
+
+    label: str
+
+    def execute(self, context: ExecutionContext) -> None:
+        record(context, label=self.label)
+        fail = context.submit_subtask(Fail(f"{self.label}.fail"))
+        context.submit_subtask(Noop(f"{self.label}.behind"), depends_on=fail)
+
+
+class WithOuterOptional(Task):
+    def execute(self, context: ExecutionContext) -> None:
+        record(context, label="root")
+        context.submit_subtask(OuterOptional("outer"), optional=True)
+
+
+class ManyLabels(Task):
+    """Reports `n` progress indicators with long labels."""
+
+    n: int
+
+    def execute(self, context: ExecutionContext) -> None:
+        for i in range(self.n):
+            progress = context.progress(f"{i:03d}-" + "x" * 96)
+            progress.add(2)
+            progress.done(1)

@@ -11,7 +11,7 @@ HANDLER = "taskfleet_functions.handlers.automations.lambda_handler"
 
 def test_one_schedule_group_and_a_scheduler_role_that_may_only_invoke_the_automations_function(synth: Synth) -> None:
     (group,) = synth.of_type("AWS::Scheduler::ScheduleGroup").values()
-    assert group["Properties"]["Name"] == f"{synth.config.name}-automations"
+    assert group["Properties"]["Name"] == f"{synth.config.queue_prefix}-automations"
     function_id, _ = function_by_handler(synth, HANDLER)
     roles = {
         k: r
@@ -49,14 +49,14 @@ def test_the_automations_function_manages_schedules_of_its_group_only_and_passes
         "scheduler:DeleteSchedule",
     ]
     assert all(
-        render(r).endswith(f":schedule/{synth.config.name}-automations/*")
+        render(r).endswith(f":schedule/{synth.config.queue_prefix}-automations/*")
         for st in schedules
         for r in as_list(st["Resource"])
     )
     (pass_role,) = [st for st in sts if "iam:PassRole" in as_list(st["Action"])]
     assert pass_role["Condition"] == {"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}}
     env = function["Properties"]["Environment"]["Variables"]
-    assert env["TASKFLEET_SCHEDULER_GROUP"] == f"{synth.config.name}-automations"
+    assert env["TASKFLEET_SCHEDULER_GROUP"] == f"{synth.config.queue_prefix}-automations"
     assert env["TASKFLEET_AUTOMATION_BUCKETS"] == ",".join(synth.config.automation_buckets)
 
 

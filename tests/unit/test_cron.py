@@ -49,6 +49,8 @@ def test_weekdays_by_name_and_number_and_either_day_field_when_both_are_restrict
         ("0,,5 * * * *", "empty list item"),
         ("", "non-empty string"),
         ("0 0 * * * *", "has 6 fields"),
+        ("\u00b2 * * * *", "is not a number"),
+        ("*/\u00b2 * * * *", "must be a positive number"),
     ],
 )
 def test_bad_schedules_say_what_is_wrong(text, message):
@@ -61,9 +63,10 @@ def test_bad_schedules_say_what_is_wrong(text, message):
     [
         ("*/15 * * * *", ("cron(*/15 * * * ? *)", "UTC")),
         ("0 0 1,15 * *", ("cron(0 0 1,15 * ? *)", "UTC")),
-        ("0 6 * * MON-FRI", ("cron(0 6 ? * MON-FRI *)", "UTC")),
+        ("0 6 * * MON-FRI", ("cron(0 6 ? * 2,3,4,5,6 *)", "UTC")),
         ("0 0 * * 0,6", ("cron(0 0 ? * 1,7 *)", "UTC")),
-        ("0 0 * * 5-7", ("cron(0 0 ? * 6-7,1 *)", "UTC")),
+        ("0 0 * * 5-7", ("cron(0 0 ? * 1,6,7 *)", "UTC")),
+        ("0 0 * * */2", ("cron(0 0 ? * 1,3,5,7 *)", "UTC")),  # EventBridge's weekday field takes no steps
         ("CRON_TZ=America/New_York 30 8 * * *", ("cron(30 8 * * ? *)", "America/New_York")),
     ],
 )

@@ -111,6 +111,10 @@ class BadCursor(ValueError):
     """A pagination cursor this API did not return."""
 
 
+class ItemTooLarge(Exception):
+    """DynamoDB refused a write: the item would exceed its 400 KB (ValidationException)."""
+
+
 class Table:
     """Named operations on taskfleet's one table. `db` is the thin typed DynamoDB client underneath.
 
@@ -419,6 +423,26 @@ class Table:
         add = {seen: {member}, **{k: v for k, v in counters.items() if v}}
         once = f"NOT contains(#{seen}, :m) AND NOT contains(#retried, :a)"
         values = {":m": member, ":a": attempt_code}
+        try:
+            return self._record(pk, sk, add, once, values, seen=seen, member=member, code=attempt_code, stop=stop)
+        except self.db.client.exceptions.ClientError as err:
+            if err.response.get("Error", {}).get("Code") == "ValidationException":
+                raise ItemTooLarge(str(err)) from None
+            raise
+
+    def _record(
+        self,
+        pk: str,
+        sk: str,
+        add: dict[str, Any],
+        once: str,
+        values: dict[str, Any],
+        *,
+        seen: str,
+        member: int,
+        code: int,
+        stop: int,
+    ) -> bool:
         first = self._update(
             pk,
             sk,
@@ -431,7 +455,7 @@ class Table:
         if first.ok:
             return True
         old = first.item or {}
-        if member in (old.get(seen) or ()) or attempt_code in (old.get("retried") or ()):
+        if member in (old.get(seen) or ()) or code in (old.get("retried") or ()):
             return False
         # not counted yet, and a later stop is recorded already: count it without moving `last_stop`
         return self._update(pk, sk, add=add, condition=once, values=values, returns="NONE").ok
@@ -450,20 +474,26 @@ class Table:
         """Take a counted task's `counters` out of its stats bucket again (a job retry queues it anew), and
         mark the attempt (`retried`) so that a late record of it counts nothing."""
         pk, sk = job_pk(job_id), stats_sk(group, bucket)
+        values = {":m": member, ":a": attempt_code}
         while True:  # each step is conditional on `seen`, so a record racing in between is never missed
             taken = self._update(
                 pk,
                 sk,
                 add={"retried": {attempt_code}, **{k: -v for k, v in counters.items() if v}},
                 delete={seen: {member}},
-                condition=f"contains(#{seen}, :m)",
-                values={":m": member},
+                condition=f"contains(#{seen}, :m) AND NOT contains(#retried, :a)",
+                values=values,
                 returns="NONE",
             )
-            if taken.ok:
-                return
+            if taken.ok or attempt_code in ((taken.item or {}).get("retried") or ()):
+                return  # done now, or by an earlier (or concurrent) retry of this very attempt
             marked = self._update(  # not counted (yet): only the mark, which keeps a late record out
-                pk, sk, add={"retried": {attempt_code}}, condition=f"NOT contains(#{seen}, :m)", values={":m": member}
+                pk,
+                sk,
+                add={"retried": {attempt_code}},
+                condition=f"NOT contains(#{seen}, :m)",
+                values={":m": member},
+                returns="NONE",
             )
             if marked.ok:
                 return

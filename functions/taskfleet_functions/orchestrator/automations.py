@@ -34,7 +34,15 @@ AUTOMATIONS = "AUTOMATIONS"
 KINDS = ("cron", "storage")
 MAX_TRIGGERS = 20
 MAX_GLOB_CHARS = 1_024
-_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+# the largest trigger a firing adds to the input (an S3 key is at most 1,024 bytes)
+LARGEST_TRIGGER = {
+    "kind": "storage",
+    "storage": "b" * 63,
+    "type": "CREATED",
+    "location": "k" * 1024,
+    "version": "v" * 128,
+}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -90,8 +98,10 @@ class Automations:
         except CronError as err:
             self._remove(item, created)
             raise InvalidRequest(str(err), code="InvalidCron") from None
-        except Exception:
+        except Exception as err:
             self._remove(item, created)
+            if "ValidationException" in type(err).__name__ + str(getattr(err, "response", "")):
+                raise InvalidRequest(f"EventBridge Scheduler refused the schedule: {err}", code="InvalidCron") from None
             raise
         return item
 
@@ -104,8 +114,9 @@ class Automations:
             rules.check_task_name(spec.task.name)
             rules.parse_version(spec.task.version)
             text = rules.encode_input(spec.task.input)
+            rules.encode_input({"args": spec.task.input, "trigger": LARGEST_TRIGGER})  # what a firing submits
         except rules.RuleViolation as err:
-            raise InvalidRequest(str(err)) from None
+            raise InvalidRequest(f"{err} (with room for the trigger a firing adds)") from None
         if not 0 <= spec.max_retries <= rules.MAX_RETRIES_LIMIT:
             raise InvalidRequest(f"max_retries must be 0-{rules.MAX_RETRIES_LIMIT}")
         cluster = self.clusters.slug(spec.cluster or rules.DEFAULT_CLUSTER)
@@ -151,13 +162,17 @@ class Automations:
 
     def _check_bucket(self, bucket: str) -> None:
         known = self.settings.automation_buckets
-        if not isinstance(bucket, str) or not _BUCKET.match(bucket):
+        if not isinstance(bucket, str) or not _BUCKET.fullmatch(bucket):
             raise InvalidRequest(f"{bucket!r:.70} is not an S3 bucket name", code="UnknownBucket")
         if known and bucket not in known:
             raise InvalidRequest(
                 f"bucket {bucket!r} sends no events to taskfleet; the deployment's buckets are {', '.join(known)}"
                 " (add one to automation_buckets in cdk.json)",
                 code="UnknownBucket",
+            )
+        if not known and self.settings.scheduler_group:  # deployed, and no bucket sends events
+            raise InvalidRequest(
+                "this deployment watches no bucket: name yours in automation_buckets in cdk.json", code="UnknownBucket"
             )
         if not known and not self.bucket_exists(bucket):
             raise InvalidRequest(f"bucket {bucket!r} does not exist", code="UnknownBucket")
@@ -221,13 +236,18 @@ class Automations:
         """One job per automation whose trigger matches this created object (idempotent per version);
         `at` (epoch ms), the object's creation: automations created after it are not fired (event times
         have whole seconds: an object of the automation's own second fires it)."""
-        jobs = []
+        jobs, errors = [], []
         for item in self.all():
             if item.get("kind") != "storage" or (at is not None and int(item["created_at"]) >= at + 1000):
                 continue
             if any(t["bucket"] == bucket and glob_matches(t["glob"], key) for t in item.get("storage_triggers") or ()):
                 trigger = {"kind": "storage", "storage": bucket, "type": "CREATED", "location": key, "version": version}
-                jobs.append(self._submit(item, trigger, f"s3:{bucket}/{key}#{version}"))
+                try:
+                    jobs.append(self._submit(item, trigger, f"s3:{bucket}/{key}#{version}"))
+                except Exception as err:
+                    errors.append(err)
+        if errors:  # the event is delivered again (and dead-lettered in the end): the jobs made are idempotent
+            raise errors[0]
         return jobs
 
     def _submit(self, item: Item, trigger: dict[str, Any], firing: str) -> Item:

@@ -67,40 +67,22 @@ class Schedule:
     def eventbridge(self) -> tuple[str, str]:
         """(`cron(...)` for EventBridge Scheduler, its time zone). Its 6 fields number weekdays 1-7 from
         Sunday and need `?` in one day field; a schedule restricting both day fields has no such form."""
-        minute, hour, dom, month, dow = self.expression.split()
+        minute, hour, dom, month, _ = self.expression.split()
         if self.days_restricted and self.weekdays_restricted:
             raise CronError(
                 f"{self.text!r}: restricting both day-of-month and day-of-week has no EventBridge Scheduler form;"
                 " use one of them (or two schedules)"
             )
-        if self.weekdays_restricted:
-            return f"cron({minute} {hour} ? {month} {_aws_weekdays(dow)} *)", self.zone
+        if self.weekdays_restricted:  # as a plain list of EventBridge's numbers (its field takes no steps)
+            return f"cron({minute} {hour} ? {month} {','.join(str(d + 1) for d in sorted(self.weekdays))} *)", self.zone
         return f"cron({minute} {hour} {dom} {month} ? *)", self.zone
-
-
-def _aws_weekdays(field: str) -> str:
-    """Standard weekday numbers (0-7, Sunday 0 or 7) as EventBridge's (1-7, Sunday 1); names stay."""
-
-    def one(token: str) -> str:
-        return str(int(token) % 7 + 1) if token.isdigit() else token
-
-    out = []
-    for part in field.split(","):
-        body, _, step = part.partition("/")
-        first, dash, last = body.partition("-")
-        if dash and last == "7" and first.isdigit() and not step:  # ...-Sunday: EventBridge's Sunday is 1
-            out.extend([f"{one(first)}-7", "1"] if first != "0" else ["1-7"])
-            continue
-        body = "-".join(one(t) for t in body.split("-")) if body != "*" else body
-        out.append(body + (f"/{step}" if step else ""))
-    return ",".join(out)
 
 
 def _value(token: str, low: int, high: int, names: dict[str, int], what: str) -> int:
     key = token.upper()
     if key in names:
         return names[key]
-    if not token.isdigit():
+    if not (token.isascii() and token.isdigit()):
         raise CronError(f"{what}: {token!r} is not a number" + (f" or a name ({', '.join(names)})" if names else ""))
     value = int(token)
     if not low <= value <= high:
@@ -117,7 +99,7 @@ def _field(text: str, low: int, high: int, names: dict[str, int], what: str) -> 
         body, slash, step_text = part.partition("/")
         step = 1
         if slash:
-            if not step_text.isdigit() or int(step_text) == 0:
+            if not (step_text.isascii() and step_text.isdigit()) or int(step_text) == 0:
                 raise CronError(f"{what}: step {step_text!r} must be a positive number")
             step = int(step_text)
         if body == "*":

@@ -176,10 +176,14 @@ class Propagation:
             parents = [t for t in level if t["state"] == TaskState.COMPUTED and t.get("children")]
             level = []
             for task in self.tree.children(parents):
+                if seen >= SKIP_PASS_LIMIT:
+                    break
                 seen += 1
                 if task["state"] == TaskState.COMPUTED:
                     level.append(task)
                 elif task["state"] == TaskState.QUEUED and (done := self.skip(task)) is not None:
                     skipped += 1
                     self.skipped(done, True)
+                elif task["state"] == TaskState.SKIPPED:  # an earlier pass (a crash, a replay) may not have settled it
+                    self.skipped(task, True)
         return skipped

@@ -70,6 +70,8 @@ class Recovery:
             for found in self.tree.walk(job):
                 if found["state"] == TaskState.COMPUTED:
                     parents[found["task_id"]] = found
+                if found["state"] == TaskState.SKIPPED:  # settles it if a crash left it unsettled (idempotent)
+                    self.propagation.skipped(found, True)
                 task, _ = self._bring_back(found, now)
                 parent = parents.get(task.get("parent_id") or "")
                 if is_ready(task) and (parent is None or window_open(parent, int(task["index"]))):

@@ -146,7 +146,7 @@ def build_siblings(
             None if spilled else text,
             spec.max_retries,
             display,
-            inherited or (task_id if spec.optional else None),
+            task_id if spec.optional else inherited,  # an optional task bounds its own subtree
         )
         item = new_task_item(
             task_id=task_id,

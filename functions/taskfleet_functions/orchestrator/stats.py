@@ -7,6 +7,8 @@ finishes; a job's figures are the sum of its buckets. `finish_record` and `summa
 
 from __future__ import annotations
 
+import functools
+import logging
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -15,12 +17,13 @@ from typing import Any, NamedTuple
 from taskfleet import rules
 
 from ..dal.dynamo import Item
-from ..dal.repository import Table
+from ..dal.repository import ItemTooLarge, Table
 from .contracts import iso
 from .states import FINISHED_TASK_STATES, JobState, TaskState
 
-LABELS_PER_WRITE = 100  # 2 ADD clauses per label: an update expression may hold at most 4 KB
+LABELS_PER_WRITE = 25  # 2 ADD clauses per label: an update expression may hold at most 4 KB
 STATE_PREFIX, TOTAL_PREFIX, DONE_PREFIX = "n#", "pt#", "pd#"
+log = logging.getLogger(__name__)
 
 
 class FinishRecord(NamedTuple):
@@ -129,17 +132,27 @@ class Statistics:
         record = finish_record(task)
         if record is None:
             return
-        for seen, counters in record.writes:
-            self.table.record_finish(
+        for n, (seen, counters) in enumerate(record.writes):
+            write = functools.partial(
+                self.table.record_finish,
                 task["job_id"],
                 group=record.group,
                 bucket=record.bucket,
                 member=record.member,
                 attempt_code=record.attempt_code,
-                counters=counters,
                 seen=seen,
                 stop=record.stop,
             )
+            try:
+                write(counters=counters)
+            except ItemTooLarge:
+                # The bucket cannot hold more labels (400 KB: thousands of distinct labels among 100 siblings):
+                # the task is counted without them; its own item keeps them.
+                log.warning(
+                    "job %s: progress labels dropped from the job's figures (stats bucket full)", task["job_id"]
+                )
+                if n == 0:
+                    write(counters={k: v for k, v in counters.items() if not k.startswith((TOTAL_PREFIX, DONE_PREFIX))})
 
     def unrecord(self, task: Item) -> None:
         """Take a finished task out of its job's figures again (a job retry queues it anew)."""

@@ -6,9 +6,11 @@ taskfleet API with the user's own client (SigV4 with their AWS credentials for a
 is deployed in AWS, and nothing listens beyond loopback.
 
 Protection: the server answers only requests whose Host is its own loopback address (a web page elsewhere
-cannot reach it through DNS rebinding); state-changing requests (cancel, retry) must carry the session
-token that the page received in its HTML (a page of another origin cannot read it) and, if they say where
-they come from, come from the console's own origin; every response forbids framing and inline script, and
+cannot reach it through DNS rebinding). Every request for the page and the API must carry the session
+token, which only the URL printed at start holds (like Jupyter's): another user of the same machine, who
+can reach loopback too, cannot read jobs or act with the owner's credentials without it, and a page of
+another origin cannot learn it. State changes (cancel, retry) must also come from the console's own
+origin when the browser says where they come from. Every response forbids framing and inline script, and
 the page writes everything user-controlled as text, never as HTML.
 """
 
@@ -155,11 +157,12 @@ class Handler(BaseHTTPRequestHandler):
     def _route(self, method: str, path: str, params: dict[str, str]) -> None:
         console = self.server.console
         parts = [p for p in path.split("/") if p]
+        if method == "GET" and len(parts) == 2 and parts[0] == "static" and parts[1] in STATIC:
+            self._send(200, _static(parts[1]), STATIC[parts[1]])  # the same for everyone: no token
+            return
+        self._check_token(params)
         if method == "GET" and path == "/":
-            page = _static("index.html").replace(b"{{TOKEN}}", console.token.encode())
-            self._send(200, page, "text/html; charset=utf-8")
-        elif method == "GET" and len(parts) == 2 and parts[0] == "static" and parts[1] in STATIC:
-            self._send(200, _static(parts[1]), STATIC[parts[1]])
+            self._send(200, _static("index.html"), "text/html; charset=utf-8")
         elif method == "GET" and parts == ["api", "jobs"]:
             self._json(200, console.jobs(params))
         elif method == "GET" and parts[:2] == ["api", "jobs"] and len(parts) == 3:
@@ -170,17 +173,21 @@ class Handler(BaseHTTPRequestHandler):
         elif method == "GET" and parts == ["api", "clusters"]:
             self._json(200, console.clusters())
         elif method == "POST" and parts[:2] == ["api", "jobs"] and len(parts) == 4 and parts[3] in ("cancel", "retry"):
-            self._check_token()
+            if not self._origin_ok():
+                raise ConsoleError(403, "Forbidden", "a state change must come from the console's own page")
             self._json(200, console.act(_job_id(parts[2]), parts[3]))
         elif method == "GET":
             self._error(404, "NotFound", f"no page {path!r:.80}")
         else:
             self._error(405, "MethodNotAllowed", f"{method} {path!r:.80} is not allowed")
 
-    def _check_token(self) -> None:
-        token = self.headers.get("X-Taskfleet-Token", "")
-        if not self._origin_ok() or not hmac.compare_digest(token.encode(), self.server.console.token.encode()):
-            raise ConsoleError(403, "Forbidden", "a state change needs the console page's session token")
+    def _check_token(self, params: dict[str, str]) -> None:
+        """The session token, in the header the page's requests carry or the URL (the page, its diagram)."""
+        token = self.headers.get("X-Taskfleet-Token") or params.get("token") or ""
+        if not hmac.compare_digest(token.encode(), self.server.console.token.encode()):
+            raise ConsoleError(
+                403, "Forbidden", "open the console with the URL `taskfleet console` printed (its token)"
+            )
 
 
 def _job_id(text: str) -> str:
@@ -197,8 +204,13 @@ class ConsoleServer(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", port), Handler)
 
     @property
+    def origin(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/"
+        """The console's address with its session token: what to open."""
+        return f"{self.origin}/?token={self.console.token}"
 
     def start(self) -> ConsoleServer:
         """Serve in a background thread (for tests and scripts); `shutdown()` stops it."""

@@ -2,7 +2,8 @@
 // Everything user-controlled is written with textContent, never as HTML.
 "use strict";
 
-const TOKEN = document.querySelector('meta[name="taskfleet-token"]').content;
+// The session token came in the URL `taskfleet console` printed; every request carries it.
+const TOKEN = new URLSearchParams(location.search).get("token") || "";
 const STATES = ["SUBMITTED", "RUNNING", "COMPLETED", "FAILED", "CANCELED"];
 const TERMINAL = new Set(["COMPLETED", "FAILED", "CANCELED"]);
 let timer = null;
@@ -27,7 +28,7 @@ function stateBadge(state) {
 }
 
 async function api(path, options = {}) {
-  const response = await fetch(path, options);
+  const response = await fetch(path, { ...options, headers: { ...(options.headers || {}), "X-Taskfleet-Token": TOKEN } });
   const body = await response.json().catch(() => ({}));
   if (!response.ok) {
     const error = (body && body.error) || {};
@@ -115,7 +116,7 @@ async function jobPage(main, mine, jobId) {
   const act = async (action) => {
     cancel.disabled = retry.disabled = true;
     try {
-      const answer = await api(`/api/jobs/${encodeURIComponent(jobId)}/${action}`, { method: "POST", headers: { "X-Taskfleet-Token": TOKEN } });
+      const answer = await api(`/api/jobs/${encodeURIComponent(jobId)}/${action}`, { method: "POST" });
       setStatus(action === "retry" ? `retried: ${answer.rescheduled} task(s) rescheduled` : "canceled");
     } catch (error) { showError(main, error); }
     refresh();
@@ -152,7 +153,7 @@ async function jobPage(main, mine, jobId) {
       const key = `${job.state}|${answer.tasks.map((t) => t.state).join(",")}`;
       if (key !== lastKey) {
         lastKey = key;
-        diagram.src = `/api/jobs/${encodeURIComponent(jobId)}/diagram.svg?v=${Date.now()}`;
+        diagram.src = `/api/jobs/${encodeURIComponent(jobId)}/diagram.svg?${new URLSearchParams({ v: Date.now(), token: TOKEN })}`;
       }
       setStatus(`updated ${new Date().toLocaleTimeString()}`);
     } catch (error) { setStatus(String(error.message)); if (!head.childNodes.length) showError(main, error); }
