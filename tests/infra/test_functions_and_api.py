@@ -250,7 +250,7 @@ def test_the_sweeper_runs_every_minute(synth: Synth) -> None:
     automations_id, _ = function_by_handler(synth, HANDLERS["automations"])
     expected = [sweeper_id, automations_id] if synth.config.automation_buckets else [sweeper_id]
     # EventBridge may invoke the sweeper (its schedule) and, where buckets are watched, the automations function
-    assert sorted(logical_id(p["Properties"]["FunctionName"]) for p in allowed) == sorted(expected)
+    assert sorted(str(logical_id(p["Properties"]["FunctionName"])) for p in allowed) == sorted(expected)
 
 
 def test_every_function_logs_to_its_own_group_with_a_retention(synth: Synth) -> None:

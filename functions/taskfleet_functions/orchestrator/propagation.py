@@ -175,7 +175,8 @@ class Propagation:
         while level and seen < SKIP_PASS_LIMIT:
             parents = [t for t in level if t["state"] == TaskState.COMPUTED and t.get("children")]
             level = []
-            for task in self.tree.children(parents):
+            # (a huge fan-out is read only as far as the pass can look)
+            for task in self.tree.children(parents, keep=lambda _parent, index: index < SKIP_PASS_LIMIT):
                 if seen >= SKIP_PASS_LIMIT:
                     break
                 seen += 1
