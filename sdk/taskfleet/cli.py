@@ -15,7 +15,10 @@ from .task import Task
 
 
 def load_task(spec: str) -> type[Task]:
-    """`package.module:ClassName` -> the class."""
+    """`package.module:ClassName` -> the class. Like `python -m` and Celery, modules in the working
+    directory import without PYTHONPATH."""
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
     module_name, _, attr = spec.partition(":")
     if not module_name or not attr:
         raise SystemExit(f"task {spec!r} must look like package.module:ClassName")
@@ -32,9 +35,6 @@ def cmd_runner(args: argparse.Namespace) -> int:
     from .client import Client
     from .errors import ApiError, ApiUnavailableError, ConfigurationError, DuplicateTaskError, NotFoundError
 
-    # Like `python -m` and Celery: task modules in the working directory import without PYTHONPATH.
-    if os.getcwd() not in sys.path and "" not in sys.path:
-        sys.path.insert(0, os.getcwd())
     specs = args.tasks or os.environ.get("TASKFLEET_TASKS", "").split()
     if not specs:
         raise SystemExit("name at least one task class (module:ClassName) or set TASKFLEET_TASKS")

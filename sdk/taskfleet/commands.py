@@ -460,8 +460,6 @@ def _task_from_args(spec: str, text: str | None) -> Any:
     from .cli import load_task
     from .task import _deserialize_args
 
-    if os.getcwd() not in sys.path and "" not in sys.path:
-        sys.path.insert(0, os.getcwd())
     cls = load_task(spec)
     try:
         payload = json.loads(text) if text is not None else None

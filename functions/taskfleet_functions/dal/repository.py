@@ -102,6 +102,22 @@ class Owner(NamedTuple):
         return task_pk(self.id) if self.kind == "task" else job_pk(self.id)
 
 
+class StatsSlot(NamedTuple):
+    """Where a finished task is counted (docs/architecture.md, "Job statistics and progress"): its job's
+    stats bucket `STATS#<group>#<bucket>`, its member (index among its siblings), and the code of its
+    attempt (`index % 100 + 100 * attempt`)."""
+
+    job_id: str
+    group: str
+    bucket: int
+    member: int
+    attempt_code: int
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return job_pk(self.job_id), stats_sk(self.group, self.bucket)
+
+
 class Page(NamedTuple):
     items: list[Item]
     cursor: str | None
@@ -403,96 +419,60 @@ class Table:
 
     # --- job statistics (docs/architecture.md, "Job statistics and progress") -------------------------
 
-    def record_finish(
-        self,
-        job_id: str,
-        *,
-        group: str,
-        bucket: int,
-        member: int,
-        attempt_code: int,
-        counters: Mapping[str, int],
-        seen: str,
-        stop: int,
-    ) -> bool:
-        """Add a finished task's `counters` to its stats bucket, once (`member` joins the number set `seen`),
-        unless a job retry took this very attempt out already (`attempt_code` is in `retried`: a late
+    def record_finish(self, slot: StatsSlot, counters: Mapping[str, int], *, seen: str, stop: int) -> bool:
+        """Add a finished task's `counters` to its stats bucket, once (its member joins the number set `seen`),
+        unless a job retry took this very attempt out already (its attempt code is in `retried`: a late
         record of an attempt that is no longer the task's). `last_stop` becomes `stop` if that is the
         latest. False: nothing was counted."""
-        pk, sk = job_pk(job_id), stats_sk(group, bucket)
-        add = {seen: {member}, **{k: v for k, v in counters.items() if v}}
+        pk, sk = slot.key
+        add = {seen: {slot.member}, **{k: v for k, v in counters.items() if v}}
         once = f"NOT contains(#{seen}, :m) AND NOT contains(#retried, :a)"
-        values = {":m": member, ":a": attempt_code}
+        values = {":m": slot.member, ":a": slot.attempt_code}
         try:
-            return self._record(pk, sk, add, once, values, seen=seen, member=member, code=attempt_code, stop=stop)
+            first = self._update(
+                pk,
+                sk,
+                set={"last_stop": stop},
+                add=add,
+                condition=f"{once} AND (attribute_not_exists(#last_stop) OR #last_stop < :t)",
+                values={**values, ":t": stop},
+                returns="NONE",
+            )
+            if first.ok:
+                return True
+            old = first.item or {}
+            if slot.member in (old.get(seen) or ()) or slot.attempt_code in (old.get("retried") or ()):
+                return False
+            # not counted yet, and a later stop is recorded already: count it without moving `last_stop`
+            return self._update(pk, sk, add=add, condition=once, values=values, returns="NONE").ok
         except self.db.client.exceptions.ClientError as err:
             if err.response.get("Error", {}).get("Code") == "ValidationException":
                 raise ItemTooLarge(str(err)) from None
             raise
 
-    def _record(
-        self,
-        pk: str,
-        sk: str,
-        add: dict[str, Any],
-        once: str,
-        values: dict[str, Any],
-        *,
-        seen: str,
-        member: int,
-        code: int,
-        stop: int,
-    ) -> bool:
-        first = self._update(
-            pk,
-            sk,
-            set={"last_stop": stop},
-            add=add,
-            condition=f"{once} AND (attribute_not_exists(#last_stop) OR #last_stop < :t)",
-            values={**values, ":t": stop},
-            returns="NONE",
-        )
-        if first.ok:
-            return True
-        old = first.item or {}
-        if member in (old.get(seen) or ()) or code in (old.get("retried") or ()):
-            return False
-        # not counted yet, and a later stop is recorded already: count it without moving `last_stop`
-        return self._update(pk, sk, add=add, condition=once, values=values, returns="NONE").ok
-
-    def unrecord_finish(
-        self,
-        job_id: str,
-        *,
-        group: str,
-        bucket: int,
-        member: int,
-        attempt_code: int,
-        counters: Mapping[str, int],
-        seen: str,
-    ) -> None:
+    def unrecord_finish(self, slot: StatsSlot, counters: Mapping[str, int], *, seen: str) -> None:
         """Take a counted task's `counters` out of its stats bucket again (a job retry queues it anew), and
         mark the attempt (`retried`) so that a late record of it counts nothing."""
-        pk, sk = job_pk(job_id), stats_sk(group, bucket)
-        values = {":m": member, ":a": attempt_code}
+        pk, sk = slot.key
+        values = {":m": slot.member, ":a": slot.attempt_code}
         while True:  # each step is conditional on `seen`, so a record racing in between is never missed
             taken = self._update(
                 pk,
                 sk,
-                add={"retried": {attempt_code}, **{k: -v for k, v in counters.items() if v}},
-                delete={seen: {member}},
+                add={"retried": {slot.attempt_code}, **{k: -v for k, v in counters.items() if v}},
+                delete={seen: {slot.member}},
                 condition=f"contains(#{seen}, :m) AND NOT contains(#retried, :a)",
                 values=values,
                 returns="NONE",
             )
-            if taken.ok or attempt_code in ((taken.item or {}).get("retried") or ()):
+            if taken.ok or slot.attempt_code in ((taken.item or {}).get("retried") or ()):
                 return  # done now, or by an earlier (or concurrent) retry of this very attempt
             marked = self._update(  # not counted (yet): only the mark, which keeps a late record out
                 pk,
                 sk,
-                add={"retried": {attempt_code}},
+                add={"retried": {slot.attempt_code}},
                 condition=f"NOT contains(#{seen}, :m)",
-                values={":m": member},
+                values={":m": slot.member},
                 returns="NONE",
             )
             if marked.ok:

@@ -7,7 +7,6 @@ finishes; a job's figures are the sum of its buckets. `finish_record` and `summa
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -17,7 +16,7 @@ from typing import Any, NamedTuple
 from taskfleet import rules
 
 from ..dal.dynamo import Item
-from ..dal.repository import ItemTooLarge, Table
+from ..dal.repository import ItemTooLarge, StatsSlot, Table
 from .contracts import iso
 from .states import FINISHED_TASK_STATES, JobState, TaskState
 
@@ -123,6 +122,10 @@ def summarize(job: Mapping[str, Any], buckets: Iterable[Mapping[str, Any]], now:
     }
 
 
+def _slot(task: Item, record: FinishRecord) -> StatsSlot:
+    return StatsSlot(str(task["job_id"]), record.group, record.bucket, record.member, record.attempt_code)
+
+
 @dataclass
 class Statistics:
     table: Table
@@ -132,19 +135,10 @@ class Statistics:
         record = finish_record(task)
         if record is None:
             return
+        slot = _slot(task, record)
         for n, (seen, counters) in enumerate(record.writes):
-            write = functools.partial(
-                self.table.record_finish,
-                task["job_id"],
-                group=record.group,
-                bucket=record.bucket,
-                member=record.member,
-                attempt_code=record.attempt_code,
-                seen=seen,
-                stop=record.stop,
-            )
             try:
-                write(counters=counters)
+                self.table.record_finish(slot, counters, seen=seen, stop=record.stop)
             except ItemTooLarge:
                 # The bucket cannot hold more labels (400 KB: thousands of distinct labels among 100 siblings):
                 # the task is counted without them; its own item keeps them.
@@ -152,23 +146,17 @@ class Statistics:
                     "job %s: progress labels dropped from the job's figures (stats bucket full)", task["job_id"]
                 )
                 if n == 0:
-                    write(counters={k: v for k, v in counters.items() if not k.startswith((TOTAL_PREFIX, DONE_PREFIX))})
+                    unlabelled = {k: v for k, v in counters.items() if not k.startswith((TOTAL_PREFIX, DONE_PREFIX))}
+                    self.table.record_finish(slot, unlabelled, seen=seen, stop=record.stop)
 
     def unrecord(self, task: Item) -> None:
         """Take a finished task out of its job's figures again (a job retry queues it anew)."""
         record = finish_record(task)
         if record is None:
             return
+        slot = _slot(task, record)
         for seen, counters in record.writes:
-            self.table.unrecord_finish(
-                task["job_id"],
-                group=record.group,
-                bucket=record.bucket,
-                member=record.member,
-                attempt_code=record.attempt_code,
-                counters=counters,
-                seen=seen,
-            )
+            self.table.unrecord_finish(slot, counters, seen=seen)
 
     def of(self, job: Item, now: int) -> dict[str, Any]:
         return summarize(job, self.table.stats_buckets(str(job["job_id"])), now)
