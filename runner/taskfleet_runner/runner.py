@@ -28,7 +28,7 @@ from taskfleet.cache import JobCache
 from taskfleet.errors import ApiError, ApiUnavailableError, ConflictError, DuplicateTaskError, ServerError
 from taskfleet.http import Transport
 from taskfleet.protocol import ClaimStatus, Outcome, ReportStatus
-from taskfleet.rules import can_run
+from taskfleet.rules import RUNNER_BATCH, can_run
 from taskfleet.task import Task, task_identifier
 
 from .executor import ExecutionResult, Failure, Success, execute
@@ -100,9 +100,26 @@ class Lifecycle(Protocol):
 
 @dataclass
 class _Pending:
+    """A finished (or given back) task's report, not accepted yet."""
+
     report: dict[str, Any]
     receipt: Receipt
     attempts: int = 0
+
+    @property
+    def urgent(self) -> bool:
+        """Whether others may wait for it (its subtasks, its failure): sent at once, not with the batch."""
+        return bool(self.report.get("subtasks")) or self.report.get("outcome") != Outcome.COMPUTED
+
+
+@dataclass
+class _Claimed:
+    """A task claimed for this runner (with others, in one call) and not started yet."""
+
+    payload: dict[str, Any]
+    receipt: Receipt
+    received_at: float  # monotonic: when its ticket arrived (its visibility timeout runs from there)
+    call_share: float  # its share of the claiming call's time (for the time per task)
 
 
 class TaskRunner:
@@ -144,6 +161,7 @@ class TaskRunner:
         self._finished: list[Receipt] = []  # receipts of finished tickets, deleted in batches
         self._finished_since = 0.0
         self._buffer: deque[dict[str, Any]] = deque()  # received runnable tickets not claimed yet (prefetch)
+        self._claimed: deque[_Claimed] = deque()  # claimed in one call with the running task, not started yet
         self._average_seconds: float | None = None  # moving average of this runner's time per task
         self._signals = 0
         self._sqs: Any = None
@@ -277,29 +295,34 @@ class TaskRunner:
     def _loop(self, *, until_idle: bool) -> None:  # noqa: PLR0912 - the runner's one event loop: each branch is a step of a cycle, kept in one place to read in order
         self._connect()
         previous = self._install_signals()
-        pending: _Pending | None = None
+        pending: list[_Pending] = []
         last_looks = 0
         try:
             while True:
                 if self.stopping.is_set():
                     self._hand_back_buffered()
-                    if pending is None:
+                    pending.extend(self._release_claimed())
+                    if not pending:
                         break
-                candidate = None
-                if pending is None and self._finished and not self._buffer:
+                if self._claimed and not self.stopping.is_set():
+                    # run the tasks claimed together one after the other; their reports go out together
+                    # with the next claims, except one that others may wait for, which goes out at once
+                    pending.extend(self._run_claimed())
+                    if pending and pending[-1].urgent and self._claimed:
+                        pending = self._call(pending, [])
+                    continue
+                candidates: list[dict[str, Any]] = []
+                if not pending and self._finished and not self._buffer:
                     self._delete_finished()  # before a long poll, not after it
                 if not self.stopping.is_set():
-                    candidate = self._next_buffered()
-                    if candidate is None and not (pending and self._drained):
-                        wait = 0 if pending else (RUN_ALL_POLL_SECONDS if until_idle else LONG_POLL_SECONDS)
-                        candidate = self._receive_runnable(wait)
+                    candidates = self._candidates(pending, until_idle)
                 if self._finished and (
-                    candidate is None
+                    not candidates
                     or len(self._finished) >= 10
                     or time.monotonic() - self._finished_since > DELETE_BATCH_SECONDS
                 ):
                     self._delete_finished()
-                if pending is None and candidate is None:
+                if not pending and not candidates:
                     if self.lifecycle:
                         self.lifecycle.idle()
                     if until_idle and not self.stopping.is_set():
@@ -312,10 +335,11 @@ class TaskRunner:
                         break
                     continue
                 last_looks = 0
-                pending = self._next(pending, candidate)
+                pending = self._call(pending, candidates)
         finally:
             self._hand_back_buffered()
-            if pending is not None:
+            pending.extend(self._release_claimed())
+            if pending:
                 self._flush(pending)
             self._delete_finished()
             if self._lanes is not None:  # what receives still open deliver goes straight back
@@ -323,6 +347,49 @@ class TaskRunner:
             if self.lifecycle:
                 self.lifecycle.idle()
             self._restore_signals(previous)
+
+    def _candidates(self, pending: list[_Pending], until_idle: bool) -> list[dict[str, Any]]:
+        """The tickets to claim in the next call: the next buffered one, else what a receive brings; and
+        with it every buffered ticket (up to RUNNER_BATCH), claimed together."""
+        first = self._next_buffered()
+        if first is None and not (pending and self._drained):
+            wait = 0 if pending else (RUN_ALL_POLL_SECONDS if until_idle else LONG_POLL_SECONDS)
+            first = self._receive_runnable(wait)
+        if first is None:
+            return []
+        out = [first]
+        while self._buffer and len(out) < RUNNER_BATCH:
+            out.append(self._buffer.popleft())
+        return out
+
+    def _run_claimed(self) -> list[_Pending]:
+        """Run the next claimed task; its report. One waiting so long that its ticket could become visible
+        before its first heartbeat is given back instead (see BUFFER_MAX_AGE_FRACTION)."""
+        claimed = self._claimed.popleft()
+        if time.monotonic() - claimed.received_at > self.lease_seconds * BUFFER_MAX_AGE_FRACTION:
+            return [self._give_back(claimed)]
+        done = self._run(claimed.payload, claimed.receipt, claimed.call_share)
+        return [done] if done is not None else []
+
+    @staticmethod
+    def _give_back(claimed: _Claimed) -> _Pending:
+        payload = claimed.payload
+        report = {
+            "task_id": payload["id"],
+            "job_id": payload["job_id"],
+            "attempt": payload["attempt"],
+            "lease": payload["lease"],
+            "outcome": Outcome.RELEASED,
+            "unstarted": True,  # not an attempt: the orchestrator takes the claim back
+        }
+        return _Pending(report, claimed.receipt)
+
+    def _release_claimed(self) -> list[_Pending]:
+        """Give back every claimed task not started (the runner stops, or the running task outlasts the
+        prefetch window): their reports, to send."""
+        released = [self._give_back(c) for c in self._claimed]
+        self._claimed.clear()
+        return released
 
     def _next_buffered(self) -> dict[str, Any] | None:
         """The next buffered ticket, or None. Tickets buffered too long, and those beyond what the current
@@ -390,54 +457,59 @@ class TaskRunner:
             runnable.append({**message, "ticket": ticket, "received_at": received_at})
         return runnable
 
-    def _next(self, pending: _Pending | None, candidate: dict[str, Any] | None) -> _Pending | None:  # noqa: PLR0911, PLR0912 - one API call and every outcome of it (failure, rejection, discard, busy, run)
-        """One API call: report `pending` (if any) and claim `candidate` (if any)."""
+    def _call(self, pending: list[_Pending], candidates: list[dict[str, Any]]) -> list[_Pending]:  # noqa: PLR0912 - one API call and every outcome of it (failure, rejection, discard, busy, run)
+        """One API call: report `pending` and claim `candidates`; the claimed tasks queue in `_claimed`.
+        Returns the reports still to send (the call failed; each is abandoned after REPORT_ATTEMPTS)."""
         assert self._api is not None
         called_at = time.monotonic()
         body: dict[str, Any] = {"runner_id": self.runner_id}
         if pending:
-            body["report"] = pending.report
-        if candidate:
+            body["reports"] = [p.report for p in pending]
+        claims = []
+        for candidate in candidates:
             ticket = candidate["ticket"]
             # a fresh secret per claim: the orchestrator keeps only its hash; reports and heartbeats show it
-            body["claim"] = {"job_id": ticket["job"], "task_id": ticket["task"], "lease": secrets.token_urlsafe(32)}
-            if "ref" in ticket:  # only when the ticket has one: older servers reject unknown fields
-                body["claim"]["ref"] = ticket["ref"]
+            claim = {"job_id": ticket["job"], "task_id": ticket["task"], "lease": secrets.token_urlsafe(32)}
+            if "ref" in ticket:  # only when the ticket has one
+                claim["ref"] = ticket["ref"]
+            claims.append(claim)
+        if claims:
+            body["claims"] = claims
         try:
             response = self._api.request("POST", f"/runner/{self.slug}/next", body)
         except (ApiUnavailableError, ServerError) as err:
             log.warning("orchestrator call failed: %s", err)
-            if candidate:
-                self._hide(candidate["receipt"], 0)
-            if pending:
-                pending.attempts += 1
-                if pending.attempts >= REPORT_ATTEMPTS:
+            self._hand_back([c["receipt"] for c in candidates])
+            kept = []
+            for p in pending:
+                p.attempts += 1
+                if p.attempts < REPORT_ATTEMPTS:
+                    kept.append(p)
+                else:
                     log.error(
-                        "giving up reporting task %s; its ticket will reappear and be repaired",
-                        pending.report["task_id"],
+                        "giving up reporting task %s; its ticket will reappear and be repaired", p.report["task_id"]
                     )
-                    return None
-            return pending
-        except ApiError as err:  # 4xx: the report itself is unacceptable; drop it, keep the ticket
+            return kept
+        except ApiError as err:  # 4xx: the call itself is unacceptable; drop its reports, keep the tickets
             log.error("orchestrator rejected the call: %s", err)
-            if candidate:
-                self._hide(candidate["receipt"], 0)
-            return None
-        if pending:
-            self._settle(pending, response.get("report", {}).get("status", ReportStatus.LEASE_LOST))
-        if not candidate:
-            return None
-        claim = response.get("claim") or {}
-        status = claim.get("status")
-        if status == ClaimStatus.DISCARD:
-            self._delete(candidate["receipt"])
-            return None
-        if status == ClaimStatus.BUSY:
-            self._hide(candidate["receipt"], max(1, int(claim.get("retry_after_ms", 1000)) // 1000))
-            return None
-        return self._run(claim["task"], candidate["receipt"], called_at)
+            self._hand_back([c["receipt"] for c in candidates])
+            return []
+        for p, result in zip(pending, response.get("reports") or [], strict=False):
+            self._settle(p, result.get("status", ReportStatus.LEASE_LOST))
+        answered = response.get("claims") or []
+        share = (time.monotonic() - called_at) / max(1, len(candidates))
+        for candidate, claim in zip(candidates, answered, strict=False):
+            status = claim.get("status")
+            if status == ClaimStatus.DISCARD:
+                self._delete(candidate["receipt"])
+            elif status == ClaimStatus.BUSY:
+                self._hide(candidate["receipt"], max(1, int(claim.get("retry_after_ms", 1000)) // 1000))
+            else:
+                self._claimed.append(_Claimed(claim["task"], candidate["receipt"], candidate["received_at"], share))
+        self._hand_back([c["receipt"] for c in candidates[len(answered) :]])  # unanswered: never happens
+        return []
 
-    def _run(self, payload: dict[str, Any], receipt: Receipt, claimed_at: float) -> _Pending | None:
+    def _run(self, payload: dict[str, Any], receipt: Receipt, call_share: float) -> _Pending | None:
         cls = self.task_class_for(payload["name"], payload["version"])
         assert cls is not None
         if self.lifecycle:
@@ -460,10 +532,14 @@ class TaskRunner:
             worker.join(timeout=0.25)
             if self._lanes is not None:  # a receive left open on another lane delivered meanwhile
                 self._buffer.extend(self._accept(self._lanes.harvest()))
-            # Buffered tickets go back to the queue when the runner stops, and when this task outlasts the
-            # prefetch window (it is slower than the average promised): other runners may start them now.
-            if self._buffer and (self.stopping.is_set() or time.monotonic() - started > self.prefetch_window):
+            # Buffered tickets go back to the queue (and tasks claimed with this one are given back) when the
+            # runner stops, and when this task outlasts the prefetch window (it is slower than the average
+            # promised): other runners may start them now.
+            if (self._buffer or self._claimed) and (
+                self.stopping.is_set() or time.monotonic() - started > self.prefetch_window
+            ):
                 self._hand_back_buffered()
+                self._flush(self._release_claimed())
             if self.stopping.is_set():
                 stop_seen_at = stop_seen_at or time.monotonic()
                 if time.monotonic() - stop_seen_at > self.shutdown_grace:
@@ -482,8 +558,8 @@ class TaskRunner:
                 self.shutdown_grace,
             )
             return _Pending({**base, "outcome": Outcome.RELEASED}, receipt)
-        # what each buffered ticket waits for: the call that claimed this task (and reported the last) and its run
-        elapsed = time.monotonic() - claimed_at
+        # what each buffered ticket waits for: its share of the call that claimed it, and its run
+        elapsed = call_share + (time.monotonic() - started)
         average = self._average_seconds
         self._average_seconds = elapsed if average is None else average + AVERAGE_WEIGHT * (elapsed - average)
         outcome = result[0]
@@ -554,11 +630,11 @@ class TaskRunner:
         else:
             log.warning("report for task %s was not accepted (%s)", pending.report["task_id"], status)
 
-    def _flush(self, pending: _Pending) -> None:
-        """Report the last task before the loop ends (shutdown or run_all)."""
-        remaining: _Pending | None = pending
-        while remaining is not None and remaining.attempts < REPORT_ATTEMPTS:
-            remaining = self._next(remaining, None)
+    def _flush(self, pending: list[_Pending]) -> None:
+        """Send these reports now, without claiming anything (before the loop ends, or given-back tasks)."""
+        remaining = pending
+        while remaining:
+            remaining = self._call(remaining, [])
 
     # --- SQS helpers (each receipt knows its lane) ---------------------------------------------------
 

@@ -26,6 +26,7 @@ MAX_RETRIES_LIMIT = 100
 MAX_LEASE_LOSSES = 10  # a task whose runner dies more often than this is FAILED
 LATCH_BUCKET = 100  # latches with more members are split into bucket items
 SPEC_CHUNK = 100  # deferred subtasks' specs are stored in items of this many siblings
+RUNNER_BATCH = 10  # reports and claims in one runner call (one receive returns at most 10 tickets)
 DISPATCH_WINDOW = 1_000  # tickets of a larger fan-out go out as earlier subtasks complete (a multiple of 100)
 
 # fullmatch, not match with "$": "$" also matches before a trailing newline ("v1.2\n" is no version)

@@ -59,6 +59,20 @@ def job_count(client) -> int:
             )
             for ref in (["p", 1], ["", 1, 2], ["p", -1, 0], ["p", 1, 10**6], "p/1/2")
         ],
+        # batches: one form each, at most 10 of each, distinct tasks
+        *[
+            ("/runner/default/next", json.dumps({"runner_id": "r", **fields}), "InvalidRequest")
+            for fields in (
+                {"claim": {"job_id": "j", "task_id": "t", "lease": TOKEN}, "claims": []},
+                {"report": REPORT, "reports": [REPORT]},
+                {"claims": [{"job_id": "j", "task_id": "t", "lease": TOKEN}] * 2},
+                {"claims": [{"job_id": "j", "task_id": f"t{i}", "lease": TOKEN} for i in range(11)]},
+                {"reports": [REPORT, REPORT]},
+                {"reports": [{**REPORT, "task_id": f"t{i}"} for i in range(11)]},
+                {"claims": {"job_id": "j", "task_id": "t", "lease": TOKEN}},
+                {"reports": [{**REPORT, "unstarted": True}]},  # only a released task can be unstarted
+            )
+        ],
         # a lease token is 32-128 url-safe characters, in every claim, report and heartbeat
         *[
             ("/runner/default/next", json.dumps({"runner_id": "r", "claim": claim}), "InvalidRequest")

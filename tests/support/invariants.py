@@ -79,7 +79,7 @@ class JobState:
             if not start:
                 break
         owners = [job_pk(job_id), *(task_pk(t) for t in self.tree)]
-        for owner in owners:
+        for owner in owners:  # latch buckets: dependencies (and latches of jobs written before sibling buckets)
             if owner == job_pk(job_id) and not self.job.get("roots_bucketed"):
                 continue
             if owner != job_pk(job_id):
@@ -90,6 +90,19 @@ class JobState:
                 key_condition="#PK = :pk AND begins_with(#SK, :l)", values={":pk": owner, ":l": "LATCH#"}
             ):
                 self.bucket_items[owner].append(item)
+        self._load_sibling_buckets(db, job_id)
+
+    def _load_sibling_buckets(self, db: Any, job_id: str) -> None:
+        """Sibling buckets (children of a parent, roots of the job) live in the job's partition, by group."""
+        for item in db.query_all(
+            key_condition="#PK = :pk AND begins_with(#SK, :s)", values={":pk": job_pk(job_id), ":s": "STATS#"}
+        ):
+            if "total" not in item:
+                continue
+            group = item["SK"].split("#")[1]
+            owner = job_pk(job_id) if group == "root" else task_pk(group)
+            kind = "roots" if group == "root" else "children"
+            self.bucket_items[owner].append({**item, "SK": f"LATCH#{kind}#{item['SK'].rsplit('#', 1)[1]}"})
 
 
 def _sibling_id(task: dict[str, Any], index: int) -> str:

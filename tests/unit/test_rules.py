@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from taskfleet import rules
-from taskfleet_functions.orchestrator.latches import latch_full, plan_latch
+from taskfleet_functions.orchestrator.latches import latch_full, plan_latch, plan_sibling_latch
 
 
 @pytest.mark.parametrize(
@@ -71,15 +71,22 @@ def test_implausible_ids_are_recognized(text):
     assert not rules.is_plausible_id(text)
 
 
-def test_small_latches_live_on_the_owner_and_large_ones_are_bucketed():
-    owner, buckets = plan_latch("children", range(100))
-    assert owner == {"children_total": 100, "children_bucketed": False} and buckets == {}
-    owner, buckets = plan_latch("children", range(250))
-    assert owner == {"children_total": 3, "children_bucketed": True}
+def test_small_dependency_latches_live_on_the_owner_and_large_ones_are_bucketed():
+    owner, buckets = plan_latch("deps", range(100))
+    assert owner == {"deps_total": 100, "deps_bucketed": False} and buckets == {}
+    owner, buckets = plan_latch("deps", range(250))
+    assert owner == {"deps_total": 3, "deps_bucketed": True}
     assert buckets == {0: 100, 1: 100, 2: 50}
     # dependencies on scattered siblings: only the buckets that have members exist
     owner, buckets = plan_latch("deps", [*range(0, 150), 950])
     assert owner["deps_total"] == 3 and list(buckets) == [0, 1, 9]
+
+
+def test_children_and_roots_are_always_in_sibling_buckets():
+    # one child: one bucket of one, which holds its figures too; the owner counts full buckets
+    assert plan_sibling_latch("children", 1) == ({"children_total": 1, "children_bucketed": True}, {0: 1})
+    owner, buckets = plan_sibling_latch("roots", 250)
+    assert owner == {"roots_total": 3, "roots_bucketed": True} and buckets == {0: 100, 1: 100, 2: 50}
 
 
 def test_latch_is_full_when_every_member_arrived():

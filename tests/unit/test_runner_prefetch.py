@@ -90,12 +90,13 @@ class FakeQueue:
 
 
 class FakeOrchestrator:
-    """The runner routes of cluster "c": every report is accepted, every claim runs (once per task id, else
-    discard), and its answer repeats the claim's lease token, as the orchestrator's does."""
+    """The runner routes of cluster "c": every report is accepted, every claim runs (once per task id unless
+    given back, else discard), and its answer repeats the claim's lease token, as the orchestrator's does."""
 
     def __init__(self) -> None:
         self.calls: list[dict[str, Any]] = []
         self.claimed: list[str] = []
+        self.given_back: list[str] = []
         self.leases: dict[str, str] = {}  # task id -> the lease token its claim carried
 
     def request(self, method: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -107,30 +108,44 @@ class FakeOrchestrator:
         assert path == "/runner/c/next", path
         self.calls.append(body)
         response: dict[str, Any] = {}
-        if "report" in body:
-            response["report"] = {"status": "ok"}
-        if "claim" in body:
-            task_id = body["claim"]["task_id"]
-            if task_id in self.claimed:
-                response["claim"] = {"status": "discard"}
-            else:
-                self.claimed.append(task_id)
-                self.leases[task_id] = body["claim"]["lease"]
-                name, label = task_id.split(":")
-                response["claim"] = {
-                    "status": "run",
-                    "task": {
-                        "id": task_id,
-                        "job_id": body["claim"]["job_id"],
-                        "name": name,
-                        "version": "v0.0",
-                        "attempt": 1,
-                        "cluster": "c",
-                        "input": json.dumps({"label": label}),
-                        "lease": body["claim"]["lease"],
-                    },
-                }
+        if "reports" in body:
+            response["reports"] = [self._report(r) for r in body["reports"]]
+        if "claims" in body:
+            response["claims"] = [self._claim(c) for c in body["claims"]]
         return response
+
+    def _report(self, report: dict[str, Any]) -> dict[str, Any]:
+        if report["outcome"] == "released":  # QUEUED again: it may be claimed anew
+            self.given_back.append(report["task_id"])
+            return {"status": "requeued"}
+        return {"status": "ok"}
+
+    def _claim(self, claim: dict[str, Any]) -> dict[str, Any]:
+        task_id = claim["task_id"]
+        if self.claimed.count(task_id) > self.given_back.count(task_id):  # held by a claim already
+            return {"status": "discard"}
+        self.claimed.append(task_id)
+        self.leases[task_id] = claim["lease"]
+        name, label = task_id.split(":")
+        return {
+            "status": "run",
+            "task": {
+                "id": task_id,
+                "job_id": claim["job_id"],
+                "name": name,
+                "version": "v0.0",
+                "attempt": 1,
+                "cluster": "c",
+                "input": json.dumps({"label": label}),
+                "lease": claim["lease"],
+            },
+        }
+
+    def reports(self) -> list[dict[str, Any]]:
+        return [r for c in self.calls for r in c.get("reports", ())]
+
+    def claims(self) -> list[dict[str, Any]]:
+        return [r for c in self.calls for r in c.get("claims", ())]
 
 
 HOOK: dict[str, Any] = {}  # what the tasks below call back into
@@ -174,7 +189,7 @@ def make_runner(queue: FakeQueue, **options: Any) -> tuple[TaskRunner, FakeOrche
     return runner, api
 
 
-def test_short_tasks_are_received_ten_at_a_time_and_claimed_from_the_buffer() -> None:
+def test_short_tasks_are_received_ten_at_a_time_and_claimed_and_reported_in_batches() -> None:
     queue = FakeQueue([ticket("Quick", str(i)) for i in range(25)])
     runner, api = make_runner(queue, prefetch_window=1.0)
     runner.run_all()
@@ -182,11 +197,12 @@ def test_short_tasks_are_received_ten_at_a_time_and_claimed_from_the_buffer() ->
     # one ticket before any measurement, then as many as fit in the window (no-op tasks: the maximum)
     assert queue.receives[:4] == [1, 10, 10, 10]
     assert len(queue.receives) <= 6  # then empty receives only: at the end, and to leave run_all
-    # every claim after the first went out with the previous task's report
-    assert sum(1 for c in api.calls if "report" in c and "claim" in c) == 24
+    # the tickets of one receive are claimed in one call, which also reports the tasks run before them
+    assert [len(c.get("claims", ())) for c in api.calls] == [1, 10, 10, 4, 0]
+    assert [len(c.get("reports", ())) for c in api.calls] == [0, 1, 10, 10, 4]
     assert queue.handed_back == []
     # and each report presented the lease token of its own task's claim
-    reports = [c["report"] for c in api.calls if "report" in c]
+    reports = api.reports()
     assert [r["task_id"] for r in reports] == [f"Quick:{i}" for i in range(25)]
     assert all(r["lease"] == api.leases[r["task_id"]] for r in reports)
 
@@ -211,7 +227,7 @@ def test_the_claim_carries_the_tickets_ref_only_when_it_has_one() -> None:
     queue = FakeQueue([ticket("Quick", "a", ref=["x", 1]), ticket("Quick", "b")])
     runner, api = make_runner(queue)
     runner.run_all()
-    claims = [c["claim"] for c in api.calls if "claim" in c]
+    claims = api.claims()
     leases = [c.pop("lease") for c in claims]
     assert claims == [{"job_id": "j", "task_id": "Quick:a", "ref": ["x", 1]}, {"job_id": "j", "task_id": "Quick:b"}]
     # each claim carries a fresh secret lease token of the accepted shape (32-128 url-safe characters)
@@ -230,8 +246,9 @@ def blocked_until_handed_back(queue: FakeQueue, then: Any = None) -> Any:
     return during
 
 
-def test_a_stopping_runner_hands_back_its_buffered_tickets_while_its_task_still_runs() -> None:
-    # Given a runner that measured a quick task, then received a blocking task and 8 more tickets at once
+def test_a_stopping_runner_gives_back_the_tasks_claimed_with_its_task_while_that_still_runs() -> None:
+    # Given a runner that measured a quick task, then received a blocking task and 8 more tickets at once,
+    # and claimed all 9 in one call
     queue = FakeQueue([ticket("Quick", "first"), ticket("Blocker", "b")] + [ticket("Quick", str(i)) for i in range(8)])
     runner, api = make_runner(queue, prefetch_window=30.0)  # the running task never outlasts the window here
     # When it is told to stop while the blocking task runs
@@ -240,21 +257,31 @@ def test_a_stopping_runner_hands_back_its_buffered_tickets_while_its_task_still_
     safety.start()
     runner.run_forever()
     safety.cancel()
-    # Then the 8 buffered tickets went back to the queue at once, before that task ended
+    # Then the 8 tasks claimed with it were given back (released, not run) and their tickets went back to
+    # the queue at once, before that task ended
     assert HOOK.pop("result") is True
     assert sorted(queue.handed_back) == sorted(f"r{i}" for i in range(2, 10))
-    assert api.claimed == ["Quick:first", "Blocker:b"]  # and none of them was claimed
+    released = [r["task_id"] for r in api.reports() if r["outcome"] == "released"]
+    assert sorted(released) == sorted(f"Quick:{i}" for i in range(8))
+    computed = [r["task_id"] for r in api.reports() if r["outcome"] == "computed"]
+    assert computed == ["Quick:first", "Blocker:b"]  # none of them ran
 
 
-def test_a_task_that_outlasts_the_window_makes_the_runner_hand_back_its_buffer() -> None:
+def test_a_task_that_outlasts_the_window_makes_the_runner_give_back_what_waits_behind_it() -> None:
     queue = FakeQueue([ticket("Quick", "first"), ticket("Blocker", "b")] + [ticket("Quick", str(i)) for i in range(3)])
     runner, api = make_runner(queue, prefetch_window=0.2)
     HOOK["during"] = blocked_until_handed_back(queue)
     runner.run_all()
     assert HOOK.pop("result") is True  # handed back while the task ran
     assert sorted(queue.handed_back) == ["r2", "r3", "r4"]
-    # the runner took them again afterwards, one at a time (its average is now long), each claimed once
-    assert sorted(api.claimed) == sorted(["Quick:first", "Blocker:b", "Quick:0", "Quick:1", "Quick:2"])
+    assert sorted(r["task_id"] for r in api.reports() if r["outcome"] == "released") == [
+        "Quick:0",
+        "Quick:1",
+        "Quick:2",
+    ]
+    # the runner took them again afterwards (its average is now long) and ran each once
+    computed = sorted(r["task_id"] for r in api.reports() if r["outcome"] == "computed")
+    assert computed == sorted(["Quick:first", "Blocker:b", "Quick:0", "Quick:1", "Quick:2"])
 
 
 def buffered(runner: TaskRunner, queue: FakeQueue, count: int, age: float) -> None:
@@ -311,4 +338,4 @@ def test_after_a_receive_came_back_short_the_next_report_goes_out_without_a_rece
     # receive 1 (got 1), receive 10 (got 2: short); after Quick:2 no receive before its report; the
     # final receive finds the queue empty and ends run_all
     assert queue.receives == [1, 10, 10]
-    assert api.calls[-1] == {"runner_id": runner.runner_id, "report": api.calls[-1]["report"]}
+    assert api.calls[-1] == {"runner_id": runner.runner_id, "reports": api.calls[-1]["reports"]}

@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import time
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Literal, NamedTuple
 
 from .dynamo import Dynamo, Item, UpdateResult
@@ -168,6 +168,13 @@ class Table:
     @staticmethod
     def latch_bucket_row(owner: Owner, kind: str, bucket: int, total: int) -> Item:
         return {"PK": owner.pk, "SK": latch_sk(kind, bucket), "total": total}
+
+    @staticmethod
+    def sibling_bucket_row(job_id: str, group: str, bucket: int, total: int) -> Item:
+        """The sibling bucket of up to 100 children of one parent (`group`: its id) or roots of a job (`group`:
+        "root"), in the job's partition: their latch (`total`, `done`) and their figures (docs/architecture.md,
+        "Sibling buckets")."""
+        return {"PK": job_pk(job_id), "SK": stats_sk(group, bucket), "total": total}
 
     @staticmethod
     def spec_chunk_row(parent_id: str, parent_attempt: int, chunk: int, attributes: Item) -> Item:
@@ -477,6 +484,53 @@ class Table:
             )
             if marked.ok:
                 return
+
+    def settle_in_bucket(
+        self, slots: Sequence[StatsSlot], counters: Mapping[str, int] | None, *, stop: int
+    ) -> UpdateResult | None:
+        """One write for tasks of one sibling bucket that settle (completed, FAILED_OPTIONAL, SKIPPED): their
+        members join the bucket's latch (`done`) and, given `counters` (their sum), are counted as
+        `record_finish` counts each. Ok: the bucket's image after it. Not ok (a replay, a later `last_stop`
+        recorded already, a member counted before): the bucket's current image, and nothing changed; the
+        caller takes the steps apart. None: the bucket holds no latch (a job written before sibling buckets:
+        its latches live elsewhere)."""
+        pk, sk = slots[0].key
+        assert all(slot.key == (pk, sk) for slot in slots), "one bucket per write"
+        members = {slot.member for slot in slots}
+        add: dict[str, Any] = {"done": members}
+        values: dict[str, Any] = {f":m{i}": slot.member for i, slot in enumerate(slots)}
+        clauses = ["attribute_exists(#total)", *(f"NOT contains(#done, :m{i})" for i in range(len(slots)))]
+        changes: dict[str, Any] = {}
+        if counters is not None:
+            add.update({"seen": members, **{k: v for k, v in counters.items() if v}})
+            for i, slot in enumerate(slots):
+                clauses += [f"NOT contains(#seen, :m{i})", f"NOT contains(#retried, :a{i})"]
+                values[f":a{i}"] = slot.attempt_code
+            clauses.append("(attribute_not_exists(#last_stop) OR #last_stop < :t)")
+            values[":t"] = stop
+            changes["last_stop"] = stop
+        try:
+            result = self._update(pk, sk, set=changes, add=add, condition=" AND ".join(clauses), values=values)
+        except self.db.client.exceptions.ClientError as err:
+            if err.response.get("Error", {}).get("Code") == "ValidationException":
+                raise ItemTooLarge(str(err)) from None
+            raise
+        if not result.ok and "total" not in (result.item or {}):
+            return None
+        return result
+
+    def signal_sibling_bucket(self, slot: StatsSlot) -> Item | None:
+        """`settle_in_bucket` without counting: the member joins its bucket's latch (idempotent); the bucket's
+        image after it (a replay: its current image), or None when the bucket holds no latch."""
+        pk, sk = slot.key
+        item = self._update(
+            pk,
+            sk,
+            add={"done": {slot.member}},
+            condition="attribute_exists(#total) AND NOT contains(#done, :m)",
+            values={":m": slot.member},
+        ).item
+        return item if item and "total" in item else None
 
     def stats_buckets(self, job_id: str) -> Iterator[Item]:
         """Every stats bucket of the job (one Query of its partition, paginated)."""

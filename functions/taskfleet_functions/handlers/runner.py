@@ -46,21 +46,26 @@ def runner_cluster(slug: str) -> str:
 def next_task(slug: str) -> Any:
     cluster = runner_cluster(slug)
     req = body(app, RunnerNextIn)
-    report = req.report.to_report(cluster) if req.report is not None else None
-    claim = req.claim.to_claim(cluster) if req.claim is not None else None
+    reports = [r.to_report(cluster) for r in req.all_reports()]
+    claims = [c.to_claim(cluster) for c in req.all_claims()]
     engine = orchestrator()
-    reported, claimed = engine.next(report, claim, req.runner_id)
+    reported, claimed = engine.next_many(reports, claims, req.runner_id)
     jobs = engine.drain_job_transitions()
     count("JobsCompleted", jobs.get(JobState.COMPLETED, 0))
     count("JobsFailed", jobs.get(JobState.FAILED, 0))
+    count("TasksFailed", sum(r.status == ReportStatus.FAILED for r in reported))
+    count("TasksComputed", sum(r.status == ReportStatus.OK for r in reported))
+    count("LeasesExpired", sum(c.code == Reason.LEASES_EXPIRED for c in claimed))
     out: dict[str, Any] = {}
-    if reported is not None:
-        out["report"] = reported.wire()
-        count("TasksFailed", int(reported.status == ReportStatus.FAILED))
-        count("TasksComputed", int(reported.status == ReportStatus.OK))
-    if claimed is not None:
-        out["claim"] = claimed.wire()
-        count("LeasesExpired", int(claimed.code == Reason.LEASES_EXPIRED))
+    # answered in the form asked: one report (claim) or a list of them
+    if req.report is not None:
+        out["report"] = reported[0].wire()
+    elif req.reports is not None:
+        out["reports"] = [r.wire() for r in reported]
+    if req.claim is not None:
+        out["claim"] = claimed[0].wire()
+    elif req.claims is not None:
+        out["claims"] = [c.wire() for c in claimed]
     return ok(out)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from taskfleet import rules
 
 from ..orchestrator.contracts import Claim, DeferredRef, Report, TaskSpec
@@ -97,6 +97,14 @@ class ReportIn(Strict):
     subtasks: list[TaskSpecIn] = Field(default_factory=list, max_length=rules.MAX_SUBTASKS_PER_REPORT)
     failure: FailureIn | None = None
     progress: list[ProgressIn] = Field(default_factory=list, max_length=rules.MAX_PROGRESS_LABELS)
+    # a released task that never started (claimed with others, given back before its turn): not an attempt
+    unstarted: bool = False
+
+    @model_validator(mode="after")
+    def _unstarted_only_released(self) -> ReportIn:
+        if self.unstarted and self.outcome != "released":
+            raise ValueError("only a released task can be unstarted")
+        return self
 
     @field_validator("progress")
     @classmethod
@@ -119,6 +127,7 @@ class ReportIn(Strict):
             failure_message=self.failure.message if self.failure else None,
             failure_traceback=self.failure.traceback if self.failure else None,
             progress=tuple((p.label or "", p.total, p.done) for p in self.progress),
+            unstarted=self.unstarted,
         )
 
 
@@ -149,9 +158,36 @@ class ClaimIn(Strict):
 
 
 class RunnerNextIn(Strict):
+    """A runner's call: report finished tasks and claim the next ones. `report` and `claim` name one each;
+    `reports` and `claims` up to RUNNER_BATCH each (docs/architecture.md, "Runner loop": batches)."""
+
     runner_id: str = Field(min_length=1, max_length=128)
     report: ReportIn | None = None
     claim: ClaimIn | None = None
+    reports: list[ReportIn] | None = Field(default=None, max_length=rules.RUNNER_BATCH)
+    claims: list[ClaimIn] | None = Field(default=None, max_length=rules.RUNNER_BATCH)
+
+    @model_validator(mode="after")
+    def _one_form_each(self) -> RunnerNextIn:
+        if self.report is not None and self.reports is not None:
+            raise ValueError("give either report or reports, not both")
+        if self.claim is not None and self.claims is not None:
+            raise ValueError("give either claim or claims, not both")
+        reports = self.all_reports()
+        if len({r.task_id for r in reports}) != len(reports):
+            raise ValueError("reports must name distinct tasks")
+        claims = self.all_claims()
+        if len({c.task_id for c in claims}) != len(claims):
+            raise ValueError("claims must name distinct tasks")
+        if sum(len(r.subtasks) for r in reports) > rules.MAX_SUBTASKS_PER_REPORT:
+            raise ValueError(f"the reports of one call may submit at most {rules.MAX_SUBTASKS_PER_REPORT} subtasks")
+        return self
+
+    def all_reports(self) -> list[ReportIn]:
+        return [self.report] if self.report is not None else list(self.reports or ())
+
+    def all_claims(self) -> list[ClaimIn]:
+        return [self.claim] if self.claim is not None else list(self.claims or ())
 
 
 class ExtendIn(Strict):

@@ -76,6 +76,7 @@ class Report:
     failure_message: str | None = None
     failure_traceback: str | None = None
     progress: tuple[tuple[str, int, int], ...] = ()  # (label, total, done); "" is the unlabelled indicator
+    unstarted: bool = False  # RELEASED before it started (claimed with others): the claim is taken back
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, wait
+from functools import partial
 from typing import Any
 
 from taskfleet import rules
@@ -15,6 +17,7 @@ from ..dal.repository import Holder, Page, Table
 from ..dal.runner_urls import RunnerUrls
 from ..dal.schedules import NoSchedules, Schedules
 from ..settings import Settings
+from . import overlap
 from .automations import Automations
 from .clusters import Clusters, Identifier
 from .contracts import Claim, ClaimResult, Report, ReportResult, TaskSpec, now_ms
@@ -25,7 +28,7 @@ from .lease import Leases
 from .propagation import Propagation
 from .recovery import Recovery
 from .report import Reports
-from .states import ClaimStatus, Reason, ReportStatus
+from .states import ClaimStatus, Outcome, Reason
 from .stats import Statistics
 from .submit import Submission
 from .tree import Tree
@@ -181,29 +184,48 @@ class Orchestrator:
     def next(
         self, report: Report | None, claim: Claim | None, runner_id: str
     ) -> tuple[ReportResult | None, ClaimResult | None]:
-        """A runner's combined call: report one task, claim the next. The job item is read once when
-        both name the same job (unless the report just failed it)."""
-        job: Item | None = None
-        reported = None
-        if report is not None:
-            job = self.jobs.brief(report.job_id)
-            reported = self.reports.report(report, job=job)
-        claimed = None
-        if claim is not None:
-            reuse = (
-                job is not None
-                and job["job_id"] == claim.job_id
-                and reported is not None
-                and reported.status == ReportStatus.OK
-            )
+        """A runner's call with (at most) one report and one claim: `next_many` of one each."""
+        reported, claimed = self.next_many([report] if report else [], [claim] if claim else [], runner_id)
+        return (reported[0] if reported else None), (claimed[0] if claimed else None)
+
+    def next_many(
+        self, reports: Sequence[Report], claims: Sequence[Claim], runner_id: str
+    ) -> tuple[list[ReportResult], list[ClaimResult]]:
+        """A runner's call: report finished tasks, claim the next ones (docs/architecture.md, "Runner loop").
+
+        Each job's item is read once, beside the first writes. After success reports only (which cannot
+        fail a job: a task's result goes to its own item first) the claims run beside the reports; after a
+        failure or a give-back, which may end the job, they run after them and read the job afresh. Claims
+        run beside each other. A refused claim (another cluster's task, another job's) is refused in its own
+        half when the call holds anything else; alone, it refuses the call (4xx)."""
+        reads: dict[str, Future[Item | None]] = {}
+        for report in reports:
+            if report.job_id not in reads:
+                reads[report.job_id] = overlap.start(partial(self.jobs.brief, report.job_id))
+        successes = all(r.outcome == Outcome.COMPUTED for r in reports)
+        claiming: list[Future[ClaimResult]] = []
+        if claims and successes:
+            claiming = [
+                overlap.beside(partial(self.leases.claim, c, runner_id, job=reads.get(c.job_id))) for c in claims
+            ]
+        reported: list[ReportResult] = []
+        try:
+            reported = self.reports.report_many(reports, jobs=reads)
+        finally:
+            if len(reported) < len(reports):  # the reports raised: the call fails once its claims are done
+                wait(claiming)
+        if claims and not claiming:
+            claiming = [overlap.beside(partial(self.leases.claim, c, runner_id)) for c in claims]
+        claimed: list[ClaimResult] = []
+        for future in claiming:
             try:
-                claimed = self.leases.claim(claim, runner_id, job=job if reuse else None)
+                claimed.append(future.result())
             except (Forbidden, Conflict) as err:
-                if reported is None:
+                if not reports and len(claims) == 1:
                     raise
-                # the report is recorded: the call must say so, so the claim's refusal travels in its half
-                # (the runner deletes such a ticket) rather than as the whole call's 4xx
-                claimed = ClaimResult(status=ClaimStatus.DISCARD, code=Reason.REFUSED, reason=err.message)
+                # the call holds more than this claim: its refusal travels in its half (the runner deletes
+                # such a ticket) rather than as the whole call's 4xx
+                claimed.append(ClaimResult(status=ClaimStatus.DISCARD, code=Reason.REFUSED, reason=err.message))
         return reported, claimed
 
     def claim(self, claim: Claim, runner_id: str) -> ClaimResult:

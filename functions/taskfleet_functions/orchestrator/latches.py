@@ -1,8 +1,9 @@
 """Latches: completion counting without hot items (docs/architecture.md, "Latches"). Pure functions.
 
-A latch has a `total` and a number set `done` of the members that arrived. Up to LATCH_BUCKET members it
-lives on its owner item (`<kind>_total`, `<kind>_done`); a larger one is split into bucket items of
-LATCH_BUCKET members each, and the owner's latch counts full buckets instead.
+A latch has a `total` and a number set `done` of the members that arrived. A task's dependencies: up to
+LATCH_BUCKET members it lives on its owner item (`<kind>_total`, `<kind>_done`); a larger one is split into
+bucket items of LATCH_BUCKET members each, and the owner's latch counts full buckets instead. A parent's
+children and a job's roots are always in sibling buckets (`plan_sibling_latch`), which hold their figures too.
 """
 
 from __future__ import annotations
@@ -32,6 +33,13 @@ def plan_latch(kind: str, members: Iterable[int]) -> LatchPlan:
     if len(members) <= rules.LATCH_BUCKET:
         return LatchPlan({f"{kind}_total": len(members), f"{kind}_bucketed": False}, {})
     totals = dict(sorted(Counter(bucket_of(m) for m in members).items()))
+    return LatchPlan({f"{kind}_total": len(totals), f"{kind}_bucketed": True}, totals)
+
+
+def plan_sibling_latch(kind: str, members: int) -> LatchPlan:
+    """The latch of a parent's children or a job's roots: always in sibling buckets of LATCH_BUCKET members
+    (in the job's partition, where each member's figures are counted in the same write)."""
+    totals = dict(sorted(Counter(bucket_of(m) for m in range(members)).items()))
     return LatchPlan({f"{kind}_total": len(totals), f"{kind}_bucketed": True}, totals)
 
 

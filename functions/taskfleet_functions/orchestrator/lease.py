@@ -7,6 +7,7 @@ loss, not a retry). Only a runner of the task's own cluster may claim it, naming
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,7 @@ from .. import faults
 from ..dal.dynamo import Item, UpdateResult
 from ..dal.repository import Holder, Table
 from ..settings import Settings
+from . import overlap
 from .contracts import Claim, ClaimResult, DeferredRef, lease_hash
 from .errors import Conflict, Forbidden
 from .jobs import Jobs
@@ -60,15 +62,15 @@ class Leases:
     def lease_ms(self) -> int:
         return self.settings.lease_seconds * 1000
 
-    def claim(self, claim: Claim, runner_id: str, *, job: Item | None = None) -> ClaimResult:
-        """Claim the task a ticket names for `runner_id`. `job` is the job's brief item if the caller read
-        it already (the combined report-and-claim call reads it once)."""
-        job = job if job is not None else self.jobs.brief(claim.job_id)
-        if job is None:
-            return _discard(Reason.UNKNOWN_JOB, "unknown job")
+    def claim(self, claim: Claim, runner_id: str, *, job: Future[Item | None] | None = None) -> ClaimResult:
+        """Claim the task a ticket names for `runner_id`. `job`: the read of the job's brief item if the
+        caller started it already (the combined report-and-claim call reads it once).
+
+        The job's read overlaps the claim's first write. A claim that finds the job canceled or finished
+        once both are back takes its write back before anything runs, so cancel is as strong as with
+        the read first: no task of a job canceled before its claim's read runs."""
+        job_read = job if job is not None else overlap.start(lambda: self.jobs.brief(claim.job_id))
         now = self.clock()
-        if job["state"] not in ACTIVE_JOB_STATES:
-            return self._claim_of_inactive_job(claim, job, now)
         lease = {
             "state": TaskState.RUNNING,
             "lease_hash": lease_hash(claim.lease),
@@ -76,22 +78,46 @@ class Leases:
             "lease_expires": now + self.lease_ms,
             "started_at": now,
         }
-        result = self._create_deferred(claim, lease) if claim.ref is not None else None
-        if result is None or not result.ok:
-            result = self.table.claim_queued(claim.task_id, lease, Holder(claim.job_id, claim.cluster))
+        known = job_read.result() if job_read.done() else None
+        result: UpdateResult | None = None
+        if known is None or known["state"] in ACTIVE_JOB_STATES:
+            result = self._create_deferred(claim, lease) if claim.ref is not None else None
+            if result is None or not result.ok:
+                result = self.table.claim_queued(claim.task_id, lease, Holder(claim.job_id, claim.cluster))
+        found = job_read.result()
+        if found is None or found["state"] not in ACTIVE_JOB_STATES:
+            if result is not None and result.ok and result.item is not None:
+                self._unclaim(result.item, lease)
+            if found is None:
+                return _discard(Reason.UNKNOWN_JOB, "unknown job")
+            return self._claim_of_inactive_job(claim, found, now)
+        assert result is not None
         if not result.ok:
-            taken = self._claim_taken(claim, job, result.item, lease, now=now)
+            taken = self._claim_taken(claim, found, result.item, lease, now=now)
             if isinstance(taken, ClaimResult):
                 return taken
             result = taken
         task = result.item
         assert task is not None
-        if job["state"] == JobState.SUBMITTED:
+        if found["state"] == JobState.SUBMITTED:
             self.jobs.start(claim.job_id, now)
         root = task.get("optional_root")
         if root and root != task["task_id"] and self.table.subtree_failed(str(root)):
             return self._skip_claimed(task)
-        return ClaimResult(status=ClaimStatus.RUN, task={**self._payload(task, job), "lease": claim.lease})
+        return ClaimResult(status=ClaimStatus.RUN, task={**self._payload(task, found), "lease": claim.lease})
+
+    def _unclaim(self, task: Item, lease: dict[str, Any]) -> None:
+        """Take back a claim made while the job was being read, which turned out canceled or finished: the
+        task is QUEUED again (as a canceled job's tasks are) with the attempt it had, and nothing ran."""
+        self.table.compare_and_set(
+            task["task_id"],
+            state=TaskState.RUNNING,
+            attempt=int(task["attempt"]),
+            set={"state": TaskState.QUEUED},
+            add={"attempt": -1},
+            end_lease=True,
+            holder=Holder(str(task["job_id"]), str(task["cluster"]), str(lease["lease_hash"])),
+        )
 
     def _claim_of_inactive_job(self, claim: Claim, job: Item, now: int) -> ClaimResult:
         """A canceled or finished job's ticket: discarded, except that a running task keeps its watchdog."""

@@ -24,6 +24,13 @@ from .tree import Tree
 SKIP_PASS_LIMIT = 1_000  # tasks one skip pass looks at; the rest are skipped when their tickets are claimed
 
 
+def _latch_of(task: Item) -> tuple[Owner, str]:
+    """The latch `task` settles into: its parent's children, or its job's roots."""
+    if task.get("parent_id"):
+        return Owner("task", str(task["parent_id"])), "children"
+    return Owner("job", str(task["job_id"])), "roots"
+
+
 def sibling_id(task: Item, index: int) -> str:
     """The id of the sibling of `task` with index `index`."""
     if task.get("parent_id"):
@@ -53,28 +60,89 @@ class Propagation:
             return False, None
         return latch_full(item, kind), item
 
-    def completed(self, first: Item, job_active: bool) -> None:
+    def completed(self, first: Item, job_active: bool, *, count_first: bool = True) -> None:
         """`first` is completed (or settled: FAILED_OPTIONAL, SKIPPED): tell its dependants and its parent
         (or job); cascade what fills up. Dependants come first and their tickets go out before the parent
         hears of it: that is the critical path of a chain, and the parent's latch can wait one write longer.
-        `first` is counted in its job's figures before its parent (or job) hears of it, so a job seen
-        COMPLETED shows its final figures."""
+        `first` is counted in its job's figures in the same write that signals its sibling bucket, before
+        its parent (or job) hears of it, so a job seen COMPLETED shows its final figures."""
         stack = [first]
         while stack:
             task = stack.pop()
             stack.extend(self._release_dependants(task, job_active))
-            if task is first or task.get("state") == TaskState.SKIPPED:  # (cascaded parents counted at their report)
-                faults.point("propagate.before_stats")
-                self.stats.record(task)
-            bucketed = int(task.get("sibs", 1)) > rules.LATCH_BUCKET
-            if not task.get("parent_id"):
-                full, _ = self.signal(Owner("job", task["job_id"]), "roots", int(task["index"]), bucketed)
-                if full:
-                    self.jobs.complete(task["job_id"])
-                continue
-            parent_done = self._signal_parent(task, bucketed, job_active)
+            # (a cascaded parent was counted at its report; a SKIPPED one when it was skipped, not settled)
+            count = (task is first and count_first) or task.get("state") == TaskState.SKIPPED
+            faults.point("propagate.before_stats")
+            bucket = self.stats.settle(task, count=count)
+            if bucket is None:  # a job written before sibling buckets
+                if count:
+                    self.stats.record(task)
+                owner, kind = _latch_of(task)
+                full, owner_item = self.signal(
+                    owner, kind, int(task["index"]), int(task.get("sibs", 1)) > rules.LATCH_BUCKET
+                )
+            else:
+                full, owner_item = self._bucket_signalled(task, bucket)
+            parent_done = self._fire(task, full, owner_item, job_active)
             if parent_done is not None:
                 stack.append(parent_done)
+
+    def completed_many(self, done: list[tuple[Item, bool]]) -> None:
+        """Several tasks completed in one runner call (each with whether its job is active): as `completed`
+        each, except that siblings of one bucket without dependants are counted and signalled in one write
+        (docs/architecture.md, "Runner loop": batches)."""
+        groups: dict[tuple[str, str, int], list[tuple[Item, bool]]] = {}
+        for task, active in done:
+            key = (str(task["job_id"]), str(task.get("parent_id") or "root"), bucket_of(int(task["index"])))
+            groups.setdefault(key, []).append((task, active))
+        for members in groups.values():
+            tasks = [t for t, _ in members]
+            active = members[0][1]
+            if len(tasks) == 1 or any(t.get("dependents") or t.get("dependents_big") for t in tasks):
+                for task, job_active in members:
+                    self.completed(task, job_active)
+                continue
+            faults.point("propagate.before_stats")
+            bucket = self.stats.settle_many(tasks)
+            if bucket is None:  # a job written before sibling buckets
+                for task in tasks:
+                    self.completed(task, active)
+                continue
+            full, owner_item = self._bucket_signalled(tasks[-1], bucket)
+            parent_done = self._fire(tasks[-1], full, owner_item, active)
+            if parent_done is not None:
+                self.completed(parent_done, active, count_first=False)
+
+    def _bucket_signalled(self, task: Item, bucket: Item) -> tuple[bool, Item | None]:
+        """`task`'s sibling bucket after its signal: when full, signal the owner's latch. Returns (owner's
+        latch full, owner item: None unless the bucket was full)."""
+        if not bucket_full(bucket):
+            return False, None
+        owner, kind = _latch_of(task)
+        item = self.table.signal_owner(owner, kind, bucket_of(int(task["index"])))
+        if item is None:
+            return False, None
+        return latch_full(item, kind), item
+
+    def _fire(self, task: Item, full: bool, owner: Item | None, job_active: bool) -> Item | None:
+        """What `task`'s signal to its parent's (job's) latch sets off: the job completed; the next bucket of a
+        dispatch window; the parent completed (returned, for the caller to cascade)."""
+        if not task.get("parent_id"):
+            if full:
+                self.jobs.complete(task["job_id"])
+            return None
+        if job_active and owner is not None and owner.get("window") and owner.get("children_bucketed"):
+            # the task's bucket is full: the bucket `window` after it may go out now
+            faults.point("propagate.before_window_dispatch")
+            self.dispatcher.bucket(owner, bucket_of(int(task["index"])) + int(owner["window"]))
+        if not (full and owner is not None and owner.get("state") == TaskState.COMPUTED):
+            return None
+        faults.point("propagate.before_parent_completed")
+        res = self.table.mark_completed(owner["task_id"])
+        if res.ok and res.item:
+            faults.point("propagate.after_parent_completed")
+            return res.item
+        return None
 
     def _release_dependants(self, task: Item, job_active: bool) -> list[Item]:
         """Signal the dependants; send the tickets of those now ready. Returns the SKIPPED dependants whose
@@ -94,23 +162,6 @@ class Propagation:
             if job_active:
                 self.dispatcher.send(ready)
         return settled
-
-    def _signal_parent(self, task: Item, bucketed: bool, job_active: bool) -> Item | None:
-        """Signal the parent's children latch; the parent's item if that made it completed."""
-        index = int(task["index"])
-        full, parent = self.signal(Owner("task", task["parent_id"]), "children", index, bucketed)
-        if job_active and bucketed and parent is not None and parent.get("window"):
-            # the task's bucket is full: the bucket `window` after it may go out now
-            faults.point("propagate.before_window_dispatch")
-            self.dispatcher.bucket(parent, bucket_of(index) + int(parent["window"]))
-        if not (full and parent is not None and parent.get("state") == TaskState.COMPUTED):
-            return None
-        faults.point("propagate.before_parent_completed")
-        res = self.table.mark_completed(parent["task_id"])
-        if res.ok and res.item:
-            faults.point("propagate.after_parent_completed")
-            return res.item
-        return None
 
     def repair(self, task: Item, job: Item) -> None:
         """Redo, idempotently, everything that follows from `task`'s recorded outcome."""

@@ -6,7 +6,8 @@ attempt's result, and each recognizes its own earlier write (a retried report) a
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -14,13 +15,14 @@ from taskfleet import rules
 
 from .. import faults
 from ..dal.dynamo import Item
-from ..dal.repository import Holder, Owner, Table
+from ..dal.repository import Holder, Table
+from . import overlap
 from .clusters import Clusters
 from .contracts import Report, ReportResult, lease_hash
 from .dispatch import Dispatcher
 from .errors import Conflict, InvalidRequest, NotFound
 from .jobs import Jobs
-from .latches import plan_latch, window_open
+from .latches import plan_sibling_latch, window_open
 from .lease import check_holder
 from .propagation import Propagation
 from .siblings import build_siblings
@@ -48,6 +50,21 @@ def own_attempt(task: Item, report: Report) -> bool:
     return task.get("attempt") == report.attempt and task.get("lease_hash") == lease_hash(report.lease)
 
 
+def _commit_attributes(report: Report, now: int) -> dict[str, Any]:
+    """What a COMPUTED report sets on its task (its children's latch is added when it has any)."""
+    commit: dict[str, Any] = {
+        "state": TaskState.COMPUTED,
+        "finished_at": now,
+        "children": len(report.subtasks),
+        "completed": not report.subtasks,
+    }
+    if report.display is not None:
+        commit["display"] = rules.truncate(report.display, rules.MAX_DISPLAY_CHARS)
+    if report.progress:
+        commit["progress"] = [list(p) for p in report.progress]
+    return commit
+
+
 @dataclass(kw_only=True)
 class Reports:
     table: Table
@@ -58,13 +75,33 @@ class Reports:
     clock: Callable[[], int]
     dispatch_window: int  # in latch buckets
 
-    def report(self, report: Report, *, job: Item | None = None) -> ReportResult:
-        job = job if job is not None else self.jobs.brief(report.job_id)
-        if job is None:
-            return _lease_lost(Reason.UNKNOWN_JOB, "unknown job")
+    def report_many(self, reports: Sequence[Report], *, jobs: Mapping[str, Future[Item | None]]) -> list[ReportResult]:
+        """Several reports of one runner call, in order (`jobs`: the reads of their jobs, started by the
+        caller). Tasks they complete propagate together at the end (`Propagation.completed_many`): one
+        write for the siblings of one bucket. A failure halfway fails the call; the runner sends the reports
+        again, and each recognises its own earlier write and redoes what follows from it."""
+        if len(reports) == 1:
+            return [self.report(reports[0], job=jobs.get(reports[0].job_id))]
+        completed: list[tuple[Item, bool]] = []
+        results = [self.report(r, job=jobs.get(r.job_id), completed=completed) for r in reports]
+        if completed:
+            self.propagation.completed_many(completed)
+        return results
+
+    def report(
+        self,
+        report: Report,
+        *,
+        job: Future[Item | None] | None = None,
+        completed: list[tuple[Item, bool]] | None = None,
+    ) -> ReportResult:
+        """`job`: the read of the job's brief item, started by the caller (it overlaps the commit).
+        `completed`: where a task this report completes goes, with whether its job is active, for the caller
+        to propagate (else it propagates now)."""
+        job_read = job if job is not None else overlap.start(lambda: self.jobs.brief(report.job_id))
         if report.outcome == Outcome.COMPUTED:
             try:
-                return self._computed(report, job)
+                return self._computed(report, job_read, completed)
             except (rules.RuleViolation, InvalidRequest, NotFound) as err:
                 # The task submitted subtasks that cannot exist: that is the task's own failure.
                 report = replace(
@@ -74,43 +111,51 @@ class Reports:
                     failure_message=f"invalid subtasks: {getattr(err, 'message', str(err))}",
                     failure_traceback=None,
                 )
+        found = job_read.result()
+        if found is None:
+            return _lease_lost(Reason.UNKNOWN_JOB, "unknown job")
         if report.outcome == Outcome.FAILED:
-            return self._failed(report, job)
+            return self._failed(report, found)
         if report.outcome == Outcome.RELEASED:
             return self._released(report)
         raise InvalidRequest(f"unknown outcome {report.outcome!r}")
 
     def _released(self, report: Report) -> ReportResult:
-        """Given back unfinished (the runner stops): QUEUED again, no retry counted."""
+        """Given back unfinished (the runner stops): QUEUED again, no retry counted. Given back before it
+        started (claimed with others, its turn did not come in time): its claim is taken back too, so that
+        the attempt it was to be is the next claim's."""
         result = self.table.compare_and_set(
             report.task_id,
             state=TaskState.RUNNING,
             attempt=report.attempt,
             set={"state": TaskState.QUEUED},
+            add={"attempt": -1} if report.unstarted else None,
             end_lease=True,
             holder=holder_of(report),
         )
         old = result.item
-        if result.ok or (old is not None and own_attempt(old, report) and old["state"] == TaskState.QUEUED):
+        if result.ok:
             return ReportResult(status=ReportStatus.REQUEUED)
+        after = report.attempt - 1 if report.unstarted else report.attempt  # the attempt it leaves behind
+        if (
+            old is not None
+            and old["state"] == TaskState.QUEUED
+            and int(old.get("attempt", 0)) == after
+            and own_attempt({**old, "attempt": report.attempt}, report)  # (its lease token's hash stays)
+        ):
+            return ReportResult(status=ReportStatus.REQUEUED)  # a retried give-back
         return LEASE_LOST
 
-    def _computed(self, report: Report, job: Item) -> ReportResult:
+    def _computed(
+        self, report: Report, job_read: Future[Item | None], completed: list[tuple[Item, bool]] | None
+    ) -> ReportResult:
         """Write the subtasks (or their specs), commit RUNNING -> COMPUTED, dispatch what is ready and, for
-        a task without subtasks, propagate its completion."""
+        a task without subtasks, propagate its completion. The job's read overlaps the commit: the commit is
+        conditional on the task's own job (and lease), and nothing after it happens without the job."""
         if len(report.subtasks) > rules.MAX_SUBTASKS_PER_REPORT:
             raise InvalidRequest(f"a task may submit at most {rules.MAX_SUBTASKS_PER_REPORT} subtasks")
         now = self.clock()
-        commit: dict[str, Any] = {
-            "state": TaskState.COMPUTED,
-            "finished_at": now,
-            "children": len(report.subtasks),
-            "completed": not report.subtasks,
-        }
-        if report.display is not None:
-            commit["display"] = rules.truncate(report.display, rules.MAX_DISPLAY_CHARS)
-        if report.progress:
-            commit["progress"] = [list(p) for p in report.progress]
+        commit = _commit_attributes(report, now)
         ready: list[Item] = []
         if report.subtasks:
             parent = self.table.get_task(report.task_id)
@@ -130,6 +175,9 @@ class Reports:
             end_lease=True,
             holder=holder_of(report),
         )
+        job = job_read.result()
+        if job is None:
+            return _lease_lost(Reason.UNKNOWN_JOB, "unknown job")
         if not result.ok:
             old = result.item
             if old and own_attempt(old, report) and old["state"] == TaskState.COMPUTED:
@@ -142,7 +190,9 @@ class Reports:
         active = job["state"] in ACTIVE_JOB_STATES
         if active:
             self.dispatcher.send(ready)
-        if task.get("completed"):
+        if task.get("completed") and completed is not None:
+            completed.append((task, active))
+        elif task.get("completed"):
             self.propagation.completed(task, active)  # counts it in the job's figures too
         else:
             self.propagation.stats.record(task)
@@ -166,14 +216,14 @@ class Reports:
             )
         except Conflict as err:  # the lane limit: the task's own failure, like any impossible subtask
             raise InvalidRequest(err.message) from err
-        latch = plan_latch("children", range(len(report.subtasks)))
+        latch = plan_sibling_latch("children", len(report.subtasks))
         commit.update(latch.owner_attributes)
         ready = siblings.ready
         if len(report.subtasks) > self.dispatch_window * rules.LATCH_BUCKET:
             commit["window"] = self.dispatch_window
             ready = [t for t in ready if window_open(commit, int(t["index"]))]
         owner_rows = [
-            self.table.latch_bucket_row(Owner("task", report.task_id), "children", k, n)
+            self.table.sibling_bucket_row(parent["job_id"], report.task_id, k, n)
             for k, n in latch.bucket_totals.items()
         ]
         self.table.put_rows([*siblings.rows, *owner_rows])

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 
 from taskfleet import rules
 
-from ..dal.dynamo import Item
+from ..dal.dynamo import Item, UpdateResult
 from ..dal.repository import ItemTooLarge, StatsSlot, Table
 from .contracts import iso
 from .states import FINISHED_TASK_STATES, JobState, TaskState
@@ -122,6 +122,13 @@ def summarize(job: Mapping[str, Any], buckets: Iterable[Mapping[str, Any]], now:
     }
 
 
+def _settle_slot(task: Item, record: FinishRecord | None) -> StatsSlot:
+    index = int(task["index"])
+    group = str(task.get("parent_id") or "root")
+    code = record.attempt_code if record else 0
+    return StatsSlot(str(task["job_id"]), group, index // rules.LATCH_BUCKET, index, code)
+
+
 def _slot(task: Item, record: FinishRecord) -> StatsSlot:
     return StatsSlot(str(task["job_id"]), record.group, record.bucket, record.member, record.attempt_code)
 
@@ -148,6 +155,55 @@ class Statistics:
                 if n == 0:
                     unlabelled = {k: v for k, v in counters.items() if not k.startswith((TOTAL_PREFIX, DONE_PREFIX))}
                     self.table.record_finish(slot, unlabelled, seen=seen, stop=record.stop)
+
+    def settle(self, task: Item, *, count: bool) -> Item | None:
+        """`task` settles: its member joins its sibling bucket's latch and, if `count`, it is counted in its
+        job's figures, in one write when it can be (docs/architecture.md, "Latches"). Returns the bucket's
+        image after it (a replay: its current image); None when its bucket holds no latch (a job written
+        before sibling buckets: the caller signals the old latch)."""
+        record = finish_record(task) if count else None
+        slot = _settle_slot(task, record)
+        counters = record.writes[0][1] if record is not None and len(record.writes) == 1 else None
+        try:
+            result = self.table.settle_in_bucket([slot], counters, stop=record.stop if record else 0)
+        except ItemTooLarge:
+            result = UpdateResult(False, None)
+        if result is None:
+            return None
+        if result.ok and (record is None or counters is not None):
+            return result.item
+        # apart: counted first (so a job seen COMPLETED shows its final figures), then the latch
+        if record is not None:
+            self.record(task)
+        if result.ok:
+            return result.item
+        return self.table.signal_sibling_bucket(slot)
+
+    def settle_many(self, tasks: list[Item]) -> Item | None:
+        """`settle` (counting each) for siblings of one bucket, in one write when it can be: the bucket's
+        image after all of them, or None when the bucket holds no latch."""
+        records = [finish_record(task) for task in tasks]
+        if all(r is not None and len(r.writes) == 1 for r in records):
+            slots = [_settle_slot(task, record) for task, record in zip(tasks, records, strict=True)]
+            summed: Counter[str] = Counter()
+            for record in records:
+                assert record is not None
+                summed.update(record.writes[0][1])
+            try:
+                stop = max(r.stop for r in records if r is not None)
+                result = self.table.settle_in_bucket(slots, dict(summed), stop=stop)
+            except ItemTooLarge:
+                result = UpdateResult(False, None)
+            if result is None:
+                return None
+            if result.ok:
+                return result.item
+        image: Item | None = None  # one at a time: each write's image holds the ones before it
+        for task in tasks:
+            image = self.settle(task, count=True)
+            if image is None:
+                return None
+        return image
 
     def unrecord(self, task: Item) -> None:
         """Take a finished task out of its job's figures again (a job retry queues it anew)."""

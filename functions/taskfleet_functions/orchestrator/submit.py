@@ -11,13 +11,13 @@ from taskfleet import rules
 
 from .. import faults
 from ..dal.dynamo import Item
-from ..dal.repository import Owner, Table
+from ..dal.repository import Table
 from ..settings import Settings
 from .clusters import Clusters
 from .contracts import TaskSpec
 from .dispatch import Dispatcher
 from .errors import Conflict, InvalidRequest
-from .latches import plan_latch
+from .latches import plan_sibling_latch
 from .siblings import build_siblings
 from .states import JobState
 
@@ -73,7 +73,7 @@ class Submission:
             raise Conflict("a submission with this client token is in progress; retry shortly", code="SubmitInProgress")
         self.table.put_rows(roots.rows)
         faults.point("submit.after_tasks")
-        latch = plan_latch("roots", range(len(specs)))
+        latch = plan_sibling_latch("roots", len(specs))
         job = {
             "job_id": job_id,
             "name": name,
@@ -86,9 +86,7 @@ class Submission:
             **({"automation_id": automation_id} if automation_id else {}),
             **latch.owner_attributes,
         }
-        self.table.put_rows(
-            self.table.latch_bucket_row(Owner("job", job_id), "roots", k, n) for k, n in latch.bucket_totals.items()
-        )
+        self.table.put_rows(self.table.sibling_bucket_row(job_id, "root", k, n) for k, n in latch.bucket_totals.items())
         result = self.table.put_job_if_absent(job, outbox_due=now + self.outbox_ms)
         if not result.ok and (result.item or {}).get("submitted_at") != now:  # a concurrent submit won
             return result.item or job  # (else it is this request's own write, retried after a lost response)

@@ -3,6 +3,7 @@ Deferred subtasks not claimed yet are built from their parent's spec chunks."""
 
 from __future__ import annotations
 
+import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 
@@ -23,6 +24,7 @@ class Tree:
     def __init__(self, table: Table) -> None:
         self.table = table
         self._chunks: dict[tuple[str, int, int], Item] = {}
+        self._lock = threading.Lock()
 
     def walk(self, job: Item) -> Iterator[Item]:
         """Every task of the job's tree, breadth first. A deferred subtask not claimed yet is shown QUEUED."""
@@ -73,7 +75,8 @@ class Tree:
         if item is None:  # written before the parent's commit, but an eventually consistent read may miss it
             item = self.table.get_spec_chunk(parent_id, attempt, chunk, consistent=True)
         if item is not None:
-            if len(self._chunks) >= SPEC_CHUNK_CACHE:
-                self._chunks.pop(next(iter(self._chunks)))
-            self._chunks[key] = item
+            with self._lock:  # a combined call's halves (and the local stack's requests) share the cache
+                if len(self._chunks) >= SPEC_CHUNK_CACHE:
+                    self._chunks.pop(next(iter(self._chunks)))
+                self._chunks[key] = item
         return item
