@@ -13,7 +13,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 help:
 	@echo "make demo   - install everything, run the example workflow on the local stack (moto)"
 	@echo "make test   - install everything, run lint and the whole test suite (what CI runs)"
-	@echo "make bench  - run the benchmarks (print tables, write bench/results.json, selection-results.json, progress-results.json)"
+	@echo "make bench  - run the benchmarks (print tables, write bench/results.json, critical-path-, selection-, progress-results.json)"
 	@echo "make synth  - synthesize the CDK app offline (runs cdk-nag); make deploy to deploy it"
 	@echo "make lint   - ruff (lint and format check) and mypy; make format formats"
 	@echo "make lock   - re-resolve requirements/lock.txt from the top-level pins in requirements/*.txt"
@@ -75,6 +75,7 @@ format: setup
 
 bench: setup
 	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.critical_path
 	$(BIN)/python -m bench.selection
 	$(BIN)/python -m bench.progress
 

@@ -380,6 +380,7 @@ def run_peer(  # noqa: PLR0915 - one linear script: set up, warm up, measure, te
                 with contextlib.suppress(Exception):
                     app.close()
             executions = _read_exec_log(exec_log)
+        patches = emulator.patch_report()
     finally:
         emulator.stop()
 
@@ -407,6 +408,7 @@ def run_peer(  # noqa: PLR0915 - one linear script: set up, warm up, measure, te
     return {
         "peer": "celery",
         "versions": {"celery": celery.__version__, "kombu": kombu.__version__},
+        "emulator": patches,
         "config": {
             "pool": pool,
             "worker_processes": "1 worker, prefork concurrency 2" if pool == "prefork" else "2 workers, pool solo",
