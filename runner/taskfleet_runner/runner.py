@@ -65,15 +65,14 @@ BUFFER_MAX_AGE_FRACTION = 1 / 3
 def prefetch_count(window: float, average_seconds: float | None, buffered: int) -> int:
     """How many tickets to receive, with `buffered` ones already waiting locally.
 
-    Prefetch: a runner keeps the tickets of one receive in a local buffer and claims them one after the other,
-    so the next claim goes out with the previous report and no receive in between, and one receive serves up
-    to 10 short tasks. The buffer holds about `window` seconds of work at this runner's moving average time
-    per task: floor(window / average) tickets, at least 1 and at most 10. That time is what a buffered ticket
-    waits for each one ahead of it: the call that claims a task (with the previous report) and its execution;
-    counting the call keeps the buffer short when the orchestrator is slow or busy (many runners), so work
-    stays spread over them. Tasks that take `window` or longer are fetched one at a time (nothing waits here
-    that another runner could start), and so is the first task, before any measurement. A window of 0
-    disables prefetch."""
+    Prefetch: a runner claims the tickets of one receive in one call and runs them one after the other, so
+    one receive and one call serve up to 10 short tasks. It holds about `window` seconds of work at this
+    runner's moving average time per task: floor(window / average) tickets, at least 1 and at most 10. That
+    time is what a waiting task waits for each one ahead of it: its share of the call that claimed it and
+    its execution; counting the call keeps the batch short when the orchestrator is slow or busy (many
+    runners), so work stays spread over them. Tasks that take `window` or longer are fetched one at a time
+    (nothing waits here that another runner could start), and so is the first task, before any
+    measurement. A window of 0 disables prefetch."""
     if window <= 0 or average_seconds is None:
         limit = 1
     elif average_seconds <= 0:
@@ -369,6 +368,11 @@ class TaskRunner:
         if time.monotonic() - claimed.received_at > self.lease_seconds * BUFFER_MAX_AGE_FRACTION:
             return [self._give_back(claimed)]
         done = self._run(claimed.payload, claimed.receipt, claimed.call_share)
+        # Tasks got slower: what no longer fits in the window goes back now (given back before it started,
+        # it costs no attempt), for other runners to start; the rest waits here.
+        may_wait = prefetch_count(self.prefetch_window, self._average_seconds, 1)
+        if len(self._claimed) > may_wait:
+            self._flush([self._give_back(self._claimed.pop()) for _ in range(len(self._claimed) - may_wait)])
         return [done] if done is not None else []
 
     @staticmethod

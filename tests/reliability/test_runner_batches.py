@@ -190,3 +190,24 @@ def test_a_task_given_back_before_it_started_keeps_its_attempt_for_the_next_clai
     stale, _ = engine.next_many([released(unstarted, before_start=True)], [], "r")
     assert stale[0].status == "lease_lost"
     assert engine.db.get(f"TASK#{unstarted.task_id}", "META")["state"] == "RUNNING"
+
+
+def test_a_job_written_before_sibling_buckets_completes_through_its_old_latches(stack, cluster):
+    engine = stack.orchestrator
+    job_id, root = parent_with_children(stack, cluster, [TaskSpec(name="Leaf", version="v0.0") for _ in range(3)])
+    # As the previous version wrote it: the roots' and the children's latches on their owners (up to 100
+    # members); the stats buckets hold figures only (the root's, counted at its report)
+    for group in ("root", root):
+        engine.db.update(f"JOB#{job_id}", f"STATS#{group}#0", remove=["total", "done"])
+    engine.db.update(f"JOB#{job_id}", "META", set={"roots_total": 1, "roots_bucketed": False}, remove=["roots_done"])
+    engine.db.update(f"TASK#{root}", "META", set={"children_total": 3, "children_bucketed": False})
+    tickets = drain(stack, cluster)
+    claims = claims_for(job_id, cluster, tickets)
+    engine.next_many([], claims, "r")
+    reported, _ = engine.next_many([computed(c) for c in claims], [], "r")
+    assert [r.status for r in reported] == ["ok"] * 3
+    assert engine.db.get(f"TASK#{root}", "META")["children_done"] == {0, 1, 2}
+    job = engine.get_job(job_id)
+    assert job["state"] == "COMPLETED" and job["roots_done"] == {0}
+    assert engine.job_figures(job)["execution_stats"]["tasks_by_state"] == {"COMPUTED": 4}
+    assert check_job(engine, job_id) == []

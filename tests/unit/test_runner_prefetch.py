@@ -284,6 +284,29 @@ def test_a_task_that_outlasts_the_window_makes_the_runner_give_back_what_waits_b
     assert computed == sorted(["Quick:first", "Blocker:b", "Quick:0", "Quick:1", "Quick:2"])
 
 
+class Slowish(Task):
+    label: str
+
+    def execute(self, context: ExecutionContext) -> None:
+        time.sleep(0.6)
+
+
+def test_when_a_task_turns_out_slower_what_no_longer_fits_in_the_window_is_given_back() -> None:
+    # Given a runner that measured a quick task, then claimed a slower one and 8 more in one call
+    queue = FakeQueue([ticket("Quick", "first"), ticket("Slowish", "s")] + [ticket("Quick", str(i)) for i in range(8)])
+    runner, api = make_runner(queue, prefetch_window=1.0)
+    runner.register(Slowish)
+    runner.run_all()
+    # Then after the 0.6 s task (the moving average about 0.18 s: 5 tasks in the 1 s window, 4 waiting),
+    # the last ones claimed went back unstarted, at once
+    released = [r for r in api.reports() if r["outcome"] == "released"]
+    assert 3 <= len(released) <= 5 and all(r["unstarted"] for r in released)
+    assert sorted(queue.handed_back) == sorted(f"r{i}" for i in range(10 - len(released), 10))
+    # and every task still ran once
+    computed = sorted(r["task_id"] for r in api.reports() if r["outcome"] == "computed")
+    assert computed == sorted(["Quick:first", "Slowish:s", *(f"Quick:{i}" for i in range(8))])
+
+
 def buffered(runner: TaskRunner, queue: FakeQueue, count: int, age: float) -> None:
     queue.visible = []
     for i in range(count):
