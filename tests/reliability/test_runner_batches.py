@@ -41,12 +41,13 @@ def claims_for(job_id: str, cluster: str, tickets: list[Any]) -> list[Claim]:
     ]
 
 
-def computed(claim: Claim, **fields: Any) -> Report:
+def computed(claim: Claim, outcome: Outcome = Outcome.COMPUTED, **fields: Any) -> Report:
+    """The report of the first attempt of a claimed task (computed, unless said otherwise)."""
     return Report(
         task_id=claim.task_id,
         job_id=claim.job_id,
         attempt=1,
-        outcome=Outcome.COMPUTED,
+        outcome=outcome,
         cluster=claim.cluster,
         lease=claim.lease,
         **fields,
@@ -162,15 +163,7 @@ def test_a_task_given_back_before_it_started_keeps_its_attempt_for_the_next_clai
     assert [c.status for c in claimed] == ["run", "run"]
 
     def released(claim: Claim, *, before_start: bool) -> Report:
-        return Report(
-            task_id=claim.task_id,
-            job_id=job_id,
-            attempt=1,
-            outcome=Outcome.RELEASED,
-            cluster=cluster,
-            lease=claim.lease,
-            unstarted=before_start,
-        )
+        return computed(claim, Outcome.RELEASED, unstarted=before_start)
 
     reported, _ = engine.next_many(
         [released(unstarted, before_start=True), released(interrupted, before_start=False)], [], "r"

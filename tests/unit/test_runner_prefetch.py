@@ -297,11 +297,13 @@ def test_when_a_task_turns_out_slower_what_no_longer_fits_in_the_window_is_given
     runner, api = make_runner(queue, prefetch_window=1.0)
     runner.register(Slowish)
     runner.run_all()
-    # Then after the 0.6 s task (the moving average about 0.18 s: 5 tasks in the 1 s window, 4 waiting),
-    # the last ones claimed went back unstarted, at once
+    # Then after the 0.6 s task the moving average is at least 0.3 * 0.6 = 0.18 s, so at most 5 tasks fit in
+    # the 1 s window (that task and 4 waiting): at least 4 of the 8 claimed behind it went back unstarted, the
+    # last ones claimed, at once
     released = [r for r in api.reports() if r["outcome"] == "released"]
-    assert 3 <= len(released) <= 5 and all(r["unstarted"] for r in released)
-    assert sorted(queue.handed_back) == sorted(f"r{i}" for i in range(10 - len(released), 10))
+    assert 4 <= len(released) <= 8 and all(r["unstarted"] for r in released)
+    n = len(released)
+    assert sorted(queue.handed_back[:n]) == sorted(f"r{i}" for i in range(10 - n, 10))
     # and every task still ran once
     computed = sorted(r["task_id"] for r in api.reports() if r["outcome"] == "computed")
     assert computed == sorted(["Quick:first", "Slowish:s", *(f"Quick:{i}" for i in range(8))])
