@@ -13,6 +13,7 @@ import base64
 import json
 import time
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any, Literal, NamedTuple
 
 from .dynamo import Dynamo, Item, UpdateResult
@@ -426,6 +427,16 @@ class Table:
 
     # --- job statistics (docs/architecture.md, "Job statistics and progress") -------------------------
 
+    @contextmanager
+    def _item_too_large(self) -> Iterator[None]:
+        """DynamoDB's refusal of a write that would make an item too large, as ItemTooLarge."""
+        try:
+            yield
+        except self.db.client.exceptions.ClientError as err:
+            if err.response.get("Error", {}).get("Code") == "ValidationException":
+                raise ItemTooLarge(str(err)) from None
+            raise
+
     def record_finish(self, slot: StatsSlot, counters: Mapping[str, int], *, seen: str, stop: int) -> bool:
         """Add a finished task's `counters` to its stats bucket, once (its member joins the number set `seen`),
         unless a job retry took this very attempt out already (its attempt code is in `retried`: a late
@@ -435,7 +446,7 @@ class Table:
         add = {seen: {slot.member}, **{k: v for k, v in counters.items() if v}}
         once = f"NOT contains(#{seen}, :m) AND NOT contains(#retried, :a)"
         values = {":m": slot.member, ":a": slot.attempt_code}
-        try:
+        with self._item_too_large():
             first = self._update(
                 pk,
                 sk,
@@ -452,10 +463,6 @@ class Table:
                 return False
             # not counted yet, and a later stop is recorded already: count it without moving `last_stop`
             return self._update(pk, sk, add=add, condition=once, values=values, returns="NONE").ok
-        except self.db.client.exceptions.ClientError as err:
-            if err.response.get("Error", {}).get("Code") == "ValidationException":
-                raise ItemTooLarge(str(err)) from None
-            raise
 
     def unrecord_finish(self, slot: StatsSlot, counters: Mapping[str, int], *, seen: str) -> None:
         """Take a counted task's `counters` out of its stats bucket again (a job retry queues it anew), and
@@ -509,28 +516,11 @@ class Table:
             clauses.append("(attribute_not_exists(#last_stop) OR #last_stop < :t)")
             values[":t"] = stop
             changes["last_stop"] = stop
-        try:
+        with self._item_too_large():
             result = self._update(pk, sk, set=changes, add=add, condition=" AND ".join(clauses), values=values)
-        except self.db.client.exceptions.ClientError as err:
-            if err.response.get("Error", {}).get("Code") == "ValidationException":
-                raise ItemTooLarge(str(err)) from None
-            raise
         if not result.ok and "total" not in (result.item or {}):
             return None
         return result
-
-    def signal_sibling_bucket(self, slot: StatsSlot) -> Item | None:
-        """`settle_in_bucket` without counting: the member joins its bucket's latch (idempotent); the bucket's
-        image after it (a replay: its current image), or None when the bucket holds no latch."""
-        pk, sk = slot.key
-        item = self._update(
-            pk,
-            sk,
-            add={"done": {slot.member}},
-            condition="attribute_exists(#total) AND NOT contains(#done, :m)",
-            values={":m": slot.member},
-        ).item
-        return item if item and "total" in item else None
 
     def stats_buckets(self, job_id: str) -> Iterator[Item]:
         """Every stats bucket of the job (one Query of its partition, paginated)."""

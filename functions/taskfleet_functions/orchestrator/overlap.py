@@ -26,10 +26,3 @@ def start(read: Callable[[], T]) -> Future[T]:
 def beside(work: Callable[[], T]) -> Future[T]:
     """Run `work`, which may `start` reads of its own, beside the caller."""
     return _halves.submit(work)
-
-
-def done(value: T) -> Future[T]:
-    """A value already at hand, as a finished read."""
-    future: Future[T] = Future()
-    future.set_result(value)
-    return future

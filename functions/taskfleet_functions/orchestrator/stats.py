@@ -175,9 +175,9 @@ class Statistics:
         # apart: counted first (so a job seen COMPLETED shows its final figures), then the latch
         if record is not None:
             self.record(task)
-        if result.ok:
-            return result.item
-        return self.table.signal_sibling_bucket(slot)
+        if not result.ok:  # the latch alone, which a replay finds done already (its image all the same)
+            result = self.table.settle_in_bucket([slot], None, stop=0)
+        return result.item if result is not None else None
 
     def settle_many(self, tasks: list[Item]) -> Item | None:
         """`settle` (counting each) for siblings of one bucket, in one write when it can be: the bucket's
