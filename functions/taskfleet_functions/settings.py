@@ -14,6 +14,9 @@
 | TASKFLEET_SUBMIT_LOCK_SECONDS | a submit holding its client token this long is presumed dead (> API timeout) | 30 |
 | TASKFLEET_RETENTION_DAYS | a job's items expire (TTL `expires_at`) this long after their last change; 0: never | 90 |
 | TASKFLEET_MAX_CLUSTERS | clusters `POST /clusters` may create, besides the declared ones (409 beyond) | 100 |
+| TASKFLEET_KEY_CACHE_SECONDS | a process trusts its check of an API key this long (a revoked key's grace) | 30 |
+| TASKFLEET_CONNECT_LEASE_SECONDS | lease of a task a Tilebox SDK runner claims, unless its key sets one | 1800 |
+| TASKFLEET_CONNECT_IDLE_SECONDS | idle pause NextTask suggests to a Tilebox runner (±50 % jitter) | 2 |
 | AWS_REGION | region | us-east-1 |
 """
 
@@ -40,6 +43,7 @@ class Settings:
     submit_lock_seconds: float = 30.0
     max_clusters: int = 100
     retention_days: float = 90.0
+    key_cache_seconds: float = 30.0
     # Automations (docs/architecture.md, "Automations"). On AWS: the EventBridge Scheduler group the
     # automations function creates cron schedules in, what they invoke, with which role, where failed
     # deliveries go; and the buckets whose object-created events reach taskfleet. The local stack sets
@@ -49,6 +53,10 @@ class Settings:
     scheduler_role_arn: str | None = None
     trigger_dlq_arn: str | None = None
     automation_buckets: tuple[str, ...] = ()
+    # The Connect endpoint (Tilebox SDK clients, docs/architecture.md "Tilebox SDK clients"): the SDK never
+    # extends a lease over HTTP/1.1, so a claim there gets a lease long enough for its task at once.
+    connect_lease_seconds: int = 1800
+    connect_idle_seconds: float = 2.0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -69,11 +77,14 @@ class Settings:
             submit_lock_seconds=float(env.get("TASKFLEET_SUBMIT_LOCK_SECONDS", "30")),
             max_clusters=int(env.get("TASKFLEET_MAX_CLUSTERS", "100")),
             retention_days=float(env.get("TASKFLEET_RETENTION_DAYS", "90")),
+            key_cache_seconds=float(env.get("TASKFLEET_KEY_CACHE_SECONDS", "30")),
             scheduler_group=env.get("TASKFLEET_SCHEDULER_GROUP") or None,
             trigger_target_arn=env.get("TASKFLEET_TRIGGER_TARGET_ARN") or None,
             scheduler_role_arn=env.get("TASKFLEET_SCHEDULER_ROLE_ARN") or None,
             trigger_dlq_arn=env.get("TASKFLEET_TRIGGER_DLQ_ARN") or None,
             automation_buckets=tuple(b for b in env.get("TASKFLEET_AUTOMATION_BUCKETS", "").split(",") if b),
+            connect_lease_seconds=int(env.get("TASKFLEET_CONNECT_LEASE_SECONDS", "1800")),
+            connect_idle_seconds=float(env.get("TASKFLEET_CONNECT_IDLE_SECONDS", "2")),
         )
 
     def lane_name(self, slug: str, key: str) -> str:

@@ -7,6 +7,7 @@ from typing import Any
 from taskfleet import rules
 
 from .orchestrator.contracts import iso
+from .orchestrator.keys import ApiKey
 
 
 def job_view(job: dict[str, Any]) -> dict[str, Any]:
@@ -77,3 +78,17 @@ def cluster_view(cluster: dict[str, Any], *, deletable: bool = True) -> dict[str
 
 def lane_view(lane: dict[str, Any]) -> dict[str, Any]:
     return {"name": lane["name"], "version": lane["version"], "url": lane["url"]}
+
+
+def key_view(key: ApiKey) -> dict[str, Any]:
+    """A bearer API key as admins see it: never its token nor the token's hash."""
+    return {
+        "key_id": key.key_id,
+        "role": key.role,
+        "cluster": key.cluster,
+        "lease_seconds": key.lease_seconds,
+        "description": key.description,
+        "created_at": iso(key.created_at),
+        "revoked_at": iso(key.revoked_at),
+        "revoked": key.revoked,
+    }

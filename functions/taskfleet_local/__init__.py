@@ -52,6 +52,8 @@ class LocalStack:
         host: str = "127.0.0.1",
         emulator_port: int = 0,
         cache_bucket: str = CACHE_BUCKET,
+        connect_lease_seconds: int = 1800,
+        connect_idle_seconds: float = 0.5,
     ) -> None:
         if not host.startswith("127.") and host not in ("localhost", "::1"):
             raise ValueError("the local stack listens on loopback only")
@@ -64,6 +66,10 @@ class LocalStack:
         self.max_clusters = max_clusters
         self.emulator_port = emulator_port
         self.cache_bucket = cache_bucket
+        # Tilebox SDK runners (the Connect endpoint): their lease, and the idle pause NextTask suggests (shorter
+        # than on AWS, where each idle poll is a paid request)
+        self.connect_lease_seconds = connect_lease_seconds
+        self.connect_idle_seconds = connect_idle_seconds
         self.name = f"taskfleet-{secrets.token_hex(3)}"
         self.emulator: Emulator | None = None
         self.api: LocalApi | None = None
@@ -137,6 +143,8 @@ class LocalStack:
             outbox_grace_seconds=self.outbox_grace_seconds,
             submit_lock_seconds=self.submit_lock_seconds,
             max_clusters=self.max_clusters,
+            connect_lease_seconds=self.connect_lease_seconds,
+            connect_idle_seconds=self.connect_idle_seconds,
         )
         s3 = self.cache_client()
 

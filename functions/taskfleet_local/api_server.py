@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 import time
@@ -17,7 +18,13 @@ ROUTES = (  # path prefix -> handler module, as the CDK stack maps routes to fun
     ("/clusters", "taskfleet_functions.handlers.clusters"),
     ("/automations", "taskfleet_functions.handlers.automations"),
     ("/config", "taskfleet_functions.handlers.clusters"),
+    ("/keys", "taskfleet_functions.handlers.clusters"),
+    # the Connect endpoint for Tilebox SDK clients, and the OTLP paths that SDK exports to
+    ("/workflows.v1.", "taskfleet_functions.handlers.connect"),
+    ("/v1/", "taskfleet_functions.handlers.connect"),
 )
+# Bodies of these types reach the handler as API Gateway passes binary ones: base64, isBase64Encoded.
+BINARY_TYPES = ("application/proto", "application/x-protobuf", "application/connect+proto", "application/grpc")
 
 
 class FakeLambdaContext:
@@ -35,7 +42,7 @@ class FakeLambdaContext:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
-def build_event(method: str, raw_path: str, headers: dict[str, str], body: str) -> dict[str, Any]:
+def build_event(method: str, raw_path: str, headers: dict[str, str], body: str | bytes) -> dict[str, Any]:
     parts = urlsplit(raw_path)
     query = dict(parse_qsl(parts.query, keep_blank_values=True))
     now = time.time()
@@ -64,8 +71,8 @@ def build_event(method: str, raw_path: str, headers: dict[str, str], body: str) 
             "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
             "timeEpoch": int(now * 1000),
         },
-        "body": body,
-        "isBase64Encoded": False,
+        "body": base64.b64encode(body).decode() if isinstance(body, bytes) else body,
+        "isBase64Encoded": isinstance(body, bytes),
     }
 
 
@@ -82,7 +89,8 @@ def refusal(method: str, host: str | None, content_type: str | None) -> tuple[in
     if not (hostname in LOOPBACK_HOSTS or hostname.startswith("127.")):
         return 403, "HostNotAllowed", f"the local API answers loopback host names only, not {hostname[:100]!r}"
     media_type = (content_type or "").split(";")[0].strip().lower()
-    if method not in ("GET", "HEAD", "OPTIONS") and media_type != "application/json":
+    # protobuf bodies (the Connect endpoint) need a CORS preflight as JSON does: no page can send them either
+    if method not in ("GET", "HEAD", "OPTIONS") and media_type not in ("application/json", *BINARY_TYPES):
         return 415, "UnsupportedMediaType", "requests that change state must send Content-Type: application/json"
     return None
 
@@ -127,7 +135,9 @@ class LocalApi:
 
             def _handle(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length).decode("utf-8", "replace") if length else ""
+                data = self.rfile.read(length) if length else b""
+                media_type = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+                body: str | bytes = data if media_type in BINARY_TYPES else data.decode("utf-8", "replace")
                 refused = refusal(self.command, self.headers.get("Host"), self.headers.get("Content-Type"))
                 if refused is not None:
                     self._send(refused[0], {"error": {"code": refused[1], "message": refused[2]}})
@@ -149,7 +159,8 @@ class LocalApi:
                     return
                 status = int(result.get("statusCode", 200))
                 payload = result.get("body") or ""
-                self._send_raw(status, payload.encode("utf-8"), result.get("headers") or {})
+                data = base64.b64decode(payload) if result.get("isBase64Encoded") else payload.encode("utf-8")
+                self._send_raw(status, data, result.get("headers") or {})
 
             def _send(self, status: int, body: dict[str, Any]) -> None:
                 self._send_raw(status, json.dumps(body).encode(), {"Content-Type": "application/json"})

@@ -58,6 +58,10 @@ def cmd_dev(args: argparse.Namespace) -> int:
     print(f"taskfleet local stack: {stack.url}   (emulated AWS at {stack.emulator.url if stack.emulator else '?'})")
     print(f"  export TASKFLEET_URL={stack.url}")
     print("  State lives in memory: stopping this command discards every job and cluster.")
+    print(
+        f'  Tilebox SDK clients: Client(url="{stack.url}", token=<key>, transport="http1"), with a key from'
+        " `taskfleet keys create --role admin` (or --role runner --cluster SLUG)"
+    )
     print(f"  Job cache bucket: {stack.cache_bucket} (emulated S3); for `taskfleet runner` to use it:")
     print("  export " + " ".join(f"{k}={v}" for k, v in stack.cache_env().items()))
     print("  Ctrl-C stops it.", flush=True)

@@ -16,6 +16,7 @@ from constructs import Construct
 
 from .config import DeploymentConfig
 from .functions import OrchestratorFunctions, retention
+from .nag import acknowledge
 
 GET, POST, DELETE = apigwv2.HttpMethod.GET, apigwv2.HttpMethod.POST, apigwv2.HttpMethod.DELETE
 PATCH = apigwv2.HttpMethod.PATCH
@@ -35,6 +36,9 @@ ROUTES: tuple[tuple[str, str, str], ...] = (
     ("PATCH", "/clusters/{slug}", "clusters"),
     ("DELETE", "/clusters/{slug}", "clusters"),
     ("GET", "/config", "clusters"),
+    ("POST", "/keys", "clusters"),
+    ("GET", "/keys", "clusters"),
+    ("DELETE", "/keys/{key_id}", "clusters"),
     ("POST", "/automations", "automations"),
     ("GET", "/automations", "automations"),
     ("GET", "/automations/{automation_id}", "automations"),
@@ -47,6 +51,24 @@ ROUTES: tuple[tuple[str, str, str], ...] = (
     # The routes of runners older than lanes: the function answers 410 and says to upgrade.
     ("POST", "/runner/next", "runner"),
     ("POST", "/runner/extend", "runner"),
+)
+# The Connect endpoint for unmodified Tilebox SDK clients (handlers/connect.py): no IAM authorizer, since the
+# SDK signs nothing; the function checks the caller's API key (bearer token) on every call. The services the
+# SDK calls, served or answered "unimplemented", and the OTLP paths its tracer and logger export to.
+CONNECT_SERVICES = (
+    "JobService",
+    "WorkflowsService",
+    "TaskService",
+    "AutomationService",
+    "StorageLocationService",
+    "DiagramService",
+    "TelemetryService",
+    "WorkerService",
+)
+CONNECT_ROUTES: tuple[tuple[str, str, str], ...] = (
+    *(("POST", f"/workflows.v1.{service}/{{method}}", "connect") for service in CONNECT_SERVICES),
+    ("POST", "/v1/traces", "connect"),
+    ("POST", "/v1/logs", "connect"),
 )
 STAGE = "$default"
 # Per-account burst protection for the whole API (requests/s); runners mostly use their runner URLs.
@@ -96,7 +118,7 @@ class Api(Construct):
             self,
             "HttpApi",
             api_name=config.name,
-            description="taskfleet orchestrator API (IAM auth on every route)",
+            description="taskfleet orchestrator API (IAM auth; API keys on the Connect routes for Tilebox SDK clients)",
             default_authorizer=authorizers.HttpIamAuthorizer(),
             create_default_stage=False,
         )
@@ -128,6 +150,21 @@ class Api(Construct):
         for method, path, function in ROUTES:
             (route,) = self.http_api.add_routes(
                 path=path, methods=[methods[method]], integration=integration_of[function]
+            )
+            self.routes[(method, path)] = route
+        for method, path, function in CONNECT_ROUTES:
+            (route,) = self.http_api.add_routes(
+                path=path,
+                methods=[methods[method]],
+                integration=integration_of[function],
+                authorizer=apigwv2.HttpNoneAuthorizer(),
+            )
+            acknowledge(
+                route,
+                "AwsSolutions-APIG4",
+                "A Connect route for Tilebox SDK clients, which sign no request: the connect function "
+                "authorizes every call itself with the caller's API key (a hashed bearer token, scoped by "
+                "role and cluster, handlers/connect.py), before it reads the body.",
             )
             self.routes[(method, path)] = route
         self.url = self.http_api.api_endpoint

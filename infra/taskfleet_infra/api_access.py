@@ -3,9 +3,12 @@
 
 | policy | for | routes |
 | --- | --- | --- |
-| reader | dashboards, people who look | every GET route: jobs, a job, its tasks, clusters, a cluster, config |
+| reader | dashboards, people who look | every GET route but /keys: jobs, a job, its tasks, clusters, config |
 | submitter | scripts and services that run jobs | the reader's routes and POST /jobs |
-| admin | operators | the submitter's routes, POST /jobs/{id}/cancel and /retry, POST, PATCH and DELETE /clusters |
+| admin | operators | the submitter's, POST /jobs/{id}/cancel and /retry, POST, PATCH, DELETE /clusters, /keys |
+
+The bearer API keys' routes (POST and GET /keys, DELETE /keys/{key_id}) are the admin's alone: which keys
+exist, with which roles and clusters, is no reader's business (it tells whom to attack).
 
 None of them reaches a runner route (`/runner/...`): runners have their cluster's policy (runner_access.py).
 A route template's `{param}` is `*` in the policy (IAM matches the request's actual path, and `*` also
@@ -28,7 +31,10 @@ from .nag import acknowledge
 Route = tuple[str, str]
 
 RUNNER_PREFIX = "/runner/"
-READER: frozenset[Route] = frozenset((m, p) for m, p, _ in ROUTES if m == "GET" and not p.startswith(RUNNER_PREFIX))
+ADMIN_READS: frozenset[Route] = frozenset({("GET", "/keys")})  # GET routes that are not every reader's
+READER: frozenset[Route] = frozenset(
+    (m, p) for m, p, _ in ROUTES if m == "GET" and not p.startswith(RUNNER_PREFIX) and (m, p) not in ADMIN_READS
+)
 SUBMITTER: frozenset[Route] = READER | {("POST", "/jobs")}
 ADMIN: frozenset[Route] = SUBMITTER | {
     ("POST", "/jobs/{job_id}/cancel"),
@@ -38,13 +44,17 @@ ADMIN: frozenset[Route] = SUBMITTER | {
     ("DELETE", "/clusters/{slug}"),
     ("POST", "/automations"),
     ("DELETE", "/automations/{automation_id}"),
+    ("POST", "/keys"),
+    ("DELETE", "/keys/{key_id}"),
+    *ADMIN_READS,
 }
 ROLES: dict[str, tuple[frozenset[Route], str]] = {
-    "reader": (READER, "read jobs, tasks, clusters and the client configuration (every GET route)"),
+    "reader": (READER, "read jobs, tasks, clusters and the client configuration (every GET route but /keys)"),
     "submitter": (SUBMITTER, "submit jobs (POST /jobs) and read them"),
     "admin": (
         ADMIN,
-        "submit, cancel and retry jobs, create, update and delete clusters and automations, read everything",
+        "submit, cancel and retry jobs, create, update and delete clusters and automations, create, list and"
+        " revoke API keys, read everything",
     ),
 }
 

@@ -76,7 +76,7 @@ _RETENTION_DAYS = (
 LAMBDA_UNRESERVED_MINIMUM = 100
 # A new account's default concurrency quota ("Concurrent executions", Service Quotas).
 DEFAULT_ACCOUNT_CONCURRENCY = 1000
-FUNCTION_NAMES = ("jobs", "clusters", "runner", "sweeper", "automations")
+FUNCTION_NAMES = ("jobs", "clusters", "runner", "sweeper", "automations", "connect")
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 # Reserved concurrency per function. A reservation both guarantees that many concurrent executions and
 # caps the function there, so it isolates the functions from each other: however many runners call, the
@@ -85,14 +85,16 @@ _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 # room for a late one). The clusters function serves admin calls and each runner's start (GET /config,
 # GET /clusters/<slug>): 20. 400 runner executions at about 100 ms a call are some 4,000 calls a second,
 # above the API stage's throttle; the SDK retries a throttled call (429) with backoff. The automations
-# function (its API and its firings, a handful a minute): 10. In all 535 of a new account's 1,000, leaving
-# 465 unreserved (Lambda demands at least 100) for the account's other functions.
+# function (its API and its firings, a handful a minute): 10. The connect function (Tilebox SDK clients, whose
+# runners each hold one NextTask of up to about a second at a time): 50. In all 585 of a new account's 1,000,
+# leaving 415 unreserved (Lambda demands at least 100) for the account's other functions.
 DEFAULT_RESERVED_CONCURRENCY: dict[str, int | None] = {
     "runner": 400,
     "jobs": 100,
     "clusters": 20,
     "sweeper": 5,
     "automations": 10,
+    "connect": 50,
 }
 
 

@@ -6,6 +6,7 @@
 | clusters | handlers.clusters | table read/write; DLQs: create, delete; lanes: count, delete (with the cluster) |
 | runner | handlers.runner | table read/write; lanes: create (on a report or a runner's registration), send |
 | sweeper | handlers.sweeper | table read/write incl. GSI2; DLQs: drain; lanes: create, send, read counts |
+| connect | handlers.connect | Tilebox SDK clients: the jobs' and clusters' data, and lanes: receive, hide, delete |
 
 Queue grants name patterns, not queues: lanes (`<prefix>-<slug>--<key>.fifo`, one per task identifier
 in a cluster) are created at run time by whichever function first needs one, and so are the DLQs of
@@ -146,6 +147,23 @@ SPECS: tuple[FunctionSpec, ...] = (
         SWEEPER_TIMEOUT,
         "taskfleet sweeper: overdue dispatches, dead-lettered tickets, backlog metric",
     ),
+    FunctionSpec(
+        "connect",
+        ("GSI1", "GSI2"),
+        # what the jobs and clusters functions do, and the runner's part of the queue protocol for Tilebox SDK
+        # runners, which never see SQS: NextTask receives a ticket, hides it for the lease, deletes it when done
+        (
+            *LANE_CREATE_AND_SEND,
+            "sqs:GetQueueAttributes",
+            "sqs:DeleteQueue",
+            "sqs:ReceiveMessage",
+            "sqs:ChangeMessageVisibility",
+            "sqs:DeleteMessage",
+        ),
+        ("sqs:GetQueueUrl", "sqs:GetQueueAttributes", "sqs:CreateQueue", "sqs:DeleteQueue"),
+        API_TIMEOUT,
+        "taskfleet Connect endpoint for Tilebox SDK clients (API keys): jobs, clusters, task runners",
+    ),
 )
 
 
@@ -188,8 +206,13 @@ class OrchestratorFunctions(Construct):
         self.runner = self.functions["runner"]
         self.sweeper = self.functions["sweeper"]
         self.automations = self.functions["automations"]
+        self.connect = self.functions["connect"]
 
-        self.clusters.add_environment("TASKFLEET_MAX_CLUSTERS", str(config.max_clusters))
+        # Both create clusters: the clusters API, and CreateCluster over Connect. Only the clusters function gives
+        # a cluster it creates a runner URL (below); one created over Connect has none, and taskfleet runners of
+        # it call the API's runner routes (docs/architecture.md, "Tilebox SDK clients").
+        for function in (self.clusters, self.connect):
+            function.add_environment("TASKFLEET_MAX_CLUSTERS", str(config.max_clusters))
 
         # The runners' hot path: SigV4-signed calls straight to the function, no API Gateway charge; one
         # URL per cluster, on the cluster's alias. Nothing here refers to the clusters function, so the
@@ -212,24 +235,24 @@ class OrchestratorFunctions(Construct):
             self.clusters.add_environment(
                 "TASKFLEET_RUNNER_URLS", stack.to_json_string({slug: url.url for slug, url in self.runner_urls.items()})
             )
-            self._grant_runtime_runner_urls()
+            self._grant_runtime_runner_urls(self.clusters)
 
     def runner_alias_arn(self, slug: str) -> str:
         """The ARN of cluster `slug`'s alias of the runner function (`slug` may be a policy variable)."""
         return f"{self.runner.function_arn}:{alias_name(slug)}"
 
-    def _grant_runtime_runner_urls(self) -> None:
-        """The clusters function makes and removes the alias and URL of a cluster created at run time."""
+    def _grant_runtime_runner_urls(self, function: lambda_.Function) -> None:
+        """A function that creates clusters makes and removes the alias and URL of a cluster created at run time."""
         aliases = self.runner_alias_arn("*")
-        self.clusters.add_to_role_policy(
+        function.add_to_role_policy(
             iam.PolicyStatement(
                 sid="RunnerAliases", actions=list(RUNNER_ALIAS_ACTIONS), resources=[self.runner.function_arn]
             )
         )
-        self.clusters.add_to_role_policy(
+        function.add_to_role_policy(
             iam.PolicyStatement(sid="RunnerAliasUrls", actions=list(RUNNER_ALIAS_URL_ACTIONS), resources=[aliases])
         )
-        self.clusters.add_to_role_policy(
+        function.add_to_role_policy(
             iam.PolicyStatement(
                 sid="RunnerAliasUrlCreate",
                 actions=[RUNNER_ALIAS_URL_CREATE],
@@ -239,7 +262,7 @@ class OrchestratorFunctions(Construct):
         )
         runner_id = Stack.of(self).get_logical_id(typing.cast(CfnElement, self.runner.node.default_child))
         acknowledge(
-            self.clusters.role or self.clusters,
+            function.role or function,
             f"AwsSolutions-IAM5[Resource::<{runner_id}.Arn>:{ALIAS_PREFIX}*]",
             "Clusters created through the API get their runner alias and URL at run time, so no template "
             "names them; the pattern covers the per-cluster aliases of this deployment's runner function "

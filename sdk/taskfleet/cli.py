@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     level = os.environ.get("TASKFLEET_LOG_LEVEL", "").upper()
     logging.basicConfig(level=level or "WARNING", format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("taskfleet").setLevel(level or "INFO")
-    if args.command in ("jobs", "clusters", "submit", "console", "automations"):
+    if args.command in ("jobs", "clusters", "keys", "submit", "console", "automations"):
         from .commands import run
 
         return run(args.func, args)

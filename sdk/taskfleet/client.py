@@ -1,4 +1,4 @@
-"""The user-facing client: `Client(url).jobs()`, `.clusters()`, `.runner(...)`."""
+"""The user-facing client: `Client(url).jobs()`, `.clusters()`, `.keys()`, `.runner(...)`."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from taskfleet import rules
 
@@ -422,6 +423,39 @@ class ClusterClient:
         self._t.request("DELETE", path + ("?force=true" if force else ""))
 
 
+class KeyClient:
+    """Bearer API keys ("taskfleet keys"), for callers that present a token instead of signing requests (the
+    Connect endpoint). Admin routes. Answers are the API's key views: key_id, role, cluster, lease_seconds,
+    description, created_at, revoked_at (ISO times), revoked; never a token, except `create`'s."""
+
+    def __init__(self, transport: Transport) -> None:
+        self._t = transport
+
+    def create(
+        self,
+        role: str,
+        *,
+        cluster: str | Cluster | None = None,
+        lease_seconds: int | None = None,
+        description: str | None = None,
+    ) -> dict[str, Any]:
+        """A new key of `role` (reader, submitter, admin or runner; a runner key needs the `cluster` it reaches
+        and may set the `lease_seconds` of its claims). The answer's "token" is shown only here: taskfleet keeps
+        its hash alone, so a lost token means a new key."""
+        slug = cluster.slug if isinstance(cluster, Cluster) else cluster
+        body = {"role": role, "cluster": slug, "lease_seconds": lease_seconds, "description": description}
+        return dict(self._t.request("POST", "/keys", {k: v for k, v in body.items() if v is not None}))
+
+    def all(self) -> builtins.list[dict[str, Any]]:
+        """Every key, revoked ones too, oldest first."""
+        return [dict(k) for k in self._t.request("GET", "/keys")["keys"]]
+
+    def revoke(self, key_id: str) -> dict[str, Any]:
+        """Revoke a key for good (again: no change). Processes of the deployment that checked it lately may
+        still take it for up to TASKFLEET_KEY_CACHE_SECONDS (30 s by default)."""
+        return dict(self._t.request("DELETE", f"/keys/{quote(key_id, safe='')}"))
+
+
 class Client:
     """Connects to a taskfleet API: `url`, else the TASKFLEET_URL environment variable."""
 
@@ -438,6 +472,10 @@ class Client:
 
     def clusters(self) -> ClusterClient:
         return ClusterClient(self.transport)
+
+    def keys(self) -> KeyClient:
+        """Bearer API keys (admin): create, list, revoke."""
+        return KeyClient(self.transport)
 
     def automations(self) -> AutomationClient:
         """Cron and storage event automations (taskfleet.automations)."""

@@ -1,4 +1,5 @@
-"""`taskfleet jobs ...`, `taskfleet clusters ...` and `taskfleet submit`: see and steer jobs from a shell.
+"""`taskfleet jobs ...`, `taskfleet clusters ...`, `taskfleet keys ...` and `taskfleet submit`: see and steer
+jobs from a shell.
 
 Output: tables, progress bars and task trees with rich when stdout is a terminal and rich is installed
 (`pip install taskfleet[cli]`; `make setup` installs it); plain text when piped; `--json` for machines.
@@ -45,7 +46,7 @@ class CommandError(Exception):
 
 
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """The `jobs`, `submit`, `automations`, `console` and `clusters` subcommands."""
+    """The `jobs`, `submit`, `automations`, `console`, `clusters` and `keys` subcommands."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--url", default=None, help="API URL (default: TASKFLEET_URL)")
     common.add_argument("--json", action="store_true", help="print JSON (for scripts)")
@@ -55,6 +56,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     _add_automations(sub, common)
     _add_console(sub, common)
     _add_clusters(sub, common)
+    _add_keys(sub, common)
 
 
 def _add_jobs(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
@@ -138,6 +140,22 @@ def _add_clusters(sub: argparse._SubParsersAction[argparse.ArgumentParser], comm
     p.add_argument("slug")
     p.add_argument("--force", action="store_true", help="also when tickets wait in it (they are dropped)")
     p.set_defaults(func=clusters_delete)
+
+
+def _add_keys(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
+    keys = sub.add_parser("keys", help="create, list and revoke bearer API keys (admin)")
+    keys_sub = keys.add_subparsers(dest="action", required=True)
+    p = keys_sub.add_parser("create", parents=[common], help="create a key; its token is printed once")
+    # not `choices`: argparse would exit 2 with its usage; the API's refusal is one line (exit 1)
+    p.add_argument("--role", required=True, metavar="{reader,submitter,admin,runner}", help="what the key may do")
+    p.add_argument("--cluster", default=None, metavar="SLUG", help="the one cluster a runner key reaches")
+    p.add_argument("--lease", type=int, default=None, metavar="SECONDS", help="a runner key's lease (1-43200)")
+    p.add_argument("--description", default=None, metavar="TEXT", help="what the key is for (at most 200)")
+    p.set_defaults(func=keys_create)
+    keys_sub.add_parser("list", parents=[common], help="every key, without secrets").set_defaults(func=keys_list)
+    p = keys_sub.add_parser("revoke", parents=[common], help="revoke a key for good")
+    p.add_argument("key_id", metavar="KEY_ID")
+    p.set_defaults(func=keys_revoke)
 
 
 def run(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
@@ -594,4 +612,61 @@ def clusters_delete(args: argparse.Namespace) -> int:
         print_json({"deleted": args.slug})
     else:
         print(f"deleted cluster {args.slug}")
+    return 0
+
+
+# --- keys -----------------------------------------------------------------------------------------------
+
+
+def _key_reach(key: dict[str, Any]) -> str:
+    """Where a runner key reaches, and with which lease; nothing for the other roles."""
+    if not key.get("cluster"):
+        return ""
+    lease = key.get("lease_seconds")
+    return f"cluster {key['cluster']}" + (f", lease {lease} s" if lease else "")
+
+
+def keys_create(args: argparse.Namespace) -> int:
+    key = (
+        _client(args)
+        .keys()
+        .create(args.role, cluster=args.cluster, lease_seconds=args.lease, description=args.description)
+    )
+    if args.json:
+        print_json(key)
+        return 0
+    reach = _key_reach(key)
+    print(f"created {key['role']} key {key['key_id']}" + (f" ({reach})" if reach else ""))
+    print(key["token"])
+    print("This token is shown only now: store it as a secret; taskfleet keeps only its hash.")
+    return 0
+
+
+def keys_list(args: argparse.Namespace) -> int:
+    keys = _client(args).keys().all()
+    if args.json:
+        print_json(keys)
+        return 0
+    rows = [
+        [
+            k["key_id"],
+            k["role"],
+            k.get("cluster") or "",
+            str(k.get("lease_seconds") or ""),
+            k.get("description") or "",
+            _short_time(k.get("created_at")),
+            _short_time(k.get("revoked_at")),
+        ]
+        for k in keys
+    ]
+    _table(_rich(), "API keys", ["key id", "role", "cluster", "lease", "description", "created (UTC)", "revoked"], rows)
+    return 0
+
+
+def keys_revoke(args: argparse.Namespace) -> int:
+    key = _client(args).keys().revoke(args.key_id)
+    if args.json:
+        print_json(key)
+    else:
+        print(f"revoked {key['role']} key {key['key_id']} at {_short_time(key.get('revoked_at'))} UTC")
     return 0

@@ -47,6 +47,9 @@ EXPECTED["admin"] = EXPECTED["submitter"] | {
     ("POST", "/jobs/{job_id}/retry"),
     ("POST", "/automations"),
     ("DELETE", "/automations/{automation_id}"),
+    ("POST", "/keys"),  # bearer API keys: the admin's alone, listing them too
+    ("GET", "/keys"),
+    ("DELETE", "/keys/{key_id}"),
 }
 
 

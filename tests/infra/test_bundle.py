@@ -16,7 +16,7 @@ from tests.support.lambda_runtime import cold_import_seconds, host_platform, run
 from .conftest import Synth
 from .test_supply_chain import hashed_requirements
 
-HANDLERS = ("jobs", "clusters", "runner", "sweeper")
+HANDLERS = ("jobs", "clusters", "runner", "sweeper", "connect")
 PROVIDED_BY_THE_RUNTIME = ("boto3", "botocore", "s3transfer", "jmespath", "urllib3", "dateutil", "six.py")
 NOT_FOR_LAMBDA = ("taskfleet_runner", "taskfleet_local", "moto", "tests", "bin", "pip", "setuptools")
 MAX_BUNDLE_MB = 25

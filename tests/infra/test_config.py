@@ -143,7 +143,7 @@ def test_retention_cluster_cap_and_reserved_concurrency_have_defaults() -> None:
     assert config.reserved == DEFAULT_RESERVED_CONCURRENCY
     # a new account: 1,000, of which Lambda keeps 100 unreserved
     assert sum(config.reserved.values()) <= DEFAULT_ACCOUNT_CONCURRENCY - LAMBDA_UNRESERVED_MINIMUM
-    assert set(config.reserved) == {"runner", "jobs", "clusters", "sweeper", "automations"}
+    assert set(config.reserved) == {"runner", "jobs", "clusters", "sweeper", "automations", "connect"}
 
 
 def test_reserved_concurrency_merges_with_the_defaults_and_zero_or_null_leave_a_function_unreserved() -> None:
@@ -152,6 +152,7 @@ def test_reserved_concurrency_merges_with_the_defaults_and_zero_or_null_leave_a_
         "runner": 200,
         "jobs": DEFAULT_RESERVED_CONCURRENCY["jobs"],
         "automations": DEFAULT_RESERVED_CONCURRENCY["automations"],
+        "connect": DEFAULT_RESERVED_CONCURRENCY["connect"],
     }
     assert parse_config(_with(reserved_concurrency=None)).reserved == {}
     assert parse_config(_with(retention_days=0, max_clusters=0)).retention_days == 0

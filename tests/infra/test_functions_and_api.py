@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 from taskfleet_functions.dal.runner_urls import alias_name
-from taskfleet_infra.api import ROUTES
+from taskfleet_infra.api import CONNECT_ROUTES, ROUTES
 
 from .conftest import ROOT, Synth, as_list, function_by_handler, logical_id, ref_id, render
 
 HANDLERS = {
     name: f"taskfleet_functions.handlers.{name}.lambda_handler"
-    for name in ("jobs", "clusters", "runner", "sweeper", "automations")
+    for name in ("jobs", "clusters", "runner", "sweeper", "automations", "connect")
 }
 
 # The routes each handler module declares (`@app.get("/jobs/<job_id>")`), read from the source.
@@ -47,7 +47,19 @@ def _function_of_route(s: Synth, route: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_the_api_has_exactly_the_contract_routes(synth: Synth) -> None:
-    assert set(_routes(synth)) == {(m, p) for m, p, _ in ROUTES}
+    assert set(_routes(synth)) == {(m, p) for m, p, _ in ROUTES + CONNECT_ROUTES}
+
+
+def test_only_the_connect_routes_go_without_iam_and_they_reach_the_connect_function(synth: Synth) -> None:
+    """The Connect routes check the caller's API key in the function (the Tilebox SDK signs nothing); every
+    other route keeps API Gateway's IAM authorizer."""
+    connect = {(m, p) for m, p, _ in CONNECT_ROUTES}
+    for key, route in _routes(synth).items():
+        if key in connect:
+            assert route.get("AuthorizationType", "NONE") == "NONE", key
+            assert _function_of_route(synth, route)["Properties"]["Handler"] == HANDLERS["connect"], key
+        else:
+            assert route["AuthorizationType"] == "AWS_IAM", key
 
 
 def test_the_contract_routes_are_the_routes_the_handlers_declare() -> None:
@@ -68,11 +80,6 @@ def test_runner_routes_name_the_cluster_in_the_path(synth: Synth) -> None:
     }
     source = (ROOT / "functions" / "taskfleet_functions" / "handlers" / "runner.py").read_text()
     assert re.search(r'@app\.post\("/runner/next"\)\s*@app\.post\("/runner/extend"\)\s*def old_protocol', source)
-
-
-def test_every_route_requires_iam_sigv4_authorization(synth: Synth) -> None:
-    for key, route in _routes(synth).items():
-        assert route["AuthorizationType"] == "AWS_IAM", key
 
 
 def test_each_route_invokes_the_function_of_its_handler_module(synth: Synth) -> None:

@@ -48,6 +48,19 @@ EXPECTED = {
         _CREATE_LANE_AND_SEND | {"sqs:GetQueueAttributes"},
         {"sqs:GetQueueAttributes", "sqs:ReceiveMessage", "sqs:DeleteMessage"},
     ),
+    # Tilebox SDK clients: jobs and clusters, and the runner's part of the queue protocol (receive, hide, delete)
+    "connect": (
+        {"GSI1", "GSI2"},
+        _CREATE_LANE_AND_SEND
+        | {
+            "sqs:GetQueueAttributes",
+            "sqs:DeleteQueue",
+            "sqs:ReceiveMessage",
+            "sqs:ChangeMessageVisibility",
+            "sqs:DeleteMessage",
+        },
+        {"sqs:GetQueueUrl", "sqs:GetQueueAttributes", "sqs:CreateQueue", "sqs:DeleteQueue"},
+    ),
 }
 SQS_ARN = "arn:<AWS::Partition>:sqs:<AWS::Region>:<AWS::AccountId>:"
 

@@ -17,6 +17,7 @@ from typing import Any
 RETENTION_SECONDS = 14 * 24 * 3600
 MAX_RECEIVE_COUNT = 100
 _SEND_RETRIES = 6
+MAX_VISIBILITY = 12 * 3600  # SQS's longest visibility timeout
 
 
 @dataclass(frozen=True)
@@ -175,6 +176,12 @@ class Queues:
             MessageSystemAttributeNames=["ApproximateReceiveCount"],
         )
         return list(resp.get("Messages", []))
+
+    def change_visibility(self, queue_url: str, receipt: str, seconds: int) -> None:
+        """Hide a received ticket this long from now (0: visible again at once); SQS allows at most 12 hours."""
+        self.client.change_message_visibility(
+            QueueUrl=queue_url, ReceiptHandle=receipt, VisibilityTimeout=max(0, min(int(seconds), MAX_VISIBILITY))
+        )
 
     def delete_messages(self, queue_url: str, receipts: list[str]) -> None:
         for start in range(0, len(receipts), 10):

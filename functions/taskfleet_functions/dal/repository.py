@@ -23,6 +23,7 @@ META = "META"
 INPUT = "INPUT"
 TOKEN = "TOKEN"
 CLUSTERS = "CLUSTERS"
+KEYS = "KEYS"  # bearer API keys: one partition (there are few)
 JOBS = "JOBS"  # GSI1 partition: every job, newest first
 OUTBOX = "OUTBOX"  # GSI2 partition: jobs whose dispatch is not confirmed yet
 
@@ -66,6 +67,10 @@ def job_pk(job_id: str) -> str:
 
 def cluster_sk(slug: str) -> str:
     return f"C#{slug}"
+
+
+def key_sk(key_id: str) -> str:
+    return f"KEY#{key_id}"
 
 
 def lanes_pk(slug: str) -> str:
@@ -204,6 +209,26 @@ class Table:
     def update_cluster(self, slug: str, changes: Mapping[str, Any]) -> Item:
         result = self.db.update(CLUSTERS, cluster_sk(slug), set=changes, condition=EXISTS)
         return result.item or {}
+
+    # --- API keys (orchestrator/keys.py: never the token, only its hash) ------------------------------
+
+    def get_key(self, key_id: str) -> Item | None:
+        """Consistent: a key is usable as soon as it is made, and refused as soon as a cached answer expires."""
+        return self.db.get(KEYS, key_sk(key_id))
+
+    def put_key_if_absent(self, attributes: Item) -> UpdateResult:
+        item = {"PK": KEYS, "SK": key_sk(attributes["key_id"]), "type": "key", **attributes}
+        return self.db.put(item, condition=ABSENT)
+
+    def api_keys(self) -> Iterator[Item]:
+        return self.db.query_all(key_condition="#PK = :pk", values={":pk": KEYS})
+
+    def revoke_key(self, key_id: str, now: int) -> UpdateResult:
+        """Set `revoked_at` once: refused (with the current image) if the key is already revoked, and (with
+        none) if there is no such key."""
+        return self.db.update(
+            KEYS, key_sk(key_id), set={"revoked_at": now}, condition=f"{EXISTS} AND attribute_not_exists(#revoked_at)"
+        )
 
     # --- lanes (a cluster's queue per task identifier) -------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""Clusters API and the client configuration route."""
+"""Clusters API, the client configuration route and the admin routes of bearer API keys (`/keys`)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from taskfleet import rules
 
-from ..models.api import CreateClusterIn, UpdateClusterIn
+from ..models.api import CreateClusterIn, CreateKeyIn, UpdateClusterIn
 from ..orchestrator.errors import DomainError
-from ..views import cluster_view
+from ..views import cluster_view, key_view
 from ..wiring import orchestrator
 from .common import body, logger, make_app, metrics, ok, tracer
 
@@ -70,6 +70,26 @@ def delete(slug: str) -> Any:
         raise DomainError("query parameter 'force' must be true or false", code="InvalidRequest")
     orchestrator().delete_cluster(rules.check_slug(slug), force=force == "true")
     return ok({"deleted": slug})
+
+
+@app.post("/keys")
+def create_key() -> Any:
+    """A new API key; the answer holds its token, which no later answer repeats (the table keeps its hash)."""
+    req = body(app, CreateKeyIn)
+    key, token = orchestrator().keys.create(
+        req.role, cluster=req.cluster, lease_seconds=req.lease_seconds, description=req.description
+    )
+    return ok({**key_view(key), "token": token}, 201)
+
+
+@app.get("/keys")
+def all_keys() -> Any:
+    return ok({"keys": [key_view(k) for k in orchestrator().keys.all()]})
+
+
+@app.delete("/keys/<key_id>")
+def revoke_key(key_id: str) -> Any:
+    return ok(key_view(orchestrator().keys.revoke(key_id)))
 
 
 @logger.inject_lambda_context

@@ -76,6 +76,14 @@ class UpdateClusterIn(Strict):
     description: str | None = Field(default=None, max_length=1000)
 
 
+class CreateKeyIn(Strict):
+    # the role and the lease are checked by orchestrator/keys.py (which says why), the lengths here
+    role: str = Field(min_length=1, max_length=32)
+    cluster: str | None = Field(default=None, min_length=1, max_length=40)  # runner keys: the one cluster
+    lease_seconds: int | None = None  # runner keys: the lease of their claims (default: the deployment's)
+    description: str | None = Field(default=None, max_length=200)
+
+
 class FailureIn(Strict):
     message: str = Field(default="", max_length=64 * 1024)
     traceback: str | None = Field(default=None, max_length=64 * 1024)

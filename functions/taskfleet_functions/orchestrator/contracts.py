@@ -88,6 +88,10 @@ class Claim:
     cluster: str  # the cluster the runner's credentials reach (the route's path)
     lease: str  # a fresh secret the runner made for this claim; the item stores its hash
     ref: tuple[str, int, int] | None = None  # a DeferredRef, as the ticket carries it
+    lease_seconds: int | None = None  # the lease this claim gets; None: the deployment's (Settings.lease_seconds)
+    # attributes the claim's write stores on the task item besides the lease (the Connect endpoint keeps the
+    # ticket's receipt there: a Tilebox runner's report names only the task)
+    note: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -19,6 +19,13 @@ class InvalidRequest(DomainError):
     code = "InvalidRequest"
 
 
+class Unauthenticated(DomainError):
+    """No valid credential: a malformed, unknown or revoked bearer API key (orchestrator/keys.py)."""
+
+    status = 401
+    code = "Unauthenticated"
+
+
 class Forbidden(DomainError):
     status = 403
     code = "Forbidden"

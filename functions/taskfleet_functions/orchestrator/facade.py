@@ -24,6 +24,7 @@ from .contracts import Claim, ClaimResult, Report, ReportResult, TaskSpec, now_m
 from .dispatch import Dispatcher
 from .errors import Conflict, Forbidden
 from .jobs import Jobs
+from .keys import Keys
 from .lease import Leases
 from .propagation import Propagation
 from .recovery import Recovery
@@ -105,6 +106,9 @@ class Orchestrator:
             clock=clock,
             submit=self.submission.submit,
             bucket_exists=bucket_exists or (lambda _bucket: False),
+        )
+        self.keys = Keys(
+            table=self.table, clusters=self.clusters, clock=clock, cache_seconds=settings.key_cache_seconds
         )
 
     # --- clusters ---------------------------------------------------------------------------------------
@@ -234,8 +238,8 @@ class Orchestrator:
     def report(self, report: Report) -> ReportResult:
         return self.reports.report(report)
 
-    def extend(self, task_id: str, attempt: int, holder: Holder) -> int:
-        return self.leases.extend(task_id, attempt, holder)
+    def extend(self, task_id: str, attempt: int, holder: Holder, seconds: int | None = None) -> int:
+        return self.leases.extend(task_id, attempt, holder, seconds)
 
     def runner_lanes(self, slug: str, registered: Iterable[Identifier]) -> list[Item]:
         return self.clusters.runner_lanes(self.clusters.slug(slug), registered)

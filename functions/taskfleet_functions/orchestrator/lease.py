@@ -71,11 +71,13 @@ class Leases:
         the read first: no task of a job canceled before its claim's read runs."""
         job_read = job if job is not None else overlap.start(lambda: self.jobs.brief(claim.job_id))
         now = self.clock()
+        lease_ms = claim.lease_seconds * 1000 if claim.lease_seconds else self.lease_ms
         lease = {
+            **dict(claim.note),
             "state": TaskState.RUNNING,
             "lease_hash": lease_hash(claim.lease),
             "lease_owner": runner_id,
-            "lease_expires": now + self.lease_ms,
+            "lease_expires": now + lease_ms,
             "started_at": now,
         }
         known = job_read.result() if job_read.done() else None
@@ -237,9 +239,10 @@ class Leases:
             "lease_expires": int(task["lease_expires"]),
         }
 
-    def extend(self, task_id: str, attempt: int, holder: Holder) -> int:
-        """Extend the lease on this attempt for the holder of its token; Conflict(LeaseLost) otherwise."""
-        expires = self.clock() + self.lease_ms
+    def extend(self, task_id: str, attempt: int, holder: Holder, seconds: int | None = None) -> int:
+        """Extend the lease on this attempt for the holder of its token (by `seconds`, or the deployment's
+        lease); Conflict(LeaseLost) otherwise."""
+        expires = self.clock() + (seconds * 1000 if seconds else self.lease_ms)
         if not self.table.extend_lease(task_id, attempt, holder, expires):
             raise Conflict("the lease on this task attempt is lost", code="LeaseLost")
         return expires

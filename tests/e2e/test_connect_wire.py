@@ -1,0 +1,242 @@
+"""The Connect endpoint on the wire, as the Tilebox SDK speaks it (gzip protobuf in, application/proto or a
+JSON error out), without the SDK: what its runner depends on (idempotent reports answered 200, idle answers
+with a pause, lease = recommended wait) and what a bad caller gets (typed Connect errors)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import urllib.error
+import urllib.request
+from typing import Any
+
+import pytest
+from taskfleet_functions.connect.proto import workflows_core_pb2 as core
+from taskfleet_functions.connect.proto import workflows_job_pb2 as job_pb
+from taskfleet_functions.connect.proto import workflows_task_pb2 as task_pb
+from taskfleet_functions.connect.proto import workflows_workflows_pb2 as workflows_pb
+from taskfleet_functions.connect.proto.tilebox_id_pb2 import ID
+
+pytestmark = pytest.mark.e2e
+
+JOBS, CLUSTERS, TASKS = "/workflows.v1.JobService/", "/workflows.v1.WorkflowsService/", "/workflows.v1.TaskService/"
+
+
+class Answer:
+    def __init__(self, status: int, content_type: str, body: bytes) -> None:
+        self.status, self.content_type, self.body = status, content_type, body
+
+    def message(self, kind: Any) -> Any:
+        assert self.status == 200, (self.status, self.body)
+        assert self.content_type == "application/proto"
+        out = kind()
+        out.ParseFromString(self.body)
+        return out
+
+    def error(self) -> dict[str, Any]:
+        assert self.content_type == "application/json", self.content_type
+        return dict(json.loads(self.body))
+
+
+def call(
+    url: str, path: str, message: Any, token: str | None, *, gzipped: bool = True, raw: bytes | None = None
+) -> Answer:
+    data = raw if raw is not None else message.SerializeToString()
+    headers = {"content-type": "application/proto", "connect-protocol-version": "1"}
+    if gzipped:
+        data = gzip.compress(data)
+        headers["content-encoding"] = "gzip"
+    if token is not None:
+        headers["authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(url + path, data=data, method="POST", headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return Answer(response.status, response.headers["content-type"], response.read())
+    except urllib.error.HTTPError as err:
+        return Answer(err.code, err.headers["content-type"], err.read())
+
+
+def submissions(*tasks: tuple[str, str, bytes], cluster: str = "") -> core.TaskSubmissions:
+    """One group of tasks (name, version, input) on one cluster."""
+    idents = list(dict.fromkeys((n, v) for n, v, _ in tasks))
+    return core.TaskSubmissions(
+        identifier_lookup=[core.TaskIdentifier(name=n, version=v) for n, v in idents],
+        cluster_slug_lookup=[cluster],
+        display_lookup=[""],
+        task_groups=[
+            core.TaskSubmissionGroup(
+                inputs=[i for _, _, i in tasks],
+                identifier_pointers=[idents.index((n, v)) for n, v, _ in tasks],
+                cluster_slug_pointers=[0] * len(tasks),
+                display_pointers=[0] * len(tasks),
+            )
+        ],
+    )
+
+
+def wanted(cluster: str, *identifiers: tuple[str, str]) -> task_pb.NextTaskToRun:
+    return task_pb.NextTaskToRun(
+        cluster_slug=cluster, identifiers=[core.TaskIdentifier(name=n, version=v) for n, v in identifiers]
+    )
+
+
+@pytest.fixture
+def keys(stack: Any, cluster: str) -> dict[str, str]:
+    engine = stack.orchestrator
+    return {
+        "admin": engine.keys.create("admin")[1],
+        "reader": engine.keys.create("reader")[1],
+        "runner": engine.keys.create("runner", cluster=cluster)[1],
+        "other": engine.keys.create("runner", cluster="default")[1],
+    }
+
+
+def _submit(stack: Any, keys: dict[str, str], cluster: str, *tasks: tuple[str, str, bytes]) -> core.Job:
+    answer = call(
+        stack.url,
+        JOBS + "SubmitJob",
+        job_pb.SubmitJobRequest(tasks=submissions(*tasks, cluster=cluster), job_name="wire"),
+        keys["admin"],
+    )
+    return answer.message(core.Job)
+
+
+def _next(
+    stack: Any, token: str, cluster: str, *identifiers: tuple[str, str], computed: Any = None
+) -> task_pb.NextTaskResponse:
+    request = task_pb.NextTaskRequest(next_task_to_run=wanted(cluster, *identifiers))
+    if computed is not None:
+        request.computed_task.CopyFrom(computed)
+    return call(stack.url, TASKS + "NextTask", request, token).message(task_pb.NextTaskResponse)
+
+
+def test_errors_are_connect_json_with_the_codes_the_sdk_maps(stack: Any, keys: dict[str, str]) -> None:
+    request = job_pb.GetJobRequest(job_id=ID(uuid=bytes(range(16))))
+    assert call(stack.url, JOBS + "GetJob", request, None).error()["code"] == "unauthenticated"
+    assert (
+        call(stack.url, JOBS + "GetJob", request, "tfk_0123456789abcdef_" + "x" * 43).error()["code"]
+        == "unauthenticated"
+    )
+    missing = call(stack.url, JOBS + "GetJob", request, keys["reader"])
+    assert (missing.status, missing.error()["code"]) == (404, "not_found")
+    assert call(stack.url, JOBS + "CloneJob", request, keys["admin"]).error()["code"] == "unimplemented"
+    assert call(stack.url, "/workflows.v1.AutomationService/ListAutomations", request, keys["admin"]).status == 501
+    garbage = call(stack.url, JOBS + "GetJob", None, keys["reader"], raw=b"\xff\xff\xff")
+    assert (garbage.status, garbage.error()["code"]) == (400, "invalid_argument")
+    not_gzip = call(stack.url, JOBS + "GetJob", None, keys["reader"], gzipped=False, raw=b"\x1f\x8b\x08garbage")
+    assert not_gzip.status in (400, 404)  # identity body: read as protobuf, never a 5xx
+    bad_id = call(stack.url, JOBS + "GetJob", job_pb.GetJobRequest(job_id=ID(uuid=b"short")), keys["reader"])
+    assert bad_id.error()["code"] == "invalid_argument"
+
+
+def test_roles_are_enforced_per_rpc(stack: Any, keys: dict[str, str], cluster: str) -> None:
+    submit = job_pb.SubmitJobRequest(tasks=submissions(("Leaf", "v1.0", b"1"), cluster=cluster), job_name="roles")
+    assert call(stack.url, JOBS + "SubmitJob", submit, keys["reader"]).error()["code"] == "permission_denied"
+    assert call(stack.url, JOBS + "SubmitJob", submit, keys["runner"]).error()["code"] == "permission_denied"
+    poll = task_pb.NextTaskRequest(next_task_to_run=wanted(cluster, ("Leaf", "v1.0")))
+    assert call(stack.url, TASKS + "NextTask", poll, keys["admin"]).error()["code"] == "permission_denied"
+    other = call(stack.url, TASKS + "NextTask", poll, keys["other"])  # a runner key of another cluster
+    assert other.error()["code"] == "permission_denied"
+    own = call(stack.url, CLUSTERS + "GetCluster", workflows_pb.GetClusterRequest(cluster_slug=cluster), keys["runner"])
+    assert own.message(workflows_pb.Cluster).slug == cluster
+    default = call(stack.url, CLUSTERS + "GetCluster", workflows_pb.GetClusterRequest(cluster_slug=""), keys["runner"])
+    assert default.error()["code"] == "permission_denied"
+
+
+def test_a_claim_rewrites_the_identifier_and_its_lease_is_the_wait_before_extending(
+    stack: Any, keys: dict[str, str], cluster: str
+) -> None:
+    submitted = _submit(stack, keys, cluster, ("Leaf", "v1.3", b'{"n": 7}'))
+    # a runner that registers v1.5 and v2.0: it runs the v1.3 task as its own v1.5
+    got = _next(stack, keys["runner"], cluster, ("Leaf", "v2.0"), ("Leaf", "v1.5"))
+    task = got.next_task
+    assert (task.identifier.name, task.identifier.version) == ("Leaf", "v1.5")
+    assert json.loads(task.input) == {"n": 7}
+    assert task.job.id.uuid == submitted.id.uuid and task.job.name == "wire"
+    assert task.lease.lease.seconds == task.lease.recommended_wait_until_next_extension.seconds == 1800
+    # nothing else to run: an idle answer, always with a pause
+    idle = _next(stack, keys["runner"], cluster, ("Leaf", "v1.5"))
+    assert not idle.HasField("next_task") and idle.idling.suggested_idling_duration.ToMilliseconds() > 0
+    # a v2.0-only runner never gets a v1 task
+    assert not _next(stack, keys["runner"], cluster, ("Leaf", "v2.0")).HasField("next_task")
+
+
+def test_a_completion_sent_twice_is_answered_twice_and_recorded_once(
+    stack: Any, keys: dict[str, str], cluster: str
+) -> None:
+    submitted = _submit(stack, keys, cluster, ("Fan", "v1.0", b"3"))
+    task = _next(stack, keys["runner"], cluster, ("Fan", "v1.0"), ("Leaf", "v1.0")).next_task
+    computed = task_pb.ComputedTask(
+        id=task.id, display="fanned", sub_tasks=submissions(*[("Leaf", "v1.0", str(i).encode()) for i in range(3)])
+    )
+    first = _next(stack, keys["runner"], cluster, ("Fan", "v1.0"), ("Leaf", "v1.0"), computed=computed)
+    again = call(stack.url, TASKS + "NextTask", task_pb.NextTaskRequest(computed_task=computed), keys["runner"])
+    assert again.status == 200
+    leaves = [first.next_task] if first.HasField("next_task") else []
+    while len(leaves) < 4:
+        got = _next(stack, keys["runner"], cluster, ("Leaf", "v1.0"))
+        if not got.HasField("next_task"):
+            break
+        leaves.append(got.next_task)
+    assert len(leaves) == 3  # three subtasks, not six
+    for leaf in leaves:
+        done = task_pb.NextTaskRequest(computed_task=task_pb.ComputedTask(id=leaf.id))
+        assert call(stack.url, TASKS + "NextTask", done, keys["runner"]).status == 200
+    found = call(stack.url, JOBS + "GetJob", job_pb.GetJobRequest(job_id=submitted.id), keys["reader"]).message(
+        core.Job
+    )
+    assert found.state == core.JOB_STATE_COMPLETED
+    assert found.execution_stats.total_tasks == 4
+
+
+def test_failures_retry_fail_the_job_and_a_runner_error_gives_the_task_back(
+    stack: Any, keys: dict[str, str], cluster: str
+) -> None:
+    tasks = submissions(("Flaky", "v1.0", b"1"), cluster=cluster)
+    tasks.task_groups[0].max_retries_values.append(1)
+    submitted = call(
+        stack.url, JOBS + "SubmitJob", job_pb.SubmitJobRequest(tasks=tasks, job_name="fails"), keys["admin"]
+    ).message(core.Job)
+    # the runner could not run it (was_workflow_error false): queued again, no retry used
+    first = _next(stack, keys["runner"], cluster, ("Flaky", "v1.0")).next_task
+    given_back = task_pb.TaskFailedRequest(task_id=first.id, display="Flaky", was_workflow_error=False)
+    state = call(stack.url, TASKS + "TaskFailed", given_back, keys["runner"]).message(task_pb.TaskStateResponse)
+    assert state.state == core.TASK_STATE_QUEUED
+    # it raised twice: one retry, then the job fails
+    for expected_retries in (0, 1):
+        attempt = _next(stack, keys["runner"], cluster, ("Flaky", "v1.0")).next_task
+        assert attempt.id.uuid == first.id.uuid and attempt.retry_count == expected_retries
+        failed = task_pb.TaskFailedRequest(
+            task_id=attempt.id, display="Flaky\nValueError('boom')", was_workflow_error=True
+        )
+        assert call(stack.url, TASKS + "TaskFailed", failed, keys["runner"]).status == 200
+    # a report of a task no longer held (here: a second failure) is still answered 200
+    stale = task_pb.TaskFailedRequest(task_id=first.id, display="late", was_workflow_error=True)
+    assert (
+        call(stack.url, TASKS + "TaskFailed", stale, keys["runner"]).message(task_pb.TaskStateResponse).state
+        == core.TASK_STATE_FAILED
+    )
+    found = call(stack.url, JOBS + "GetJob", job_pb.GetJobRequest(job_id=submitted.id), keys["reader"]).message(
+        core.Job
+    )
+    assert found.state == core.JOB_STATE_FAILED
+    retried = call(stack.url, JOBS + "RetryJob", job_pb.RetryJobRequest(job_id=submitted.id), keys["admin"])
+    assert retried.message(job_pb.RetryJobResponse).num_tasks_rescheduled == 1
+
+
+def test_otlp_exports_are_accepted_with_a_key_and_refused_without(stack: Any, keys: dict[str, str]) -> None:
+    for path in ("/v1/traces", "/v1/logs"):
+        request = urllib.request.Request(
+            stack.url + path,
+            data=b"",
+            method="POST",
+            headers={"content-type": "application/x-protobuf", "authorization": f"Bearer {keys['runner']}"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 200
+        anonymous = urllib.request.Request(
+            stack.url + path, data=b"", method="POST", headers={"content-type": "application/x-protobuf"}
+        )
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(anonymous, timeout=10)
+        assert refused.value.code == 401
