@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import time
 import urllib.error
 import urllib.request
 from typing import Any
@@ -240,3 +241,55 @@ def test_otlp_exports_are_accepted_with_a_key_and_refused_without(stack: Any, ke
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(anonymous, timeout=10)
         assert refused.value.code == 401
+
+
+def test_query_jobs_pages_and_filters_as_the_reference_does(stack: Any, keys: dict[str, str], cluster: str) -> None:
+    tag = cluster.upper()  # names unique to this test, matched case-insensitively by part
+    since = time.time() - 1  # every query is bounded by time (a key condition), or it pages through the session
+    ids = []
+    for i in range(5):
+        request = job_pb.SubmitJobRequest(
+            tasks=submissions(("Leaf", "v1.0", str(i).encode()), cluster=cluster), job_name=f"Query {tag} {i}"
+        )
+        ids.append(call(stack.url, JOBS + "SubmitJob", request, keys["admin"]).message(core.Job).id.uuid)
+    # the first job completes: COMPUTED is then among its task states, QUEUED among the others'
+    first = _next(stack, keys["runner"], cluster, ("Leaf", "v1.0")).next_task
+    done = task_pb.NextTaskRequest(computed_task=task_pb.ComputedTask(id=first.id))
+    assert call(stack.url, TASKS + "NextTask", done, keys["runner"]).status == 200
+
+    def query(**filters: Any) -> list[bytes]:
+        seen: list[bytes] = []
+        page = None
+        if "time_interval" not in filters:
+            filters["time_interval"] = {
+                "start_time": {"seconds": int(since)},
+                "end_time": {"seconds": int(time.time()) + 60},
+            }
+        for _ in range(20):
+            request = job_pb.QueryJobsRequest(filters=job_pb.QueryFilters(name=cluster.lower(), **filters))
+            request.page.limit = 2
+            if page is not None:
+                request.page.starting_after.CopyFrom(page)
+            answer = call(stack.url, JOBS + "QueryJobs", request, keys["reader"]).message(job_pb.QueryJobsResponse)
+            assert len(answer.jobs) <= 2
+            seen.extend(j.id.uuid for j in answer.jobs)
+            if not answer.next_page.HasField("starting_after"):
+                return seen
+            assert answer.next_page.limit == 2
+            page = answer.next_page.starting_after
+        raise AssertionError("paging did not end")
+
+    assert query() == ids[::-1]  # newest first, over three pages
+    assert query(cluster_slugs=[cluster]) == ids[::-1]
+    assert set(query(task_states=[core.TASK_STATE_COMPUTED])) == {ids[0]}
+    assert len(query(task_states=[core.TASK_STATE_RUNNING])) == 4  # not finished: queued or running
+    assert query(cluster_slugs=["default"]) == []
+    completed = query(states=[core.JOB_STATE_COMPLETED])
+    running = set(query(states=[core.JOB_STATE_SUBMITTED, core.JOB_STATE_RUNNING]))
+    assert completed == [ids[0]] and running == set(ids[1:])
+    window = job_pb.QueryFilters(name=cluster).time_interval
+    window.start_time.FromMilliseconds(0)
+    window.end_time.FromMilliseconds(1)
+    assert query(time_interval=window) == []
+    refused = job_pb.QueryJobsRequest(filters=job_pb.QueryFilters(id_interval={"start_id": {"uuid": ids[0]}}))
+    assert call(stack.url, JOBS + "QueryJobs", refused, keys["reader"]).error()["code"] == "invalid_argument"

@@ -85,7 +85,10 @@ class ConnectService:
         specs = convert.task_specs(req.tasks, default_cluster=None)
         if not specs:
             raise ConnectError("invalid_argument", "a job needs at least one task")
-        item = self.engine.submit_job(req.job_name, specs)
+        # the job's cluster (what `clusters` filters on): its roots' one cluster, else the default
+        slugs = {spec.cluster for spec in specs}
+        cluster = slugs.pop() if len(slugs) == 1 else None
+        item = self.engine.submit_job(req.job_name, specs, cluster=cluster)
         return self._job(item)
 
     def get_job(self, req: Any, caller: Caller) -> Message:
@@ -113,8 +116,6 @@ class ConnectService:
                 "invalid_argument",
                 "taskfleet's job ids are random (UUIDv4), not time-ordered: query jobs by a time interval instead",
             )
-        if filters.task_states:
-            raise ConnectError("invalid_argument", "taskfleet does not filter jobs by the states of their tasks")
         if filters.automation_ids:
             raise ConnectError("invalid_argument", "filtering by automation is not served over this protocol")
         states = [convert.JOB_STATE_NAMES[s] for s in filters.states if s in convert.JOB_STATE_NAMES]
@@ -135,14 +136,16 @@ class ConnectService:
         if req.page.HasField("starting_after"):
             cursor = self._cursor_after(uuid_of(req.page.starting_after, "starting_after"))
         found, next_cursor = self.engine.list_jobs(
-            states=states,
-            name=filters.name or None,
-            clusters=list(filters.cluster_slugs),
-            submitted=submitted,
-            limit=limit,
-            cursor=cursor,
+            states=states, clusters=list(filters.cluster_slugs), submitted=submitted, limit=limit, cursor=cursor
         )
-        out = job.QueryJobsResponse(jobs=[self._job(item) for item in found])
+        # The name filter is the reference's: a case-insensitive match of part of the name (applied to the page,
+        # as the other filters are: a page may hold fewer jobs than its limit, and paging goes on).
+        name = filters.name.strip().casefold()
+        found = [item for item in found if name in str(item.get("name") or "").casefold()]
+        jobs = [self._job(item) for item in found]
+        if filters.task_states:  # from each job's figures, which its message carries anyway
+            jobs = [j for j in jobs if _has_tasks_in(j, set(filters.task_states))]
+        out = job.QueryJobsResponse(jobs=jobs)
         if next_cursor:
             out.next_page.limit = limit
             out.next_page.starting_after.CopyFrom(convert.id_message(self._last_job(next_cursor)))
@@ -193,3 +196,11 @@ class ConnectService:
     def delete_cluster(self, req: Any, caller: Caller) -> Message:
         self.engine.delete_cluster(rules.check_slug(req.cluster_slug))
         return workflows.DeleteClusterResponse()
+
+
+def _has_tasks_in(message: Any, states: set[int]) -> bool:
+    """Whether a job has a task in one of `states`. taskfleet counts tasks not finished yet as QUEUED (telling
+    queued from running would cost a write per claim), so RUNNING matches them too."""
+    if convert.TASK_STATES["RUNNING"] in states:
+        states = states | {convert.TASK_STATES["QUEUED"]}
+    return any(entry.count and entry.state in states for entry in message.execution_stats.tasks_by_state)
