@@ -4,8 +4,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 # The stamp changes whenever a pinned input changes, so `make setup` reinstalls exactly then.
 STAMP  := $(VENV)/.installed-$(shell cat requirements/lock.txt pyproject.toml functions/pyproject.toml infra/pyproject.toml package-lock.json 2>/dev/null | sha1sum | cut -c1-12)
+# The reference Tilebox SDK (tilebox-workflows 0.66.0) for tests/tilebox/, in a venv of its own: it pulls
+# grpcio, pandas, numpy and opentelemetry, which stay out of .venv. Rebuilt when requirements/tilebox.txt changes.
+TILEBOX_VENV  := build/tilebox-venv
+TILEBOX_STAMP := $(TILEBOX_VENV)/.installed-$(shell cat requirements/tilebox.txt 2>/dev/null | sha1sum | cut -c1-12)
 
-.PHONY: help setup browser demo test test-fast test-infra lint format bench bench-bundle synth deploy lock clean screenshots
+.PHONY: help setup browser tilebox demo test test-fast test-infra lint format bench bench-bundle synth deploy lock clean screenshots
 
 # jsii warns at length on every run under Node 20; the CDK still works there.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
@@ -13,6 +17,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 help:
 	@echo "make demo   - install everything, run the example workflow on the local stack (moto)"
 	@echo "make test   - install everything, run lint and the whole test suite (what CI runs)"
+	@echo "make tilebox - build/tilebox-venv: the reference Tilebox SDK for tests/tilebox (hashed pins: requirements/tilebox.txt, from tools/lock_tilebox.py)"
 	@echo "make bench  - run the benchmarks (print tables, write bench/results.json, critical-path-, selection-, progress-results.json)"
 	@echo "make synth  - synthesize the CDK app offline (runs cdk-nag); make deploy to deploy it"
 	@echo "make lint   - ruff (lint and format check) and mypy; make format formats"
@@ -34,8 +39,21 @@ $(STAMP):
 demo: setup
 	$(BIN)/taskfleet demo
 
-test: setup browser lint
+test: setup browser tilebox lint
 	$(BIN)/python -m pytest
+
+tilebox: $(TILEBOX_STAMP)
+
+# From scratch each time (a package dropped from the pins must not linger); nothing installed without its hash
+# but pip itself (as in $(STAMP)) and the build backend pip fetches to build the one sdist (promise).
+$(TILEBOX_STAMP):
+	rm -rf $(TILEBOX_VENV) && $(PYTHON) -m venv $(TILEBOX_VENV)
+	$(TILEBOX_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip==25.3
+	$(TILEBOX_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps \
+		-r requirements/tilebox.txt
+	$(TILEBOX_VENV)/bin/python -m pip check --disable-pip-version-check
+	$(TILEBOX_VENV)/bin/python -c "import tilebox.workflows.client, pyqwest, connectrpc"
+	touch $@
 
 # The web console's tests drive Debian's chromium with Playwright (which cannot download a browser here):
 # installed with apt when missing (as root, as CI runs), with a font so that pages render text.

@@ -291,7 +291,8 @@ class JobClient:
         limit: int | None = None,
     ) -> builtins.list[Job]:
         """Every job that matches, newest first (pages are followed here; `limit` stops after that many).
-        `temporal_extent`: jobs submitted in [start, end); `job_states`: any of these states."""
+        `temporal_extent`: jobs submitted in [start, end); `job_states`: any of these states; `name`: a part of
+        the job's name, in any case."""
         query: dict[str, Any] = {"name": name}
         if temporal_extent is not None:
             query["since"], query["until"] = (_iso(t) for t in temporal_extent)

@@ -64,7 +64,7 @@ def _add_jobs(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: 
     jobs_sub = jobs.add_subparsers(dest="action", required=True)
     p = jobs_sub.add_parser("list", parents=[common], help="jobs, newest first")
     p.add_argument("--state", action="append", default=[], help="only jobs in this state (repeatable, or a,b)")
-    p.add_argument("--name", default=None, help="only jobs with this name")
+    p.add_argument("--name", default=None, help="only jobs whose name contains this (in any case)")
     p.add_argument("--since", default=None, help="submitted since: an ISO time or an age like 30m, 2h, 7d")
     p.add_argument("--limit", type=int, default=50, help="at most this many jobs (default 50)")
     p.set_defaults(func=jobs_list)

@@ -134,6 +134,7 @@ def job_message(job: Mapping[str, Any], figures: Mapping[str, Any] | None = None
     message = core.Job(
         id=id_message(str(job["job_id"])),
         name=str(job.get("name") or ""),
+        trace_parent=str(job.get("trace_parent") or ""),
         state=JOB_STATES.get(str(job.get("state")), core.JOB_STATE_SUBMITTED),  # type: ignore[arg-type]
         submitted_at=timestamp(int(job.get("submitted_at") or 0)),
     )

@@ -48,7 +48,7 @@ logger = Logger(child=True)
 
 RECEIVE_WAIT = 1  # seconds NextTask waits for a ticket before answering idle (run_all stops at an idle answer)
 LANES_TTL = 10.0  # seconds a runner's lanes are remembered in this process (each lookup writes `runner_seen_at`)
-TICKET_MARGIN = 60  # a claimed ticket stays hidden this much longer than the lease
+TICKET_MARGIN = 60  # a claimed ticket stays hidden this much longer than the lease (at most twice the lease)
 _pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="connect-receive")
 
 
@@ -109,7 +109,7 @@ class TaskService:
             self.engine.extend(task_id, int(item["attempt"]), holder, seconds)
         except Conflict:
             raise ConnectError("failed_precondition", "the lease on this task is lost") from None
-        self._hide(item, seconds + TICKET_MARGIN)
+        self._hide(item, seconds + min(TICKET_MARGIN, seconds))
         lease = core.TaskLease()
         lease.lease.CopyFrom(convert.duration(seconds))
         lease.recommended_wait_until_next_extension.CopyFrom(convert.duration(seconds))
@@ -222,8 +222,13 @@ class TaskService:
             self._quietly(queues.change_visibility, url, receipt, max(1, result.retry_after_ms // 1000))
             return None
         assert result.task is not None
-        self._quietly(queues.change_visibility, url, receipt, seconds + TICKET_MARGIN)
-        job = {"job_id": ticket.job_id, "name": result.task.get("job_name"), "state": "RUNNING"}
+        self._quietly(queues.change_visibility, url, receipt, seconds + min(TICKET_MARGIN, seconds))
+        job = {
+            "job_id": ticket.job_id,
+            "name": result.task.get("job_name"),
+            "state": "RUNNING",
+            "trace_parent": result.task.get("job_trace_parent"),
+        }
         return convert.task_message(result.task, job, identifier, seconds)
 
     # --- reports ----------------------------------------------------------------------------------------

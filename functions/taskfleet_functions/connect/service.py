@@ -88,7 +88,7 @@ class ConnectService:
         # the job's cluster (what `clusters` filters on): its roots' one cluster, else the default
         slugs = {spec.cluster for spec in specs}
         cluster = slugs.pop() if len(slugs) == 1 else None
-        item = self.engine.submit_job(req.job_name, specs, cluster=cluster)
+        item = self.engine.submit_job(req.job_name, specs, cluster=cluster, trace_parent=req.trace_parent or None)
         return self._job(item)
 
     def get_job(self, req: Any, caller: Caller) -> Message:
@@ -136,12 +136,13 @@ class ConnectService:
         if req.page.HasField("starting_after"):
             cursor = self._cursor_after(uuid_of(req.page.starting_after, "starting_after"))
         found, next_cursor = self.engine.list_jobs(
-            states=states, clusters=list(filters.cluster_slugs), submitted=submitted, limit=limit, cursor=cursor
+            states=states,
+            name=filters.name.strip() or None,  # a part of the name, in any case (the reference's match)
+            clusters=list(filters.cluster_slugs),
+            submitted=submitted,
+            limit=limit,
+            cursor=cursor,
         )
-        # The name filter is the reference's: a case-insensitive match of part of the name (applied to the page,
-        # as the other filters are: a page may hold fewer jobs than its limit, and paging goes on).
-        name = filters.name.strip().casefold()
-        found = [item for item in found if name in str(item.get("name") or "").casefold()]
         jobs = [self._job(item) for item in found]
         if filters.task_states:  # from each job's figures, which its message carries anyway
             jobs = [j for j in jobs if _has_tasks_in(j, set(filters.task_states))]

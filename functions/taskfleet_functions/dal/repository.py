@@ -252,8 +252,8 @@ class Table:
     # --- jobs ----------------------------------------------------------------------------------------
 
     def get_job(self, job_id: str, *, brief: bool = False) -> Item | None:
-        """The job item; `brief` reads only what a runner call needs (id, state, name)."""
-        return self.db.get(job_pk(job_id), META, projection="job_id,state,name" if brief else None)
+        """The job item; `brief` reads only what a runner call needs (id, state, name, trace_parent)."""
+        return self.db.get(job_pk(job_id), META, projection="job_id,state,name,trace_parent" if brief else None)
 
     def put_job_if_absent(self, attributes: Item, *, outbox_due: int) -> UpdateResult:
         """Create the job item, with its outbox entry due at `outbox_due` and its listing entry."""
@@ -317,17 +317,15 @@ class Table:
         limit: int,
         cursor: str | None,
     ) -> Page:
-        """Jobs newest first, filtered (`submitted`: epoch ms, start inclusive, end exclusive); `cursor` is what
-        the previous page returned. A page may hold fewer than `limit` jobs (filters apply after the read)."""
+        """Jobs newest first, filtered (`submitted`: epoch ms, start inclusive, end exclusive; `name`: a part of the
+        name, in any case); `cursor` is what the previous page returned. A page may hold fewer than `limit` jobs
+        (filters apply after the read)."""
         filters, values = [], {":pk": JOBS}
         for attr, allowed in (("state", states), ("cluster", clusters)):  # attributes the index holds
             if allowed:
                 names = [f":{attr}{i}" for i in range(len(allowed))]
                 filters.append(f"#{attr} IN ({', '.join(names)})")
                 values.update(zip(names, allowed, strict=True))
-        if name:
-            filters.append("#name = :name")
-            values[":name"] = name
         key_condition = "#GSI1PK = :pk"
         if submitted is not None:
             key_condition += " AND #GSI1SK BETWEEN :lo AND :hi"
@@ -347,6 +345,9 @@ class Table:
         jobs = [full.get(str(i["job_id"]), i) for i in items]
         if automation_ids:  # not in the index: filtered on the job items
             jobs = [j for j in jobs if j.get("automation_id") in automation_ids]
+        if name:  # the reference's match: part of the name, case-insensitively (DynamoDB has no casefold)
+            wanted = name.casefold()
+            jobs = [j for j in jobs if wanted in str(j.get("name") or "").casefold()]
         return Page(jobs, base64.urlsafe_b64encode(json.dumps(last).encode()).decode() if last else None)
 
     @staticmethod

@@ -143,8 +143,12 @@ class Orchestrator:
         cluster: str | None = None,
         max_retries: int = 0,
         client_token: str | None = None,
+        *,
+        trace_parent: str | None = None,
     ) -> Item:
-        return self.submission.submit(name, tasks, cluster=cluster, max_retries=max_retries, client_token=client_token)
+        return self.submission.submit(
+            name, tasks, cluster=cluster, max_retries=max_retries, client_token=client_token, trace_parent=trace_parent
+        )
 
     def get_job(self, job_id: str) -> Item:
         return self.jobs.get(job_id)

@@ -237,6 +237,7 @@ class Leases:
             "input": text if text is not None else "null",
             "lease_seconds": self.settings.lease_seconds,
             "lease_expires": int(task["lease_expires"]),
+            **({"job_trace_parent": job["trace_parent"]} if job.get("trace_parent") else {}),
         }
 
     def extend(self, task_id: str, attempt: int, holder: Holder, seconds: int | None = None) -> int:

@@ -21,6 +21,8 @@ from .latches import plan_sibling_latch
 from .siblings import build_siblings
 from .states import JobState
 
+MAX_TRACE_PARENT_CHARS = 512  # a W3C traceparent is 55 characters; room for a vendor's longer form
+
 
 @dataclass(kw_only=True)
 class Submission:
@@ -45,8 +47,12 @@ class Submission:
         max_retries: int = 0,
         client_token: str | None = None,
         automation_id: str | None = None,
+        trace_parent: str | None = None,
     ) -> Item:
+        """`trace_parent`: the W3C trace context a Tilebox SDK client submits with; kept and shown with the job."""
         _check_job(name, tasks)
+        if trace_parent is not None and len(trace_parent) > MAX_TRACE_PARENT_CHARS:
+            raise rules.RuleViolation(f"trace_parent: at most {MAX_TRACE_PARENT_CHARS} characters")
         cluster_slug = cluster or rules.DEFAULT_CLUSTER
         job_id = rules.job_id_for_token(client_token) if client_token else str(uuid.uuid4())
         now = self.clock()
@@ -84,6 +90,7 @@ class Submission:
             "roots": len(specs),
             "client_token": client_token,
             **({"automation_id": automation_id} if automation_id else {}),
+            **({"trace_parent": trace_parent} if trace_parent else {}),
             **latch.owner_attributes,
         }
         self.table.put_rows(self.table.sibling_bucket_row(job_id, "root", k, n) for k, n in latch.bucket_totals.items())
