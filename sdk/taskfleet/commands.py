@@ -147,7 +147,7 @@ def _add_keys(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: 
     keys_sub = keys.add_subparsers(dest="action", required=True)
     p = keys_sub.add_parser("create", parents=[common], help="create a key; its token is printed once")
     # not `choices`: argparse would exit 2 with its usage; the API's refusal is one line (exit 1)
-    p.add_argument("--role", required=True, metavar="{reader,submitter,admin,runner}", help="what the key may do")
+    p.add_argument("--role", required=True, metavar="{reader,submitter,admin,runner,full}", help="what the key may do")
     p.add_argument("--cluster", default=None, metavar="SLUG", help="the one cluster a runner key reaches")
     p.add_argument("--lease", type=int, default=None, metavar="SECONDS", help="a runner key's lease (1-43200)")
     p.add_argument("--description", default=None, metavar="TEXT", help="what the key is for (at most 200)")

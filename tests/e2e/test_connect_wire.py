@@ -293,3 +293,34 @@ def test_query_jobs_pages_and_filters_as_the_reference_does(stack: Any, keys: di
     assert query(time_interval=window) == []
     refused = job_pb.QueryJobsRequest(filters=job_pb.QueryFilters(id_interval={"start_id": {"uuid": ids[0]}}))
     assert call(stack.url, JOBS + "QueryJobs", refused, keys["reader"]).error()["code"] == "invalid_argument"
+
+
+def test_a_full_key_submits_and_runs_on_every_cluster(stack: Any, keys: dict[str, str], cluster: str) -> None:
+    full = stack.orchestrator.keys.create("full")[1]
+    call(
+        stack.url,
+        JOBS + "SubmitJob",
+        job_pb.SubmitJobRequest(tasks=submissions(("Any", "v1.0", b"1"), cluster=cluster), job_name="full"),
+        full,
+    ).message(core.Job)
+    got = _next(stack, full, cluster, ("Any", "v1.0"))
+    assert got.HasField("next_task")
+    done = task_pb.NextTaskRequest(computed_task=task_pb.ComputedTask(id=got.next_task.id))
+    assert call(stack.url, TASKS + "NextTask", done, full).status == 200
+    assert not _next(stack, full, "default", ("Any", "v1.0")).HasField("next_task")  # another cluster: allowed
+    missing = call(
+        stack.url,
+        TASKS + "NextTask",
+        task_pb.NextTaskRequest(next_task_to_run=wanted("no-such-cluster", ("Any", "v1.0"))),
+        full,
+    )
+    assert missing.error()["code"] == "not_found"
+    assert (
+        call(
+            stack.url,
+            CLUSTERS + "DeleteCluster",
+            workflows_pb.DeleteClusterRequest(cluster_slug="no-such-cluster"),
+            full,
+        ).error()["code"]
+        == "not_found"
+    )

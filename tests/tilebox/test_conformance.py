@@ -359,6 +359,21 @@ def test_bad_and_misused_keys_raise_authentication_errors(tb: Conformance, stack
     assert stack.client().jobs().query(clusters=[tb.cluster, other]) == []
 
 
+def test_the_reference_quickstart_runs_with_one_full_key(stack: Any, tilebox_python: Path, tmp_path: Path) -> None:
+    """The published quickstart submits and runs with one client: a `full` key (the admin's calls and running
+    tasks on every cluster) lets it run as written, but for url, token and transport."""
+    token = make_key(stack, "full")
+    done = run_tilebox("quickstart.py", url=stack.url, token=token, cwd=tmp_path, timeout=120)
+    assert done.returncode == 0, done.stderr[-4000:]
+    (state,) = [line.split() for line in done.stdout.splitlines() if line.startswith("STATE ")]
+    assert state[2] == "COMPLETED", done.stderr[-4000:]
+    printed = done.stdout + done.stderr  # the SDK's console logging
+    assert "Greetings Universe, from the main task!" in printed and "Hello from the subtask!" in printed
+    job = stack.client().jobs().find(state[1])
+    assert (job.name, job.state, job.execution_stats.total_tasks) == ("parameterized-hello-world", "COMPLETED", 2)
+    assert {t.name for t in stack.client().jobs().tasks(job)} == {"HelloWorldTask", "HelloSubtask"}
+
+
 def test_a_revoked_key_is_refused_at_once(stack: Any, tilebox_python: Path, tmp_path: Path) -> None:
     """A key revoked with `taskfleet keys revoke` stops working for the Tilebox SDK (on the local stack the
     revoking process is the checking one: at once; deployed, within the key cache's 30 s)."""

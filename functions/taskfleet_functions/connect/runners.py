@@ -34,6 +34,7 @@ from ..dal.repository import Holder
 from ..orchestrator.clusters import Identifier
 from ..orchestrator.contracts import Claim, Report, lease_hash
 from ..orchestrator.errors import Conflict, DomainError, Forbidden
+from ..orchestrator.keys import FULL
 from ..orchestrator.states import ClaimStatus, Outcome, ReportStatus, TaskState
 from . import convert
 from .proto import workflows_core_pb2 as core
@@ -118,6 +119,8 @@ class TaskService:
     # --- claims -----------------------------------------------------------------------------------------
     def _cluster(self, slug: str, caller: Caller) -> str:
         slug = slug or rules.DEFAULT_CLUSTER
+        if caller.key.role == FULL:  # every cluster, if it exists
+            return self.engine.clusters.slug(rules.check_slug(slug))
         if slug != caller.key.cluster:
             raise ConnectError(
                 "permission_denied", f"this runner key reaches cluster {caller.key.cluster!r} only, not {slug!r:.60}"
@@ -238,7 +241,7 @@ class TaskService:
         if item is None or not item.get("connect_nonce"):
             logger.info("report of a task not claimed here", extra={"task_id": task_id})
             return None
-        if item.get("cluster") != caller.key.cluster:
+        if caller.key.role != FULL and item.get("cluster") != caller.key.cluster:
             raise ConnectError("permission_denied", f"task {task_id} belongs to another cluster than this key's")
         return item
 

@@ -4,7 +4,8 @@ message. No state of its own: the same engine, items and tickets as taskfleet's 
 
 Who may call what (docs/architecture.md, "Tilebox SDK clients"): the API key's role, as the IAM roles of
 taskfleet's own API have it. reader: look; submitter: look and submit; admin: everything but running tasks;
-runner: its own cluster's tasks (NextTask, TaskFailed, ExtendTaskLease) and that cluster's GetCluster.
+runner: its own cluster's tasks (NextTask, TaskFailed, ExtendTaskLease) and that cluster's GetCluster; full:
+the admin's calls and the runner's on every cluster (one Tilebox API key's reach).
 """
 
 from __future__ import annotations
@@ -30,10 +31,10 @@ from .proto import workflows_workflows_pb2 as workflows
 from .runners import TaskService
 from .wire import ConnectError, uuid_of
 
-READ = frozenset({"reader", "submitter", "admin"})
-SUBMIT = frozenset({"submitter", "admin"})
-ADMIN = frozenset({"admin"})
-RUNNER = frozenset({"runner"})
+READ = frozenset({"reader", "submitter", "admin", "full"})
+SUBMIT = frozenset({"submitter", "admin", "full"})
+ADMIN = frozenset({"admin", "full"})
+RUNNER = frozenset({"runner", "full"})
 DEFAULT_PAGE = 100  # jobs per QueryJobs page when the client sets no limit
 MAX_PAGE = 500
 

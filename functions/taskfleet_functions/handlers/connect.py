@@ -70,7 +70,10 @@ def handle(event: dict[str, Any]) -> dict[str, Any]:
     if rpc is None:
         raise ConnectError("unimplemented", f"{path:.200} is not served by taskfleet")
     if key.role not in rpc.roles:
-        raise ConnectError("permission_denied", f"a {key.role} key may not call {path.rsplit('/', 1)[-1]}")
+        allowed = ", ".join(sorted(rpc.roles))
+        raise ConnectError(
+            "permission_denied", f"a {key.role} key may not call {path.rsplit('/', 1)[-1]} (keys that may: {allowed})"
+        )
     logger.append_keys(rpc=path, key_id=key.key_id, cluster=key.cluster)
     request = parse(rpc.request, request_body(event))
     return success(rpc.call(request, Caller(key, token)))

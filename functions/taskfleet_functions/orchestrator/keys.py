@@ -1,6 +1,6 @@
 """Bearer API keys ("taskfleet keys"): for callers that present a token instead of signing with SigV4 (the
 Connect endpoint). A key has a role (`ROLES`); a runner key reaches one cluster only and may carry the lease
-its claims get.
+its claims get; a full key does what an admin and every cluster's runner may (one Tilebox API key's reach).
 
 A token is `tfk_<key_id>_<secret>` and is shown once, when the key is made: the table keeps only the
 SHA-256 of the whole token (`token_hash`, in the `KEYS` partition), so a read of the table yields no usable
@@ -26,8 +26,11 @@ from ..dal.repository import Table
 from .clusters import Clusters
 from .errors import InvalidRequest, NotFound, Unauthenticated
 
-ROLES = ("reader", "submitter", "admin", "runner")
+ROLES = ("reader", "submitter", "admin", "runner", "full")
 RUNNER = "runner"
+# The admin's calls and running tasks on every cluster: what one Tilebox API key can do, so the reference's
+# examples, which submit and run with one client, run unchanged. For development and trusted automation.
+FULL = "full"
 TOKEN_PREFIX = "tfk"
 MAX_LEASE_SECONDS = 43_200  # SQS's cap on a message's visibility timeout (12 hours): a lease cannot outlast it
 MAX_DESCRIPTION_CHARS = 200
@@ -45,7 +48,7 @@ class ApiKey:
     key_id: str
     role: str  # one of ROLES
     cluster: str | None  # runner keys only: the one cluster the key reaches
-    lease_seconds: int | None  # runner keys only: the lease granted to this key's claims (None: the deployment's)
+    lease_seconds: int | None  # runner and full keys: the lease granted to this key's claims (None: the deployment's)
     description: str | None
     created_at: int  # epoch ms
     revoked_at: int | None
@@ -88,8 +91,13 @@ def check_key(role: str, cluster: str | None, lease_seconds: int | None, descrip
         if cluster is None:
             raise InvalidRequest("a runner key needs a cluster: the one cluster it reaches")
         rules.check_slug(cluster)
+    elif role == FULL:
+        if cluster is not None:
+            raise InvalidRequest("a full key reaches every cluster: it takes no cluster")
     elif cluster is not None or lease_seconds is not None:
-        raise InvalidRequest(f"a key of role {role!r} takes no cluster and no lease_seconds (only runner keys do)")
+        raise InvalidRequest(
+            f"a key of role {role!r} takes no cluster and no lease_seconds (only runner and full keys do)"
+        )
     if lease_seconds is not None and (
         isinstance(lease_seconds, bool)
         or not isinstance(lease_seconds, int)
