@@ -506,3 +506,25 @@ def test_sigterm_during_a_task_gives_it_back_without_counting_a_retry(
     assert wait_until(job_done(client, job), timeout=60, what="the job on the second runner").state == "COMPLETED"
     (task,) = client.jobs().tasks(job)
     assert (task.state, task.retry_count) == ("COMPUTED", 0)
+
+
+def test_a_killed_tilebox_runner_s_task_runs_again_once_its_key_s_lease_ends(
+    stack: Any, cluster: str, tilebox_runners: list[TileboxRunner], tmp_path: Path
+) -> None:
+    """Crash recovery for Tilebox runners is the lease (never extended over HTTP/1.1): with a runner key of a
+    3 s lease, a task whose runner was killed (SIGKILL, no goodbye) is taken over by another runner once the
+    lease and the ticket's margin are over, as a lease loss, not a retry."""
+    token = make_key(stack, "runner", cluster, lease_seconds=3)
+    first = start_runner(stack, token, cluster, tmp_path, tilebox_runners, "Gated")
+    client = stack.client()
+    job = client.jobs().submit("killed", fleet_tasks.Gated("k"), cluster=cluster)
+    wait_until(lambda: list(tmp_path.glob("started-k-*")), timeout=60, what="the gated task to start")
+    os.killpg(first.proc.pid, signal.SIGKILL)  # the runner and the renewer it spawned
+    first.proc.wait(timeout=10)
+    (tmp_path / "gate-k").write_text("open")  # the next attempt runs through
+
+    start_runner(stack, token, cluster, tmp_path, tilebox_runners, "Gated")
+    assert wait_until(job_done(client, job), timeout=60, what="the job on the second runner").state == "COMPLETED"
+    (task,) = client.jobs().tasks(job)
+    assert (task.state, task.retry_count, task.lease_losses) == ("COMPUTED", 0, 1)
+    assert len(list(tmp_path.glob("started-k-*"))) == 2  # two processes started it: the killed one and the next
