@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from taskfleet_functions.connect.proto import workflows_core_pb2 as core
+from taskfleet_functions.connect.proto import workflows_diagram_pb2 as diagram_pb
 from taskfleet_functions.connect.proto import workflows_job_pb2 as job_pb
 from taskfleet_functions.connect.proto import workflows_task_pb2 as task_pb
 from taskfleet_functions.connect.proto import workflows_workflows_pb2 as workflows_pb
@@ -223,6 +224,15 @@ def test_failures_retry_fail_the_job_and_a_runner_error_gives_the_task_back(
     assert found.state == core.JOB_STATE_FAILED
     retried = call(stack.url, JOBS + "RetryJob", job_pb.RetryJobRequest(job_id=submitted.id), keys["admin"])
     assert retried.message(job_pb.RetryJobResponse).num_tasks_rescheduled == 1
+    # the job's diagram, as `jobs().visualize` asks for it: an SVG with its task and its name
+    drawn = call(
+        stack.url,
+        JOBS + "VisualizeJob",
+        job_pb.VisualizeJobRequest(job_id=submitted.id, include_job_name=True),
+        keys["reader"],
+    ).message(diagram_pb.Diagram)
+    svg = drawn.svg.decode()
+    assert svg.lstrip().startswith(("<svg", "<?xml")) and "Flaky" in svg and "fails" in svg
 
 
 def test_otlp_exports_are_accepted_with_a_key_and_refused_without(stack: Any, keys: dict[str, str]) -> None:
