@@ -9,6 +9,7 @@ import json
 import time
 import urllib.error
 import urllib.request
+import uuid
 from typing import Any
 
 import pytest
@@ -334,3 +335,27 @@ def test_a_full_key_submits_and_runs_on_every_cluster(stack: Any, keys: dict[str
         ).error()["code"]
         == "not_found"
     )
+
+
+def test_a_next_task_that_crashed_after_its_claim_is_answered_by_the_retry(
+    stack: Any, keys: dict[str, str], cluster: str
+) -> None:
+    """The function dies after the claim's write (before the job is marked RUNNING): the ticket goes back at
+    once, and the retried NextTask is recognised as the same claim (same message, same lease token): the task
+    runs now as the same attempt, not after the Tilebox lease of 30 minutes."""
+    from taskfleet_functions import faults
+
+    submitted = _submit(stack, keys, cluster, ("Crash", "v1.0", b"1"))
+    faults.arm("claim.before_job_running")
+    try:
+        poll = task_pb.NextTaskRequest(next_task_to_run=wanted(cluster, ("Crash", "v1.0")))
+        crashed = call(stack.url, TASKS + "NextTask", poll, keys["runner"])
+        assert crashed.status == 502 and faults.hits("claim.before_job_running") == 1
+    finally:
+        faults.disarm_all()
+    retried = _next(stack, keys["runner"], cluster, ("Crash", "v1.0"))
+    assert retried.HasField("next_task") and retried.next_task.retry_count == 0
+    done = task_pb.NextTaskRequest(computed_task=task_pb.ComputedTask(id=retried.next_task.id))
+    assert call(stack.url, TASKS + "NextTask", done, keys["runner"]).status == 200
+    (task,) = stack.client().jobs().tasks(str(uuid.UUID(bytes=submitted.id.uuid)))
+    assert (task.state, task.attempt, task.lease_losses) == ("COMPUTED", 1, 0)

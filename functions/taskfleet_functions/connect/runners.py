@@ -4,10 +4,11 @@ A taskfleet runner receives its tickets from SQS itself and names job, attempt a
 Tilebox runner does neither: it asks for "a task I can run" and reports by task id alone. So this side does
 the runner's part of the queue protocol on the runner's behalf (docs/architecture.md, "Tilebox SDK clients"):
 - NextTask receives a ticket from the runner's lanes (a short poll, then a wait of at most RECEIVE_WAIT),
-  claims its task with the same conditional write as any claim, and hides the ticket for the lease: the
-  ticket stays the watchdog that hands the task to another runner if this one dies.
-- The claim's write stores, on the task item, a fresh nonce and the ticket's receipt. The lease token is
-  HMAC(bearer token, task id : nonce): only the key's holder can make it, and nothing secret is stored.
+  hidden for the lease from the start, and claims its task with the same conditional write as any claim:
+  the ticket stays the watchdog that hands the task to another runner if this one dies.
+- The claim's write stores, on the task item, a nonce (the ticket's message id) and the ticket's receipt. The
+  lease token is HMAC(bearer token, task id : nonce): only the key's holder can make it, nothing secret is
+  stored, and a claim retried after a lost answer (the same message, received again) is the same claim.
 - A report (ComputedTask, TaskFailed) reads the task item, rebuilds that token and reports as any runner
   does. Whatever the engine answers (a duplicate, a stale attempt), the call answers 200: the SDK retries
   an error forever or stops the runner, and neither helps (docs/notes/tilebox-connect-findings.md, section 3).
@@ -153,37 +154,46 @@ class TaskService:
             self._lanes[key] = (now + LANES_TTL, urls)
         return urls
 
-    def _receive_one(self, url: str, wait: int) -> list[tuple[str, dict[str, Any]]]:
+    def _receive_one(self, url: str, wait: int, hidden: int) -> list[tuple[str, dict[str, Any]]]:
         try:
-            return [(url, message) for message in self.engine.queues.receive(url, max_messages=1, wait=wait)]
+            received = self.engine.queues.receive(url, max_messages=1, wait=wait, visibility=hidden)
+            return [(url, message) for message in received]
         except Exception as err:  # one lane failing must not fail the poll
             logger.warning("receive failed", extra={"error_type": type(err).__name__})
             return []
 
-    def _receive(self, urls: list[str]) -> list[tuple[str, dict[str, Any]]]:
-        """A ticket from some lane: short polls one lane after the other, from a random one on (no lane
-        starves), until one delivers; then a wait of RECEIVE_WAIT on every lane at once. Tickets beyond the
-        first (several lanes delivered in that wait) are handed back by the caller: each receive counts
-        towards a ticket's redrive limit, so lanes are not all asked at once when one answer will do."""
+    def _receive(self, urls: list[str], hidden: int) -> list[tuple[str, dict[str, Any]]]:
+        """A ticket from some lane, received hidden for `hidden` seconds (the claim's lease and margin: no
+        second request to hide it once claimed): short polls one lane after the other, from a random one on
+        (no lane starves), until one delivers; then a wait of RECEIVE_WAIT on every lane at once. Tickets
+        beyond the first (several lanes delivered in that wait) are handed back by the caller: each receive
+        counts towards a ticket's redrive limit, so lanes are not all asked at once when one answer will do."""
         start = random.randrange(len(urls))
         for url in urls[start:] + urls[:start]:
-            found = self._receive_one(url, 0)
+            found = self._receive_one(url, 0, hidden)
             if found:
                 return found
-        waits = [_pool.submit(self._receive_one, url, RECEIVE_WAIT) for url in urls]
+        waits = [_pool.submit(self._receive_one, url, RECEIVE_WAIT, hidden) for url in urls]
         return [item for future in waits for item in future.result()]
 
     def _claim_next(self, slug: str, registered: list[tuple[str, str]], caller: Caller) -> core.Task | None:
         urls = self._lane_urls(slug, registered)
         if not urls:
             return None
-        received = self._receive(urls)
+        seconds = self._lease_seconds(caller)
+        received = self._receive(urls, seconds + min(TICKET_MARGIN, seconds))
         found: core.Task | None = None
-        for url, message in received:
+        for i, (url, message) in enumerate(received):
+            try:
+                found = self._claim(slug, registered, caller, url, message)
+            except Exception:  # the call fails (and is retried); no ticket may stay hidden for a lease
+                for lane, unclaimed in received[i:]:
+                    self._quietly(self.engine.queues.change_visibility, lane, unclaimed["ReceiptHandle"], 0)
+                raise
             if found is not None:  # one task per answer: the others go back to their lanes at once
-                self._quietly(self.engine.queues.change_visibility, url, message["ReceiptHandle"], 0)
-                continue
-            found = self._claim(slug, registered, caller, url, message)
+                for lane, other in received[i + 1 :]:
+                    self._quietly(self.engine.queues.change_visibility, lane, other["ReceiptHandle"], 0)
+                break
         return found
 
     def _claim(
@@ -202,7 +212,10 @@ class TaskService:
             self._quietly(queues.change_visibility, url, receipt, 0)
             return None
         seconds = self._lease_seconds(caller)
-        nonce = secrets.token_hex(8)
+        # The ticket's message id: a claim retried after a lost answer receives the same message again, makes
+        # the same lease token and is recognised as this key's own claim (RUN); a duplicate ticket of a task
+        # running elsewhere is another message, so its claim finds the task busy.
+        nonce = str(message.get("MessageId") or secrets.token_hex(8))
         claim = Claim(
             job_id=ticket.job_id,
             task_id=ticket.task_id,
@@ -224,8 +237,7 @@ class TaskService:
         if result.status == ClaimStatus.BUSY:
             self._quietly(queues.change_visibility, url, receipt, max(1, result.retry_after_ms // 1000))
             return None
-        assert result.task is not None
-        self._quietly(queues.change_visibility, url, receipt, seconds + min(TICKET_MARGIN, seconds))
+        assert result.task is not None  # its ticket was received hidden for the lease and margin already
         job = {
             "job_id": ticket.job_id,
             "name": result.task.get("job_name"),

@@ -168,12 +168,19 @@ class Queues:
             time.sleep(min(1.0, 0.02 * 2**attempt) * random.random())
         return 0
 
-    def receive(self, queue_url: str, *, max_messages: int = 10, wait: int = 0) -> list[dict[str, Any]]:
+    def receive(
+        self, queue_url: str, *, max_messages: int = 10, wait: int = 0, visibility: int | None = None
+    ) -> list[dict[str, Any]]:
+        """`visibility`: hide what is received this long (else the queue's visibility timeout, the lease)."""
+        options: dict[str, Any] = {}
+        if visibility is not None:
+            options["VisibilityTimeout"] = max(0, min(int(visibility), MAX_VISIBILITY))
         resp = self.client.receive_message(
             QueueUrl=queue_url,
             MaxNumberOfMessages=max_messages,
             WaitTimeSeconds=wait,
             MessageSystemAttributeNames=["ApproximateReceiveCount"],
+            **options,
         )
         return list(resp.get("Messages", []))
 
