@@ -18,7 +18,7 @@ help:
 	@echo "make demo   - install everything, run the example workflow on the local stack (moto)"
 	@echo "make test   - install everything, run lint and the whole test suite (what CI runs)"
 	@echo "make tilebox - build/tilebox-venv: the reference Tilebox SDK for tests/tilebox (hashed pins: requirements/tilebox.txt, from tools/lock_tilebox.py)"
-	@echo "make bench  - run the benchmarks (print tables, write bench/results.json, critical-path-, selection-, progress-results.json)"
+	@echo "make bench  - run the benchmarks (print tables, write bench/results.json, critical-path-, selection-, progress-, tilebox-results.json)"
 	@echo "make synth  - synthesize the CDK app offline (runs cdk-nag); make deploy to deploy it"
 	@echo "make lint   - ruff (lint and format check) and mypy; make format formats"
 	@echo "make lock   - re-resolve requirements/lock.txt from the top-level pins in requirements/*.txt"
@@ -91,11 +91,12 @@ format: setup
 	$(BIN)/ruff format $(LINTED)
 	$(BIN)/ruff check --fix $(LINTED)
 
-bench: setup
+bench: setup tilebox
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.critical_path
 	$(BIN)/python -m bench.selection
 	$(BIN)/python -m bench.progress
+	$(BIN)/python -m bench.tilebox
 
 # The lock, then the hashed files what is deployed installs with --require-hashes (the runner image's
 # runner/requirements.txt, the Lambda bundle's infra/lambda-requirements*.txt): versions from the lock,
