@@ -440,9 +440,9 @@ class KeyClient:
         lease_seconds: int | None = None,
         description: str | None = None,
     ) -> dict[str, Any]:
-        """A new key of `role` (reader, submitter, admin or runner; a runner key needs the `cluster` it reaches
-        and may set the `lease_seconds` of its claims). The answer's "token" is shown only here: taskfleet keeps
-        its hash alone, so a lost token means a new key."""
+        """A new key of `role` (reader, submitter, admin, runner or full; a runner key needs the `cluster` it
+        reaches; runner and full keys may set the `lease_seconds` of their claims). The answer's "token" is shown
+        only here: taskfleet keeps its hash alone, so a lost token means a new key."""
         slug = cluster.slug if isinstance(cluster, Cluster) else cluster
         body = {"role": role, "cluster": slug, "lease_seconds": lease_seconds, "description": description}
         return dict(self._t.request("POST", "/keys", {k: v for k, v in body.items() if v is not None}))
