@@ -72,7 +72,9 @@ def handle(event: dict[str, Any]) -> dict[str, Any]:
     if key.role not in rpc.roles:
         allowed = ", ".join(sorted(rpc.roles))
         raise ConnectError(
-            "permission_denied", f"a {key.role} key may not call {path.rsplit('/', 1)[-1]} (keys that may: {allowed})"
+            "permission_denied",
+            f"{'an' if key.role[0] in 'aeiou' else 'a'} {key.role} key may not call {path.rsplit('/', 1)[-1]}"
+            f" (keys that may: {allowed})",
         )
     logger.append_keys(rpc=path, key_id=key.key_id, cluster=key.cluster)
     request = parse(rpc.request, request_body(event))
