@@ -359,3 +359,17 @@ def test_a_next_task_that_crashed_after_its_claim_is_answered_by_the_retry(
     assert call(stack.url, TASKS + "NextTask", done, keys["runner"]).status == 200
     (task,) = stack.client().jobs().tasks(str(uuid.UUID(bytes=submitted.id.uuid)))
     assert (task.state, task.attempt, task.lease_losses) == ("COMPUTED", 1, 0)
+
+
+def test_an_unexpected_error_is_connect_internal_never_a_502(
+    stack: Any, keys: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The SDK survives only "internal" (its runner retries it); a 502 would read as "unavailable" and stop it."""
+
+    def broken() -> list[Any]:
+        raise RuntimeError("the table is on fire")
+
+    monkeypatch.setattr(stack.orchestrator, "list_clusters", broken)
+    answer = call(stack.url, CLUSTERS + "ListClusters", workflows_pb.ListClustersRequest(), keys["reader"])
+    assert answer.status == 500
+    assert answer.error() == {"code": "internal", "message": "internal error; the request can be retried"}

@@ -77,6 +77,17 @@ def ok(body: Any, status: int = 200) -> Response[str]:
     return Response(status_code=status, content_type="application/json", body=json.dumps(body))
 
 
+def log_unexpected(err: Exception) -> None:
+    """An unhandled error: its type and where it was raised at ERROR; the message and traceback (which may
+    quote task input) only at DEBUG (docs/reliability.md, "Security")."""
+    frame = err.__traceback__
+    while frame is not None and frame.tb_next is not None:
+        frame = frame.tb_next
+    where = f"{frame.tb_frame.f_code.co_filename}:{frame.tb_lineno}" if frame is not None else "?"
+    logger.error("unhandled error", extra={"error_type": type(err).__name__, "raised_at": where})
+    logger.debug("unhandled error details", exc_info=err)
+
+
 def make_app() -> APIGatewayHttpResolver:
     app = APIGatewayHttpResolver()
 
@@ -106,14 +117,7 @@ def make_app() -> APIGatewayHttpResolver:
 
     @app.exception_handler(Exception)
     def _unexpected(err: Exception) -> Response[str]:
-        # The type and where it was raised at ERROR; the message and traceback (which may quote task
-        # input) only at DEBUG (docs/reliability.md, "Security").
-        frame = err.__traceback__
-        while frame is not None and frame.tb_next is not None:
-            frame = frame.tb_next
-        where = f"{frame.tb_frame.f_code.co_filename}:{frame.tb_lineno}" if frame is not None else "?"
-        logger.error("unhandled error", extra={"error_type": type(err).__name__, "raised_at": where})
-        logger.debug("unhandled error details", exc_info=err)
+        log_unexpected(err)
         return error(500, "InternalError", "internal error; the request can be retried")
 
     return app

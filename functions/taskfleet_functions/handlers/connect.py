@@ -19,7 +19,7 @@ from ..connect.wire import ConnectError, failure, parse, raw, request_body, succ
 from ..faults import InjectedCrash
 from ..orchestrator.errors import DomainError
 from ..wiring import orchestrator
-from .common import logger, metrics, tracer
+from .common import log_unexpected, logger, metrics, tracer
 
 OTLP_PATHS = ("/v1/traces", "/v1/logs", "/v1/metrics")
 _service: ConnectService | None = None
@@ -96,10 +96,5 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     except InjectedCrash:
         raise
     except Exception as err:  # the SDK retries "internal" (its runner does, for reports); never a 502
-        frame = err.__traceback__
-        while frame is not None and frame.tb_next is not None:
-            frame = frame.tb_next
-        where = f"{frame.tb_frame.f_code.co_filename}:{frame.tb_lineno}" if frame is not None else "?"
-        logger.error("unhandled error", extra={"error_type": type(err).__name__, "raised_at": where})
-        logger.debug("unhandled error details", exc_info=err)
+        log_unexpected(err)
         return failure("internal", "internal error; the request can be retried")
