@@ -373,3 +373,36 @@ def test_an_unexpected_error_is_connect_internal_never_a_502(
     answer = call(stack.url, CLUSTERS + "ListClusters", workflows_pb.ListClustersRequest(), keys["reader"])
     assert answer.status == 500
     assert answer.error() == {"code": "internal", "message": "internal error; the request can be retried"}
+
+
+def test_hostile_bodies_get_a_connect_error_never_a_5xx(stack: Any, keys: dict[str, str]) -> None:
+    """Random bytes, gzipped or not, to every RPC a reader or a runner key may call: a 4xx in Connect's JSON or
+    a 200 (bytes that happen to parse, asking for nothing harmful), never a 5xx."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    paths = [
+        (JOBS + "GetJob", keys["reader"]),
+        (JOBS + "QueryJobs", keys["reader"]),
+        (JOBS + "VisualizeJob", keys["reader"]),
+        (CLUSTERS + "GetCluster", keys["reader"]),
+        (TASKS + "NextTask", keys["runner"]),
+        (TASKS + "TaskFailed", keys["runner"]),
+        (TASKS + "ExtendTaskLease", keys["runner"]),
+    ]
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(st.sampled_from(paths), st.binary(max_size=300), st.booleans())
+    def check(target: tuple[str, str], data: bytes, gzipped: bool) -> None:
+        path, token = target
+        answer = call(stack.url, path, None, token, raw=data, gzipped=gzipped)
+        assert answer.status < 500, (path, data, answer.status, answer.body[:200])
+        if answer.status != 200:
+            assert answer.error()["code"] in (
+                "invalid_argument",
+                "not_found",
+                "permission_denied",
+                "failed_precondition",
+            )
+
+    check()
