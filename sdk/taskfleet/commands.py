@@ -149,7 +149,7 @@ def _add_keys(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: 
     # not `choices`: argparse would exit 2 with its usage; the API's refusal is one line (exit 1)
     p.add_argument("--role", required=True, metavar="{reader,submitter,admin,runner,full}", help="what the key may do")
     p.add_argument("--cluster", default=None, metavar="SLUG", help="the one cluster a runner key reaches")
-    p.add_argument("--lease", type=int, default=None, metavar="SECONDS", help="a runner key's lease (1-43200)")
+    p.add_argument("--lease", type=int, default=None, metavar="SECONDS", help="a runner or full key's lease (1-43200)")
     p.add_argument("--description", default=None, metavar="TEXT", help="what the key is for (at most 200)")
     p.set_defaults(func=keys_create)
     keys_sub.add_parser("list", parents=[common], help="every key, without secrets").set_defaults(func=keys_list)
@@ -619,11 +619,15 @@ def clusters_delete(args: argparse.Namespace) -> int:
 
 
 def _key_reach(key: dict[str, Any]) -> str:
-    """Where a runner key reaches, and with which lease; nothing for the other roles."""
-    if not key.get("cluster"):
-        return ""
+    """Where a runner or full key reaches, and with which lease; nothing for the other roles."""
     lease = key.get("lease_seconds")
-    return f"cluster {key['cluster']}" + (f", lease {lease} s" if lease else "")
+    if key.get("cluster"):
+        reach = f"cluster {key['cluster']}"
+    elif key.get("role") == "full":
+        reach = "every cluster"
+    else:
+        return ""
+    return reach + (f", lease {lease} s" if lease else "")
 
 
 def keys_create(args: argparse.Namespace) -> int:
@@ -651,7 +655,7 @@ def keys_list(args: argparse.Namespace) -> int:
         [
             k["key_id"],
             k["role"],
-            k.get("cluster") or "",
+            k.get("cluster") or ("(every)" if k["role"] == "full" else ""),
             str(k.get("lease_seconds") or ""),
             k.get("description") or "",
             _short_time(k.get("created_at")),
