@@ -211,14 +211,15 @@ def test_a_cluster_name_never_makes_a_slug_with_a_double_dash(client):
 
 
 def test_jobs_list_filters_and_paginates_newest_first(client, cluster):
-    jobs = [client.jobs().submit("paged", Noop(str(i)), cluster=cluster) for i in range(7)]
-    page = client.transport.request("GET", "/jobs", query={"name": "paged", "limit": 3})
-    listed = client.jobs().list(name="paged")
+    name = f"paged-{cluster}"  # a name no other test's job contains (the filter matches part of a name)
+    jobs = [client.jobs().submit(name, Noop(str(i)), cluster=cluster) for i in range(7)]
+    page = client.transport.request("GET", "/jobs", query={"name": name, "limit": 3})
+    listed = client.jobs().list(name=name)
     assert [j.id for j in listed] == [j.id for j in reversed(jobs)]
     assert page["next_cursor"]
     for job in jobs:
         client.jobs().cancel(job)
-    assert {j.id for j in client.jobs().list(state="CANCELED", name="paged")} == {j.id for j in jobs}
+    assert {j.id for j in client.jobs().list(state="CANCELED", name=name)} == {j.id for j in jobs}
 
 
 def test_a_body_over_the_lambda_payload_limit_answers_413_and_changes_nothing(stack, client):
