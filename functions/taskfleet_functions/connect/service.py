@@ -10,8 +10,6 @@ the admin's calls and the runner's on every cluster (one Tilebox API key's reach
 
 from __future__ import annotations
 
-import base64
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +17,6 @@ from typing import Any
 from google.protobuf.message import Message
 from taskfleet import rules
 
-from ..dal.repository import JOBS, META, job_pk
 from ..orchestrator import Orchestrator
 from ..orchestrator.keys import ApiKey
 from ..views import task_view
@@ -134,8 +131,9 @@ class ConnectService:
         if not 1 <= limit <= MAX_PAGE:
             raise ConnectError("invalid_argument", f"page limit must be 1-{MAX_PAGE}")
         cursor = None
-        if req.page.HasField("starting_after"):
-            cursor = self._cursor_after(uuid_of(req.page.starting_after, "starting_after"))
+        if req.page.HasField("starting_after"):  # resolved to its position in the index (one read)
+            after = self.engine.get_job(uuid_of(req.page.starting_after, "starting_after"))
+            cursor = self.engine.table.jobs_cursor_after(after)
         found, next_cursor = self.engine.list_jobs(
             states=states,
             name=filters.name.strip() or None,  # a part of the name, in any case (the reference's match)
@@ -150,21 +148,8 @@ class ConnectService:
         out = job.QueryJobsResponse(jobs=jobs)
         if next_cursor:
             out.next_page.limit = limit
-            out.next_page.starting_after.CopyFrom(convert.id_message(self._last_job(next_cursor)))
+            out.next_page.starting_after.CopyFrom(convert.id_message(self.engine.table.cursor_job_id(next_cursor)))
         return out
-
-    def _cursor_after(self, job_id: str) -> str:
-        """taskfleet's list cursor after this job: the index position of (submitted_at, job_id)."""
-        item = self.engine.get_job(job_id)
-        position = f"{int(item['submitted_at']):015d}#{job_id}"
-        key = {"PK": job_pk(job_id), "SK": META, "GSI1PK": JOBS, "GSI1SK": position}
-        return base64.urlsafe_b64encode(json.dumps({k: {"S": v} for k, v in key.items()}).encode()).decode()
-
-    @staticmethod
-    def _last_job(cursor: str) -> str:
-        """The job a taskfleet list cursor stops after (the last one the index read, shown or filtered out)."""
-        key = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        return str(key["GSI1SK"]["S"]).split("#", 1)[1]
 
     # --- clusters ---------------------------------------------------------------------------------------
     def _cluster(self, item: dict[str, Any]) -> Message:

@@ -61,6 +61,11 @@ def task_pk(task_id: str) -> str:
     return f"TASK#{task_id}"
 
 
+def jobs_index_sk(submitted_at: int, job_id: str) -> str:
+    """A job's position in GSI1 (jobs newest first): its submission time, then its id."""
+    return f"{int(submitted_at):015d}#{job_id}"
+
+
 def job_pk(job_id: str) -> str:
     return f"JOB#{job_id}"
 
@@ -263,7 +268,7 @@ class Table:
             "type": "job",
             **attributes,
             "GSI1PK": JOBS,
-            "GSI1SK": f"{int(attributes['submitted_at']):015d}#{attributes['job_id']}",
+            "GSI1SK": jobs_index_sk(attributes["submitted_at"], attributes["job_id"]),
             "outbox_at": outbox_due,
             "GSI2PK": OUTBOX,
             "GSI2SK": f"{outbox_due:015d}",
@@ -348,7 +353,24 @@ class Table:
         if name:  # the reference's match: part of the name, case-insensitively (DynamoDB has no casefold)
             wanted = name.casefold()
             jobs = [j for j in jobs if wanted in str(j.get("name") or "").casefold()]
-        return Page(jobs, base64.urlsafe_b64encode(json.dumps(last).encode()).decode() if last else None)
+        return Page(jobs, self._encode_cursor(last) if last else None)
+
+    @staticmethod
+    def jobs_cursor_after(job: Item) -> str:
+        """The `list_jobs` cursor that goes on after this job: its key and index position, as the index returns
+        them as LastEvaluatedKey."""
+        job_id = str(job["job_id"])
+        key = {"PK": job_pk(job_id), "SK": META, "GSI1PK": JOBS, "GSI1SK": jobs_index_sk(job["submitted_at"], job_id)}
+        return Table._encode_cursor({name: {"S": value} for name, value in key.items()})
+
+    @staticmethod
+    def cursor_job_id(cursor: str) -> str:
+        """The job a `list_jobs` cursor stops after (the last one the index read, listed or filtered out)."""
+        return Table._decode_cursor(cursor)["GSI1SK"]["S"].split("#", 1)[1]
+
+    @staticmethod
+    def _encode_cursor(last: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(last).encode()).decode()
 
     @staticmethod
     def _decode_cursor(cursor: str) -> dict[str, Any]:
