@@ -142,7 +142,7 @@ class ConnectService:
             limit=limit,
             cursor=cursor,
         )
-        jobs = [self._job(item) for item in found]
+        jobs = [convert.job_message(item, f) for item, f in zip(found, self.engine.jobs_figures(found), strict=True)]
         if filters.task_states:  # from each job's figures, which its message carries anyway
             jobs = [j for j in jobs if _has_tasks_in(j, set(filters.task_states))]
         out = job.QueryJobsResponse(jobs=jobs)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,7 +15,6 @@ from ..wiring import orchestrator
 from .common import body, count, int_param, logger, make_app, metrics, ok, tracer
 
 app = make_app()
-FIGURE_READERS = 16  # concurrent reads of a list page's job figures
 
 
 @app.post("/jobs")
@@ -78,10 +76,8 @@ def list_jobs() -> Any:
         limit=int_param(app, "limit", 50, 1, 500),
         cursor=params.get("cursor"),
     )
-    # each job's figures are one Query of its partition: a page's go out side by side
-    with ThreadPoolExecutor(max_workers=FIGURE_READERS) as pool:
-        views = list(pool.map(_with_figures, jobs))
-    return ok({"jobs": views, "next_cursor": cursor})
+    figures = orchestrator().jobs_figures(jobs)
+    return ok({"jobs": [{**job_view(job), **f} for job, f in zip(jobs, figures, strict=True)], "next_cursor": cursor})
 
 
 def _with_figures(job: dict[str, Any]) -> dict[str, Any]:
