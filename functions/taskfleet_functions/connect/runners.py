@@ -54,6 +54,11 @@ TICKET_MARGIN = 60  # a claimed ticket stays hidden this much longer than the le
 _pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="connect-receive")
 
 
+def ticket_seconds(lease_seconds: int) -> int:
+    """How long a claimed ticket stays hidden: the lease and a margin (at most the lease again)."""
+    return lease_seconds + min(TICKET_MARGIN, lease_seconds)
+
+
 def lease_token(token: str, task_id: str, nonce: str) -> str:
     """The lease token of a Connect claim: made from the caller's bearer token, never stored."""
     return hmac.new(token.encode(), f"{task_id}:{nonce}".encode(), hashlib.sha256).hexdigest()
@@ -111,7 +116,7 @@ class TaskService:
             self.engine.extend(task_id, int(item["attempt"]), holder, seconds)
         except Conflict:
             raise ConnectError("failed_precondition", "the lease on this task is lost") from None
-        self._hide(item, seconds + min(TICKET_MARGIN, seconds))
+        self._hide(item, ticket_seconds(seconds))
         lease = core.TaskLease()
         lease.lease.CopyFrom(convert.duration(seconds))
         lease.recommended_wait_until_next_extension.CopyFrom(convert.duration(seconds))
@@ -181,11 +186,11 @@ class TaskService:
         if not urls:
             return None
         seconds = self._lease_seconds(caller)
-        received = self._receive(urls, seconds + min(TICKET_MARGIN, seconds))
+        received = self._receive(urls, ticket_seconds(seconds))
         found: core.Task | None = None
         for i, (url, message) in enumerate(received):
             try:
-                found = self._claim(slug, registered, caller, url, message)
+                found = self._claim(slug, registered, caller, url, message, seconds=seconds)
             except Exception:  # the call fails (and is retried); no ticket may stay hidden for a lease
                 for lane, unclaimed in received[i:]:
                     self._quietly(self.engine.queues.change_visibility, lane, unclaimed["ReceiptHandle"], 0)
@@ -197,7 +202,14 @@ class TaskService:
         return found
 
     def _claim(
-        self, slug: str, registered: list[tuple[str, str]], caller: Caller, url: str, message: dict[str, Any]
+        self,
+        slug: str,
+        registered: list[tuple[str, str]],
+        caller: Caller,
+        url: str,
+        message: dict[str, Any],
+        *,
+        seconds: int,
     ) -> core.Task | None:
         receipt = str(message["ReceiptHandle"])
         queues = self.engine.queues
@@ -211,7 +223,6 @@ class TaskService:
         if identifier is None:  # a lane serves one identifier, which this runner registered: not expected
             self._quietly(queues.change_visibility, url, receipt, 0)
             return None
-        seconds = self._lease_seconds(caller)
         # The ticket's message id: a claim retried after a lost answer receives the same message again, makes
         # the same lease token and is recognised as this key's own claim (RUN); a duplicate ticket of a task
         # running elsewhere is another message, so its claim finds the task busy.
